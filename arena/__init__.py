@@ -1,0 +1,1 @@
+"""The arena: pairwise voting between clips and Bradley–Terry ratings."""

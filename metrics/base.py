@@ -1,0 +1,176 @@
+"""The Metric contract (DESIGN.md, "Metric").
+
+A metric declares a :class:`MetricInfo` and implements either
+
+* ``score(clip, item) -> ItemScore`` — a per-item metric (loudness, WER, LSE, CLAP…), or
+* ``features(clip, item) -> np.ndarray`` plus ``compute(features, items) -> dict[output, float]`` — a set-level
+  metric (FVD, FAD, IS), whose per-item features are cached and which the runner calls once per group.
+
+Failures are never scores: raise (a MediaError, MetricUnavailable, NotApplicable or any exception) and the runner
+records NaN with the reason. Heavy imports (torch models, onnxruntime…) belong in ``load()`` so that listing
+metrics stays instant.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from mova_eval.errors import MetricUnavailable, MissingDependencyError, WeightsMissingError
+from mova_eval.spec import Clip, SuiteItem
+
+#: ``all`` is the mean of per-category values (how the MOVA toolkit reports most metrics)
+CATEGORY_MEAN = "category_mean"
+#: ``all`` is the mean over every item pooled (MOVA's LSE)
+POOLED_MEAN = "pooled_mean"
+#: a set-level statistic computed over each group's features (IS per category; FVD/FAD over the set)
+SET_LEVEL = "set_level"
+#: Σ errors / Σ reference length over the group (corpus WER, cpCER)
+CORPUS = "corpus"
+
+
+@dataclass(frozen=True)
+class Output:
+    """One number a metric reports. ``name`` is the row's ``metric`` value in items.parquet (globally unique)."""
+
+    name: str
+    direction: str = "higher"  # "higher" | "lower" | "none" (better is …)
+    unit: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str  # registry name, used in `metrics.only=[...]`
+    outputs: tuple[Output, ...]
+    description: str = ""
+    needs: frozenset[str] = frozenset()  # subset of {"video", "audio", "speech", "reference_audio", "text"}
+    extra: str | None = None  # pip extra that installs its dependencies
+    packages: tuple[str, ...] = ()  # import names that must be importable
+    weights: tuple[str, ...] = ()  # weights registry names it loads
+    aggregation: str = CATEGORY_MEAN
+    version: str = "1"  # bump when numbers can change; part of every cache key
+    reference: str = ""  # the reference implementation it matches, for the docs and the run log
+
+    def output(self, name: str) -> Output:
+        for o in self.outputs:
+            if o.name == name:
+                return o
+        raise KeyError(name)
+
+
+@dataclass
+class ItemScore:
+    """A per-item result: one value per declared output (NaN only together with a reason in ``errors``), and
+    ``details`` kept in the run log for inspection (a transcript, the chosen face track, the offset…).
+    ``errors`` maps an output to why it has no value while the others do (e.g. LSE offset found but no C)."""
+
+    values: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+    command: str | None = None  # what would make it runnable
+
+
+class Metric:
+    """Base class. Subclasses set ``info`` and override ``score`` or ``features`` + ``compute``."""
+
+    info: ClassVar[MetricInfo]
+    __abstract__: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls.__abstract__ = cls.__dict__.get("__abstract__", False)
+
+    def __init__(self, options: Mapping[str, Any] | None = None, device: str = "cpu"):
+        self.options = dict(options or {})
+        self.device = device
+
+    # ------------------------------------------------------------------ capability
+    @classmethod
+    def availability(cls) -> Availability:
+        """Whether this metric can run here, without loading models. Default: packages importable, weights present."""
+        for pkg in cls.info.packages:
+            if importlib.util.find_spec(pkg) is None:
+                cmd = f"pip install 'mova-eval[{cls.info.extra}]'" if cls.info.extra else f"pip install {pkg}"
+                return Availability(False, f"package {pkg!r} is not installed", cmd)
+        from mova_eval import weights
+
+        for w in cls.info.weights:
+            try:
+                weights.resolve(w)
+            except WeightsMissingError as e:
+                return Availability(False, f"weights {w!r} are missing", e.command)
+        return Availability(True)
+
+    def require_available(self) -> None:
+        av = self.availability()
+        if not av.ok:
+            raise MetricUnavailable(self.info.name, av.reason, av.command)
+
+    @property
+    def is_set_level(self) -> bool:
+        return type(self).compute is not Metric.compute
+
+    def applies(self, item: SuiteItem) -> bool:
+        """Whether the metric has anything to say about this item (WER only for items with speech…)."""
+        if "speech" in self.info.needs and not item.has_speech:
+            return False
+        if "reference_audio" in self.info.needs and not item.reference_audio:
+            return False
+        return True
+
+    def load(self) -> None:
+        """Import heavy dependencies and load weights, once per run. Raise MissingDependencyError /
+        WeightsMissingError / MetricUnavailable when it cannot."""
+
+    def cache_token(self) -> str:
+        """Everything besides the clip and item that changes this metric's numbers: version, options, weights."""
+        import json
+
+        from mova_eval import weights
+
+        hashes = {w: weights.fingerprint(w) for w in self.info.weights}
+        return json.dumps({"v": self.info.version, "opt": self.options, "w": hashes}, sort_keys=True, default=str)
+
+    # ------------------------------------------------------------------ per-item
+    def score(self, clip: Clip, item: SuiteItem) -> "ItemScore":
+        """Values for this item. Must be thread-safe: the runner may call it from several workers at once."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ set-level
+    def features(self, clip: Clip, item: SuiteItem) -> np.ndarray:
+        raise NotImplementedError
+
+    def compute(self, features: Sequence[np.ndarray], items: Sequence[SuiteItem]) -> dict[str, float]:
+        """Set-level values over one group's features (the runner calls it per category and for ``all``)."""
+        raise NotImplementedError
+
+    #: True when ``all`` is the mean of the category values (MOVA's IS) rather than a statistic over every item
+    all_is_category_mean: ClassVar[bool] = False
+
+    def set_groups(self, categories: list[str]) -> dict[str, list[int]]:
+        """Indices of the items in each group: one group per category plus ``all``. Override to regroup."""
+        groups: dict[str, list[int]] = {}
+        for i, c in enumerate(categories):
+            groups.setdefault(c, []).append(i)
+        groups["all"] = list(range(len(categories)))
+        return groups
+
+
+def require_package(what: str, module: str, extra: str):
+    """Import ``module`` or raise MissingDependencyError naming the extra (use inside ``load()``)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependencyError(what, module, extra) from e
+

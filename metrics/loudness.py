@@ -1,0 +1,72 @@
+"""Loudness: integrated LUFS (ITU-R BS.1770-4, gated) and RMS level in dBFS.
+
+Preprocessing as the MOVA toolkit's ``eval_audio_amplitude.py``: the whole track, resampled to 48 kHz and averaged
+to mono, then ``pyloudnorm.Meter(48000).integrated_loudness`` (K-weighting, 400 ms blocks, −70 LUFS absolute and
+−10 LU relative gates). Option ``mode: bs1770`` measures each channel as BS.1770 defines (channel energies summed)
+instead of the mono mixdown; the two agree for mono audio.
+
+Differences from the toolkit, on purpose: digital silence or audio entirely below the −70 LUFS gate has no
+integrated loudness — the toolkit lets −inf into its means, we record NaN with the reason; a track shorter than
+one 400 ms block likewise. RMS is reported in dBFS (20·log10 of √mean(x²)); the toolkit reports the linear RMS,
+which ``details`` keeps as ``rms_linear``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mova_eval.errors import MediaError
+from mova_eval.media import AudioPreset
+from mova_eval.metrics.base import CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output
+from mova_eval.spec import Clip, SuiteItem
+
+SAMPLE_RATE = 48_000
+BLOCK_S = 0.4
+
+
+class LoudnessMetric(Metric):
+    info = MetricInfo(
+        name="loudness",
+        outputs=(
+            Output("lufs", "none", "LUFS", "integrated loudness (BS.1770, gated)"),
+            Output("rms_dbfs", "none", "dBFS", "RMS level of the mono mixdown"),
+        ),
+        description="Integrated loudness and RMS level of the soundtrack",
+        needs=frozenset({"audio"}),
+        packages=("pyloudnorm",),
+        aggregation=CATEGORY_MEAN,
+        version="1",
+        reference="OpenMOSS/MOVA evaluation/metrics/audio_amplitude (pyloudnorm path)",
+    )
+
+    def __init__(self, options=None, device="cpu"):
+        super().__init__(options, device)
+        self.mode = self.options.get("mode", "mova")
+        if self.mode not in ("mova", "bs1770"):
+            raise ValueError(f"loudness: mode must be 'mova' or 'bs1770', got {self.mode!r}")
+
+    def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
+        import pyloudnorm
+
+        mono = self.mode == "mova"
+        x = clip.audio_for(AudioPreset(SAMPLE_RATE, mono=mono, name="loudness48k"))
+        n = x.shape[-1]
+        if n < BLOCK_S * SAMPLE_RATE:
+            raise MediaError(clip.path, f"audio lasts {n / SAMPLE_RATE:.3f} s, shorter than one 400 ms loudness block")
+        meter = pyloudnorm.Meter(SAMPLE_RATE)
+        data = np.asarray(x, dtype=np.float64)
+        lufs = meter.integrated_loudness(data if mono else data.T)
+        ms = float(np.mean(np.square(data)))
+        values, errors = {}, {}
+        if math.isfinite(lufs):
+            values["lufs"] = float(lufs)
+        else:
+            values["lufs"] = math.nan
+            errors["lufs"] = "audio is silent or entirely below the −70 LUFS absolute gate"
+        if ms > 0:
+            values["rms_dbfs"] = 10.0 * math.log10(ms)
+        else:
+            values["rms_dbfs"] = math.nan
+            errors["rms_dbfs"] = "audio is digital silence (RMS 0)"
+        return ItemScore(values, details={"rms_linear": math.sqrt(ms), "mode": self.mode}, errors=errors)

@@ -1,0 +1,25 @@
+"""mova-eval: one harness to generate, score and rank video+audio generation.
+
+Public API: :func:`load_runs` (run directories → pandas), :func:`run` (a composed config → run directory).
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def load_runs(path):
+    """Every item row of one run directory, or of all runs below a folder, as a pandas DataFrame."""
+    from mova_eval.results import load_runs as _load
+
+    return _load(path)
+
+
+def run(overrides=()):
+    """Compose the packaged config with Hydra-style overrides and execute the run; returns a RunOutcome."""
+    from mova_eval.config import compose
+    from mova_eval.runner import run as _run
+
+    return _run(compose(list(overrides)))
+
+
+__all__ = ["load_runs", "run", "__version__"]

@@ -1,0 +1,83 @@
+"""Content-addressed cache of generated clips, features and per-item scores.
+
+Key = sha256 of (clip content hash, extractor/metric id, its cache token: version + options + weights sha256,
+preset, item fingerprint). One root: ``$MOVA_EVAL_CACHE``, else the user cache dir. Inputs are never modified.
+Writes are atomic (temp file + rename), so concurrent workers and killed runs never leave a torn entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def cache_root() -> Path:
+    if os.environ.get("MOVA_EVAL_CACHE"):
+        return Path(os.environ["MOVA_EVAL_CACHE"]).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("mova-eval"))
+
+
+def make_key(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class Cache:
+    """A namespace under the cache root (``features``, ``scores``, ``clips``…) holding pickled values."""
+
+    def __init__(self, namespace: str, root: Path | None = None, enabled: bool = True):
+        self.dir = (root or cache_root()) / namespace
+        self.enabled = enabled
+
+    def path(self, key: str, suffix: str = ".pkl") -> Path:
+        return self.dir / key[:2] / f"{key}{suffix}"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if not self.enabled:
+            return default
+        p = self.path(key)
+        try:
+            with open(p, "rb") as f:
+                return pickle.load(f)
+        except FileNotFoundError:
+            return default
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            p.unlink(missing_ok=True)  # a torn or stale entry is recomputed, never trusted
+            return default
+
+    def put(self, key: str, value: Any) -> None:
+        if self.enabled:
+            atomic_write_bytes(self.path(key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def get_or_compute(self, key: str, compute):
+        sentinel = object()
+        hit = self.get(key, sentinel)
+        if hit is not sentinel:
+            return hit
+        value = compute()
+        self.put(key, value)
+        return value

@@ -1,0 +1,229 @@
+"""The `mova-eval` command: run, ls, validate, weights (and the subcommands that later work adds)."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Sequence
+
+from mova_eval.errors import MovaEvalError
+
+RUN_HELP = """\
+Run a suite through a generator, score the clips, and write OUTPUT_DIR/RUN_ID/{{run.json,items.parquet}}.
+
+Overrides use Hydra syntax (key=value, group=option). Examples:
+  mova-eval run                                             # smoke suite, synthetic generator, every metric that can run
+  mova-eval run suite=verse suite.path=verse_bench_prompts.json generator=directory generator.path=DIR
+  mova-eval run metrics.only=[loudness] output_dir=runs run_id=my-run   # re-run the same run_id to resume
+  mova-eval run runtime.device=cuda runtime.workers=4 suite.limit=20
+
+Config groups and their options:
+{groups}
+
+Default configuration:
+{default}"""
+
+
+def _print_summary(outcome) -> None:
+    log = outcome.log
+    rows = [r for r in log.summary if r.category == "all"]
+    print(f"\nrun {log.run_id} ({log.status}) → {outcome.run_dir}")
+    if rows:
+        header = f"{'metric':<16} {'generator':<12} {'mean':>10} {'95% CI':>21} {'n':>5} {'excl':>5}  note"
+        print(header)
+        print("-" * len(header))
+        for r in sorted(rows, key=lambda r: (r.family, r.metric, r.generator)):
+            arrow = {"higher": "↑", "lower": "↓"}.get(r.direction, " ")
+            mean = "nan" if r.mean is None else f"{r.mean:.4g}"
+            ci = "" if r.ci_low is None else f"[{r.ci_low:.4g}, {r.ci_high:.4g}]"
+            print(f"{r.metric + ' ' + arrow:<16} {r.generator:<12} {mean:>10} {ci:>21} {r.n:>5} {r.excluded:>5}  {r.note}")
+    unavailable = [m for m in log.metrics if not m.available]
+    if unavailable:
+        print("\nnot run here:")
+        for m in unavailable:
+            print(f"  {m.name}: {m.reason}" + (f"  → {m.command}" if m.command else ""))
+    c = log.counts
+    print(f"\n{c.get('rows', 0)} rows, {c.get('errors', 0)} with errors; {log.timings.get('total', 0):.1f} s")
+
+
+def cmd_run(args) -> int:
+    from mova_eval.config import compose
+    from mova_eval.runner import run
+
+    outcome = run(compose(args.overrides))
+    _print_summary(outcome)
+    return 0 if outcome.log.status == "complete" else 1
+
+
+def cmd_ls(args) -> int:
+    from mova_eval.config import compose, group_options
+    from mova_eval.registry import generator_classes, metric_classes
+
+    ok, bad = "✓", "✗"
+    print("suites:")
+    for name in group_options("suite"):
+        cfg = compose([f"suite={name}"])["suite"]
+        note = "embedded" if cfg.get("loader") == "smoke" else "needs suite.path=FILE or network (Hugging Face hub)"
+        print(f"  {ok} {name:<14} {note}")
+    print("generators:")
+    confs = set(group_options("generator"))
+    for name, cls in generator_classes().items():
+        cfg = compose([f"generator={name}"])["generator"] if name in confs else {"name": name}
+        good, reason, command = cls.availability(cfg)
+        line = f"  {ok if good else bad} {name:<14}"
+        if not good:
+            line += f" {reason}" + (f"  → {command}" if command else "")
+        print(line)
+    print("metrics:")
+    for name, cls in metric_classes().items():
+        av = cls.availability()
+        outs = ", ".join(o.name for o in cls.info.outputs)
+        line = f"  {ok if av.ok else bad} {name:<14} [{outs}]"
+        if not av.ok:
+            line += f"  {av.reason}" + (f"  → {av.command}" if av.command else "")
+        print(line)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from mova_eval.config import compose
+    from mova_eval.registry import get_generator_class
+    from mova_eval.suites import load_suite, summarize
+
+    cfg = compose(args.overrides)
+    problems: list[str] = []
+    suite = load_suite(cfg["suite"])
+    s = summarize(suite)
+    print(f"suite {suite.name} (v{suite.version}) from {suite.source}: {s['items']} items, {s['with_speech']} with speech")
+    for cat, c in s["categories"].items():
+        print(f"  {cat:<12} {c['items']:>4} items  (speech en {c['en']}, zh {c['zh']}, none {c['none']})")
+    if any(o.split("=")[0] == "generator" for o in args.overrides):
+        gcls = get_generator_class(cfg["generator"]["name"])
+        gen = gcls(cfg["generator"])
+        if hasattr(gen, "validate"):
+            problems += gen.validate(suite)
+    if problems:
+        print(f"\n{len(problems)} problem(s):")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    print("\nno problems found")
+    return 0
+
+
+def cmd_weights(args) -> int:
+    from mova_eval import weights
+
+    if args.action == "list":
+        for name, spec in weights.registry().items():
+            status, detail = weights.verify(name) if args.check else ("", "")
+            size = f"{spec.size / 1e6:.1f} MB" if spec.size else "size ?"
+            pin = spec.sha256 or weights.local_pins().get(name) or "not pinned"
+            print(f"{name}\n  file: {spec.filename} ({size}); licence: {spec.license}; used by: {', '.join(spec.used_by)}")
+            print(f"  url: {spec.urls[0]}" + (f" (+{len(spec.urls) - 1} mirror)" if len(spec.urls) > 1 else ""))
+            print(f"  sha256: {pin}" + (f"; status: {status} {detail}" if status else ""))
+        if not weights.registry():
+            print("(no checkpoints registered)")
+        return 0
+    if args.action == "fetch":
+        for name in args.names:
+            path = weights.fetch(name, force=args.force)
+            print(f"{name}: {path}")
+        return 0
+    if args.action == "verify":
+        names = args.names or list(weights.registry())
+        worst = 0
+        for name in names:
+            status, detail = weights.verify(name)
+            print(f"{status:<9} {name}  {detail}")
+            worst = max(worst, {"ok": 0, "unpinned": 0, "missing": 0, "mismatch": 1}[status])
+        return worst
+    return 2
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    from mova_eval.config import GROUPS, group_options
+
+    p = argparse.ArgumentParser(prog="mova-eval", description="Evaluate video+audio generators: run suites, score "
+                                "clips, publish leaderboards.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    groups = "\n".join(f"  {g:<10} {', '.join(group_options(g))}" for g in GROUPS)
+    r = sub.add_parser("run", help="run a suite and score it", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=RUN_HELP.format(groups=groups, default=_default_yaml() if _wants_help(argv)
+                                                   else "  (shown by `mova-eval run --help`)"))
+    r.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. suite=verse metrics.only=[loudness]")
+    r.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("ls", help="list suites, generators and metrics, and whether each can run here")
+    ls.set_defaults(func=cmd_ls)
+
+    v = sub.add_parser("validate", help="check a suite file and/or a clip folder without scoring",
+                       description="Examples:\n  mova-eval validate suite=verse suite.path=FILE\n"
+                                   "  mova-eval validate suite=verse suite.path=FILE generator=directory generator.path=DIR",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    v.add_argument("overrides", nargs="*", help="Hydra overrides selecting the suite (and generator=directory)")
+    v.set_defaults(func=cmd_validate)
+
+    w = sub.add_parser("weights", help="the checkpoint registry: list, fetch, verify")
+    wsub = w.add_subparsers(dest="action", metavar="ACTION")
+    wsub.required = True
+    wl = wsub.add_parser("list", help="every registered checkpoint with URL, size, sha256 and licence")
+    wl.add_argument("--check", action="store_true", help="also hash the files present")
+    wf = wsub.add_parser("fetch", help="download checkpoints (resumable, checksum-verified)")
+    wf.add_argument("names", nargs="+", metavar="NAME")
+    wf.add_argument("--force", action="store_true", help="download again even if a file is present")
+    wv = wsub.add_parser("verify", help="hash present checkpoints and compare with the pinned sha256")
+    wv.add_argument("names", nargs="*", metavar="NAME")
+    w.set_defaults(func=cmd_weights)
+
+    for extend in _extensions():
+        extend(sub)
+    return p
+
+
+def _extensions():
+    """Subcommand groups contributed by other parts of the package (arena, reference statistics…)."""
+    out = []
+    for mod_name in ("mova_eval.arena.cli", "mova_eval.reference_cli"):
+        try:
+            mod = __import__(mod_name, fromlist=["register"])
+        except ImportError:
+            continue
+        out.append(mod.register)
+    return out
+
+
+def _wants_help(argv: Sequence[str] | None) -> bool:
+    args = sys.argv[1:] if argv is None else list(argv)
+    return "-h" in args or "--help" in args
+
+
+def _default_yaml() -> str:
+    try:
+        from omegaconf import OmegaConf
+
+        from mova_eval.config import compose
+
+        return "  " + OmegaConf.to_yaml(compose([])).replace("\n", "\n  ")
+    except Exception as e:  # help must never crash
+        return f"  (could not compose: {e})"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MovaEvalError as e:
+        print(f"mova-eval: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mova-eval: interrupted; re-run with the same run_id to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

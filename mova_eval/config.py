@@ -1,0 +1,43 @@
+"""Compose the packaged Hydra config with command-line overrides, without Hydra's side effects in the cwd."""
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from mova_eval.errors import ConfigError
+
+GROUPS = ("suite", "generator", "metrics", "runtime")
+
+
+def group_options(group: str) -> list[str]:
+    folder = resources.files("mova_eval.conf").joinpath(group)
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def compose(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("mova_eval.conf", version_base=None):
+            cfg = hydra_compose("config", overrides=list(overrides))
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(f"bad configuration: {e}") from e
+    finally:
+        GlobalHydra.instance().clear()
+    _check_required(data)
+    return data
+
+
+def _check_required(cfg: dict, prefix: str = "") -> None:
+    for k, v in cfg.items():
+        if v == "???":
+            raise ConfigError(f"{prefix}{k} is required (e.g. mova-eval run {prefix}{k}=...)")
+        if isinstance(v, dict):
+            _check_required(v, f"{prefix}{k}.")

@@ -1,0 +1,114 @@
+"""Typed errors. Every error names the thing at fault and, where one exists, the command that fixes it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MovaEvalError(Exception):
+    """Base class of every error mova-eval raises on purpose."""
+
+
+class ConfigError(MovaEvalError):
+    """A configuration value is missing or inconsistent; raised before any model loads."""
+
+
+class RegistryKeyError(MovaEvalError, KeyError):
+    """An unknown generator, metric, suite or weights name, with did-you-mean suggestions."""
+
+    def __init__(self, kind: str, name: str, known: list[str]):
+        import difflib
+
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        super().__init__(f"unknown {kind} {name!r}.{hint} Known: {', '.join(sorted(known)) or '(none)'}")
+        self.kind, self.name = kind, name
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class MissingDependencyError(MovaEvalError, ImportError):
+    """An optional dependency is not installed; the message carries the pip command."""
+
+    def __init__(self, what: str, package: str, extra: str | None = None, command: str | None = None):
+        self.package, self.extra = package, extra
+        self.command = command or (f"pip install 'mova-eval[{extra}]'" if extra else f"pip install {package}")
+        super().__init__(f"{what} needs the package {package!r}, which is not installed. Install it with: {self.command}")
+
+
+class WeightsMissingError(MovaEvalError):
+    """A checkpoint is not on disk; nothing is downloaded implicitly, so the message gives the fetch command."""
+
+    def __init__(self, name: str, searched: list[Path]):
+        self.name = name
+        self.command = f"mova-eval weights fetch {name}"
+        where = ", ".join(str(p) for p in searched) or "(nowhere)"
+        super().__init__(
+            f"weights {name!r} are not available (looked in: {where}). "
+            f"Fetch them with: {self.command}   (or put the file in $MOVA_EVAL_WEIGHTS)"
+        )
+
+
+class WeightsChecksumError(MovaEvalError):
+    """A checkpoint on disk does not match its pinned sha256."""
+
+
+class SuiteError(MovaEvalError):
+    """A suite file is malformed; names the file, the item and the field."""
+
+    def __init__(self, source: str | Path, problem: str, item: str | None = None, field: str | None = None):
+        self.source, self.item, self.field = str(source), item, field
+        where = str(source)
+        if item is not None:
+            where += f": item {item!r}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {problem}")
+
+
+class MediaError(MovaEvalError):
+    """A media file cannot be used; names the file and the problem. Subclasses say which kind of problem."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{path}: {problem}")
+
+
+class UnreadableMediaError(MediaError):
+    """The container cannot be opened or is truncated/corrupt."""
+
+
+class MissingStreamError(MediaError):
+    """The file has no stream of the kind a metric needs (e.g. no audio track)."""
+
+    def __init__(self, path: str | Path, kind: str):
+        self.kind = kind
+        super().__init__(path, f"has no {kind} stream")
+
+
+class EmptyMediaError(MediaError):
+    """A stream decodes to zero frames or zero samples."""
+
+
+class InvalidAudioError(MediaError):
+    """Decoded audio contains NaN or infinite samples."""
+
+
+class MediaLimitError(MediaError):
+    """Frame size, duration or sample count is outside what the harness accepts."""
+
+
+class NotApplicable(MovaEvalError):
+    """A metric does not apply to this item (e.g. WER on an item with no speech); recorded, not an error."""
+
+
+class MetricUnavailable(MovaEvalError):
+    """A metric cannot run on this machine (missing extra or weights); carries the command that fixes it."""
+
+    def __init__(self, metric: str, reason: str, command: str | None = None):
+        self.metric, self.reason, self.command = metric, reason, command
+        super().__init__(f"{metric} is unavailable: {reason}" + (f" (fix: {command})" if command else ""))
+
+
+class GenerationError(MovaEvalError):
+    """A generator could not produce a clip for one request; the run records it and goes on."""

@@ -1,0 +1,393 @@
+"""Decode once, preprocess by named preset, encode for generators.
+
+Everything that touches containers goes through here (PyAV), so a clip is decoded exactly once per run and
+each metric asks for the preprocessing it needs (fps, size, filter, sample rate, channels, duration) by preset.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from mova_eval.errors import (
+    EmptyMediaError,
+    InvalidAudioError,
+    MediaLimitError,
+    MissingStreamError,
+    UnreadableMediaError,
+)
+from mova_eval.spec import Clip
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi")
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """Inputs beyond these are refused with MediaLimitError rather than exhausting memory."""
+
+    max_side: int = 4096
+    max_duration_s: float = 600.0
+    max_frames: int = 20_000
+    min_side: int = 8
+
+
+DEFAULT_LIMITS = MediaLimits()
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def probe(path: str | Path) -> dict:
+    """Stream facts without decoding: used by `validate` and to skip work early."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise UnreadableMediaError(path, "file does not exist")
+    try:
+        with av.open(str(path)) as c:
+            v = c.streams.video[0] if c.streams.video else None
+            a = c.streams.audio[0] if c.streams.audio else None
+            dur = float(c.duration / 1_000_000) if c.duration else None
+            return {
+                "has_video": v is not None,
+                "has_audio": a is not None,
+                "width": v.codec_context.width if v else None,
+                "height": v.codec_context.height if v else None,
+                "fps": float(v.average_rate) if v is not None and v.average_rate else None,
+                "frames": v.frames if v is not None else None,
+                "sample_rate": a.codec_context.sample_rate if a else None,
+                "channels": a.codec_context.channels if a else None,
+                "duration": dur,
+            }
+    except av.error.FFmpegError as e:
+        raise UnreadableMediaError(path, f"cannot open container ({e.__class__.__name__}: {e})") from e
+
+
+def decode(path: str | Path, *, video: bool = True, audio: bool = True, limits: MediaLimits = DEFAULT_LIMITS) -> Clip:
+    """Decode a file into a :class:`Clip` (video uint8 [T,H,W,3], audio float32 [C,N]).
+
+    A file with one of the two streams missing still decodes (the missing one is None); metrics that need it
+    raise MissingStreamError for that item only. A file with neither stream is an error.
+    """
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise UnreadableMediaError(path, "file does not exist")
+    if path.stat().st_size == 0:
+        raise UnreadableMediaError(path, "file is empty (0 bytes)")
+    content_hash = file_sha256(path)
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as e:
+        raise UnreadableMediaError(path, f"cannot open container ({e.__class__.__name__}: {e})") from e
+    with container:
+        vs = container.streams.video[0] if container.streams.video else None
+        as_ = container.streams.audio[0] if container.streams.audio else None
+        if vs is None and as_ is None:
+            raise MissingStreamError(path, "video or audio")
+        frames: np.ndarray | None = None
+        fps: float | None = None
+        if video and vs is not None:
+            frames, fps = _decode_video(container, vs, path, limits)
+    samples, sr = (None, None)
+    if audio and as_ is not None:
+        samples, sr = _decode_audio(path, limits)
+    durations = []
+    if frames is not None and fps:
+        durations.append(frames.shape[0] / fps)
+    if samples is not None and sr:
+        durations.append(samples.shape[1] / sr)
+    duration = max(durations) if durations else 0.0
+    return Clip(path=str(path), content_hash=content_hash, video=frames, fps=fps, audio=samples, sample_rate=sr,
+                duration=duration)
+
+
+def _decode_video(container, stream, path: Path, limits: MediaLimits) -> tuple[np.ndarray, float]:
+    import av
+
+    w, h = stream.codec_context.width, stream.codec_context.height
+    if w and h and (max(w, h) > limits.max_side or min(w, h) < limits.min_side):
+        raise MediaLimitError(path, f"frame size {w}x{h} is outside [{limits.min_side}, {limits.max_side}] pixels")
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate else None
+    out: list[np.ndarray] = []
+    try:
+        for frame in container.decode(stream):
+            out.append(frame.to_ndarray(format="rgb24"))
+            if len(out) > limits.max_frames:
+                raise MediaLimitError(path, f"more than {limits.max_frames} video frames")
+    except av.error.FFmpegError as e:
+        if not out:
+            raise UnreadableMediaError(path, f"video stream is corrupt ({e})") from e
+        # A truncated tail still gives usable frames; keep them and let the duration show the loss.
+    if not out:
+        raise EmptyMediaError(path, "video stream has zero decodable frames")
+    if fps is None or not math.isfinite(fps) or fps <= 0:
+        raise UnreadableMediaError(path, "video stream has no usable frame rate")
+    if len(out) / fps > limits.max_duration_s:
+        raise MediaLimitError(path, f"video lasts {len(out) / fps:.1f} s, over the {limits.max_duration_s:.0f} s limit")
+    arr = np.stack(out)
+    arr.setflags(write=False)
+    return arr, fps
+
+
+def _decode_audio(path: Path, limits: MediaLimits) -> tuple[np.ndarray, int]:
+    """Audio as float32 [C, N] at the stream's own rate (no resampling here: presets do that, once)."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as e:
+        raise UnreadableMediaError(path, f"cannot open container ({e})") from e
+    with container:
+        stream = container.streams.audio[0]
+        sr = stream.codec_context.sample_rate
+        if not sr:
+            raise UnreadableMediaError(path, "audio stream has no sample rate")
+        chunks: list[np.ndarray] = []
+        resampler = None
+        try:
+            for frame in container.decode(stream):
+                if resampler is None:
+                    resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=frame.sample_rate)
+                for f in resampler.resample(frame):
+                    chunks.append(f.to_ndarray())
+            if resampler is not None:
+                for f in resampler.resample(None):
+                    chunks.append(f.to_ndarray())
+        except av.error.FFmpegError as e:
+            if not chunks:
+                raise UnreadableMediaError(path, f"audio stream is corrupt ({e})") from e
+    if not chunks:
+        raise EmptyMediaError(path, "audio stream has zero decodable samples")
+    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+    if samples.shape[1] == 0:
+        raise EmptyMediaError(path, "audio stream has zero decodable samples")
+    if samples.shape[1] / sr > limits.max_duration_s:
+        raise MediaLimitError(path, f"audio lasts {samples.shape[1] / sr:.1f} s, over the {limits.max_duration_s:.0f} s limit")
+    if not np.isfinite(samples).all():
+        raise InvalidAudioError(path, "audio contains NaN or infinite samples")
+    samples.setflags(write=False)
+    return samples, int(sr)
+
+
+# ----------------------------------------------------------------------------------------------- presets
+
+
+@dataclass(frozen=True)
+class AudioPreset:
+    """How a metric wants its audio. ``mono`` returns [N] (channel mean), otherwise [C, N].
+
+    ``duration`` with ``fit``: 'pad' zero-pads or cuts to exactly that length, 'tile' repeats the signal until
+    it is at least that long (DNSMOS), 'crop' only cuts. Resampling is soxr's very-high-quality mode.
+    """
+
+    sample_rate: int
+    mono: bool = True
+    duration: float | None = None
+    fit: str = "pad"
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class VideoPreset:
+    """How a metric wants its frames: target fps (nearest earlier frame), output size (H, W) or short side,
+    resize filter name (nearest, bilinear, bicubic, area, lanczos), optional center crop (H, W), max frames."""
+
+    fps: float | None = None
+    size: tuple[int, int] | None = None
+    short_side: int | None = None
+    filter: str = "bilinear"
+    center_crop: tuple[int, int] | None = None
+    max_frames: int | None = None
+    name: str = ""
+
+
+def resample_audio(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """High-quality resampling along the last axis (soxr VHQ)."""
+    if sr_in == sr_out:
+        return np.asarray(x, dtype=np.float32)
+    import soxr
+
+    if x.ndim == 1:
+        return soxr.resample(x, sr_in, sr_out, quality="VHQ").astype(np.float32)
+    return soxr.resample(x.T, sr_in, sr_out, quality="VHQ").T.astype(np.float32).copy()
+
+
+def fit_length(x: np.ndarray, n: int, fit: str) -> np.ndarray:
+    cur = x.shape[-1]
+    if fit == "tile":
+        if cur == 0:
+            return np.zeros(x.shape[:-1] + (n,), dtype=x.dtype)
+        while x.shape[-1] < n:
+            x = np.concatenate([x, x], axis=-1)
+        return x
+    if cur >= n:
+        return x[..., :n]
+    if fit == "crop":
+        return x
+    pad = [(0, 0)] * (x.ndim - 1) + [(0, n - cur)]
+    return np.pad(x, pad)
+
+
+def apply_audio_preset(clip: Clip, preset: AudioPreset) -> np.ndarray:
+    if not clip.has_audio:
+        raise MissingStreamError(clip.path, "audio")
+    x = clip.audio
+    if preset.mono:
+        x = x.mean(axis=0)
+    x = resample_audio(x, clip.sample_rate, preset.sample_rate)
+    if preset.duration is not None:
+        x = fit_length(x, int(round(preset.duration * preset.sample_rate)), preset.fit)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    x.setflags(write=False)
+    return x
+
+
+def frame_indices(n_src: int, fps_src: float, fps_dst: float) -> np.ndarray:
+    """Indices of source frames shown at each output instant (the frame on screen at t = k / fps_dst)."""
+    duration = n_src / fps_src
+    n_dst = max(1, int(math.floor(duration * fps_dst + 1e-6)))
+    t = np.arange(n_dst) / fps_dst
+    return np.minimum(np.floor(t * fps_src + 1e-6).astype(int), n_src - 1)
+
+
+_PIL_FILTERS = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
+
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int], filter: str = "bilinear") -> np.ndarray:
+    """Resize [T,H,W,3] uint8 frames to (H, W) with a named filter ('area' uses OpenCV INTER_AREA)."""
+    h, w = size
+    if frames.shape[1:3] == (h, w):
+        return frames
+    if filter == "area":
+        import cv2
+
+        return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
+    if filter not in _PIL_FILTERS:
+        raise ValueError(f"unknown resize filter {filter!r}; choose one of {sorted(_PIL_FILTERS) + ['area']}")
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(f).resize((w, h), resample=_PIL_FILTERS[filter])) for f in frames])
+
+
+def apply_video_preset(clip: Clip, preset: VideoPreset) -> np.ndarray:
+    if not clip.has_video:
+        raise MissingStreamError(clip.path, "video")
+    frames = clip.video
+    if preset.fps is not None and abs(preset.fps - clip.fps) > 1e-6:
+        frames = frames[frame_indices(frames.shape[0], clip.fps, preset.fps)]
+    if preset.max_frames is not None:
+        frames = frames[: preset.max_frames]
+    if preset.size is not None:
+        frames = resize_frames(frames, preset.size, preset.filter)
+    elif preset.short_side is not None:
+        h, w = frames.shape[1:3]
+        s = preset.short_side / min(h, w)
+        frames = resize_frames(frames, (max(1, round(h * s)), max(1, round(w * s))), preset.filter)
+    if preset.center_crop is not None:
+        ch, cw = preset.center_crop
+        h, w = frames.shape[1:3]
+        top, left = max(0, (h - ch) // 2), max(0, (w - cw) // 2)
+        frames = frames[:, top : top + ch, left : left + cw]
+    frames = np.ascontiguousarray(frames)
+    frames.setflags(write=False)
+    return frames
+
+
+# ----------------------------------------------------------------------------------------------- encode
+
+
+def encode(path: str | Path, video: np.ndarray | None, fps: float | None, audio: np.ndarray | None = None,
+           sample_rate: int | None = None, *, lossless: bool = False, crf: int = 18) -> Path:
+    """Write a clip. Default: H.264 (yuv420p) + AAC in mp4. ``lossless``: RGB H.264 at qp 0 + PCM s16 in mkv.
+
+    The file is written to a temporary name and renamed, so a crash never leaves a half clip behind.
+    ``audio`` is float32 [C, N] or [N] in [-1, 1].
+    """
+    import av
+
+    path = Path(path)
+    if lossless and path.suffix != ".mkv":
+        raise ValueError(f"{path}: lossless clips are written as .mkv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    with av.open(str(tmp), mode="w") as out:
+        vstream = astream = None
+        if video is not None:
+            if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+                raise ValueError("video must be uint8 [T, H, W, 3]")
+            rate = Fraction(fps).limit_denominator(1001)
+            if lossless:
+                vstream = out.add_stream("libx264rgb", rate=rate)
+                vstream.pix_fmt = "rgb24"
+                vstream.options = {"qp": "0", "preset": "veryfast"}
+            else:
+                vstream = out.add_stream("libx264", rate=rate)
+                vstream.pix_fmt = "yuv420p"
+                vstream.options = {"crf": str(crf), "preset": "veryfast"}
+            h, w = video.shape[1:3]
+            if not lossless and (h % 2 or w % 2):
+                raise ValueError(f"H.264 yuv420p needs even frame sizes, got {w}x{h}")
+            vstream.width, vstream.height = w, h
+        if audio is not None:
+            a = np.asarray(audio, dtype=np.float32)
+            if a.ndim == 1:
+                a = a[None]
+            layout = "mono" if a.shape[0] == 1 else "stereo"
+            if a.shape[0] > 2:
+                raise ValueError("at most 2 audio channels are supported")
+            astream = out.add_stream("pcm_s16le" if lossless else "aac", rate=int(sample_rate))
+            astream.layout = layout
+        if vstream is not None:
+            for i, img in enumerate(video):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+                frame.pts = i
+                for packet in vstream.encode(frame):
+                    out.mux(packet)
+            for packet in vstream.encode():
+                out.mux(packet)
+        if astream is not None:
+            _mux_audio(out, astream, a, int(sample_rate), lossless)
+    tmp.replace(path)
+    return path
+
+
+def _mux_audio(out, stream, a: np.ndarray, sr: int, lossless: bool) -> None:
+    import av
+
+    a = np.clip(a, -1.0, 1.0)
+    channels = a.shape[0]
+    layout = "mono" if channels == 1 else "stereo"
+    frame_size = 1024
+    for start in range(0, a.shape[1], frame_size):
+        block = a[:, start : start + frame_size]
+        if lossless:
+            data = (block.T * 32767.0).round().astype(np.int16).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(data, format="s16", layout=layout)
+        else:
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format="fltp", layout=layout)
+        frame.sample_rate = sr
+        frame.pts = start
+        frame.time_base = Fraction(1, sr)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+
+
+def list_media(folder: str | Path) -> list[Path]:
+    """Every video file under a folder, recursively, in a stable order."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)

@@ -1,0 +1,147 @@
+"""The data that flows through a run: suite items, generation requests/results and decoded clips.
+
+These are plain dataclasses so any stage can be called alone in a test (DESIGN.md, "The flow of one run").
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+LANGUAGES = ("en", "zh", "none")
+
+
+@dataclass(frozen=True)
+class SuiteItem:
+    """One prompt of a suite.
+
+    ``category`` is the set the item belongs to (Verse-Bench: set1/set2/set3); MOVA aggregates per category.
+    ``speech_text`` is the reference transcript (empty → no speech). Multi-speaker references use
+    ``[S01] … [S02] …`` tags; ``num_speakers`` counts them (None when the item has no speech).
+    """
+
+    id: str
+    category: str
+    prompt: str
+    language: str = "none"
+    video_prompt: str = ""
+    audio_prompts: tuple[str, ...] = ()
+    speech_text: str = ""
+    speaker: str = ""
+    first_frame: str | None = None
+    reference_audio: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_speech(self) -> bool:
+        return bool(self.speech_text.strip())
+
+    @property
+    def num_speakers(self) -> int | None:
+        if not self.has_speech:
+            return None
+        import re
+
+        tags = set(re.findall(r"\[S(\d+)\]", self.speech_text))
+        return len(tags) if tags else 1
+
+    def fingerprint(self) -> str:
+        """Hash of every field, so cached per-item scores are invalidated when the item text changes."""
+        blob = json.dumps(asdict(self), sort_keys=True, default=str, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    version: int
+    items: tuple[SuiteItem, ...]
+    source: str
+    aggregation: str = "category_mean"  # how `all` is formed from categories (MOVA: mean of category means)
+    description: str = ""
+    references: Mapping[str, str] = field(default_factory=dict)  # named reference statistics the suite uses
+
+    def categories(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for it in self.items:
+            seen.setdefault(it.category, None)
+        return list(seen)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    """What a generator is asked to make. ``request_id`` is unique within a run (item id + seed)."""
+
+    request_id: str
+    item: SuiteItem
+    seed: int
+    duration_s: float | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    first_frame: str | None = None
+    out_path: str | None = None  # where the generator should write the clip (the runner chooses it)
+
+
+@dataclass
+class GenResult:
+    """A generated clip (``path``) or the reason there is none (``error``); ``provenance`` says how it was made."""
+
+    request_id: str
+    path: str | None
+    error: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.path is not None and self.error is None
+
+
+@dataclass
+class Clip:
+    """A decoded clip, shared by every metric. Arrays are read-only views; presets are memoised per clip.
+
+    video: uint8 [T, H, W, 3] or None; audio: float32 [C, N] or None.
+    """
+
+    path: str
+    content_hash: str
+    video: np.ndarray | None
+    fps: float | None
+    audio: np.ndarray | None
+    sample_rate: int | None
+    duration: float
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def has_video(self) -> bool:
+        return self.video is not None and self.video.shape[0] > 0
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio is not None and self.audio.shape[-1] > 0
+
+    def audio_for(self, preset) -> np.ndarray:
+        """Audio under an :class:`mova_eval.media.AudioPreset`, computed once per clip."""
+        from mova_eval import media
+
+        key = ("audio", preset)
+        if key not in self._memo:
+            self._memo[key] = media.apply_audio_preset(self, preset)
+        return self._memo[key]
+
+    def video_for(self, preset) -> np.ndarray:
+        """Frames under a :class:`mova_eval.media.VideoPreset`, computed once per clip."""
+        from mova_eval import media
+
+        key = ("video", preset)
+        if key not in self._memo:
+            self._memo[key] = media.apply_video_preset(self, preset)
+        return self._memo[key]

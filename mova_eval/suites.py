@@ -1,0 +1,207 @@
+"""Prompt suites: Verse-Bench (file, folder, or the Hugging Face dataset) and the embedded smoke suite.
+
+Both use the Verse-Bench JSON shape ``{set: {item_id: {prompt, video_prompt, audio_prompt, speech_prompt, …}}}``,
+so one validating loader serves them. A malformed file raises SuiteError naming the item and the field.
+"""
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from mova_eval.errors import SuiteError
+from mova_eval.spec import Suite, SuiteItem
+
+VERSE_HF_DATASET = "dorni/Verse-Bench"
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp")
+_AUDIO_EXT = (".wav", ".flac")
+
+
+def detect_language(text: str) -> str:
+    """'zh' if the text holds CJK ideographs, 'en' for other non-empty text, 'none' when empty."""
+    if not text.strip():
+        return "none"
+    return "zh" if _CJK.search(text) else "en"
+
+
+def _field(raw: Mapping, name: str, kind, source, item_id, required=True, default=None):
+    if name not in raw:
+        if required:
+            raise SuiteError(source, "is missing", item=item_id, field=name)
+        return default
+    value = raw[name]
+    if not isinstance(value, kind):
+        want = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise SuiteError(source, f"must be {want}, got {type(value).__name__}", item=item_id, field=name)
+    return value
+
+
+def parse_item(raw: Any, item_id: str, category: str, source: str, assets: Path | None = None) -> SuiteItem:
+    if not isinstance(raw, dict):
+        raise SuiteError(source, f"must be an object, got {type(raw).__name__}", item=item_id)
+    prompt = _field(raw, "prompt", str, source, item_id)
+    if not prompt.strip():
+        raise SuiteError(source, "is empty", item=item_id, field="prompt")
+    video_prompt = _field(raw, "video_prompt", str, source, item_id, required=False, default="")
+    audio = _field(raw, "audio_prompt", (list, str), source, item_id, required=False, default=[])
+    audio = [audio] if isinstance(audio, str) else audio
+    for i, a in enumerate(audio):
+        if not isinstance(a, str):
+            raise SuiteError(source, f"entry {i} must be a string", item=item_id, field="audio_prompt")
+    speech = _field(raw, "speech_prompt", dict, source, item_id, required=False, default={})
+    text = speech.get("text", "") if speech else ""
+    speaker = speech.get("speaker", "") if speech else ""
+    if not isinstance(text, str):
+        raise SuiteError(source, "must be a string", item=item_id, field="speech_prompt.text")
+    if not isinstance(speaker, str):
+        raise SuiteError(source, "must be a string", item=item_id, field="speech_prompt.speaker")
+    first_frame = raw.get("first_frame_path") or None
+    reference_audio = raw.get("reference_audio") or None
+    if assets is not None:
+        first_frame = first_frame and str((assets / first_frame)) if first_frame else _find(assets, item_id, _IMAGE_EXT)
+        reference_audio = _find(assets, item_id, _AUDIO_EXT) if not reference_audio else str(assets / reference_audio)
+    extra = {}
+    quoted = re.findall(r"[\"“]([^\"”]+)[\"”]", prompt)
+    if text and quoted and not any(_loose(text) == _loose(q) for q in quoted):
+        extra["prompt_quote_differs"] = True  # 23 Verse-Bench items: the WER reference is speech_prompt.text
+    return SuiteItem(
+        id=str(item_id), category=category, prompt=prompt, language=detect_language(text),
+        video_prompt=video_prompt, audio_prompts=tuple(audio), speech_text=text, speaker=speaker,
+        first_frame=first_frame, reference_audio=reference_audio, extra=extra,
+    )
+
+
+def _loose(s: str) -> str:
+    return re.sub(r"[\W_]+", "", s.lower().replace("’", "'"))
+
+
+def _find(folder: Path, item_id: str, exts) -> str | None:
+    for ext in exts:
+        p = folder / f"{item_id}{ext}"
+        if p.is_file():
+            return str(p)
+    return None
+
+
+def parse_suite(data: Any, *, name: str, source: str, version: int = 1, sets: list[str] | None = None,
+                asset_root: Path | None = None, description: str = "", aggregation: str = "category_mean") -> Suite:
+    if not isinstance(data, dict) or not data:
+        raise SuiteError(source, "top level must be a non-empty object of sets ({set: {item_id: item}})")
+    items: list[SuiteItem] = []
+    seen: dict[str, str] = {}
+    for category, members in data.items():
+        if sets is not None and category not in sets:
+            continue
+        if not isinstance(members, dict):
+            raise SuiteError(source, f"set {category!r} must map item ids to items, got {type(members).__name__}")
+        assets = (asset_root / category) if asset_root is not None else None
+        for item_id, raw in members.items():
+            if item_id in seen:
+                raise SuiteError(source, f"id repeats (also in set {seen[item_id]!r})", item=item_id)
+            seen[item_id] = category
+            items.append(parse_item(raw, item_id, category, source, assets if assets and assets.is_dir() else None))
+    if sets is not None:
+        missing = [s for s in sets if s not in data]
+        if missing:
+            raise SuiteError(source, f"has no set(s) {missing}; it has {list(data)}")
+    if not items:
+        raise SuiteError(source, "contains no items")
+    return Suite(name=name, version=version, items=tuple(items), source=source, description=description,
+                 aggregation=aggregation)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise SuiteError(path, "file does not exist") from e
+    except json.JSONDecodeError as e:
+        raise SuiteError(path, f"is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+
+
+def _folder_to_data(folder: Path) -> tuple[Any, Path | None]:
+    """A folder holding the prompt JSON (``verse_bench_prompts.json`` or one JSON of sets), optionally with
+    per-set asset folders ``<set>/<id>.jpg|png`` (first frames) and ``<set>/<id>.wav`` (reference audio); or a
+    folder of per-item files ``<set>/<id>.json`` as the upstream Verse-Bench code reads them."""
+    for candidate in [folder / "verse_bench_prompts.json", *sorted(folder.glob("*.json"))]:
+        if candidate.is_file():
+            return _read_json(candidate), folder
+    data: dict[str, dict] = {}
+    for set_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for f in sorted(set_dir.glob("*.json")):
+            data.setdefault(set_dir.name, {})[f.stem] = _read_json(f)
+    if not data:
+        raise SuiteError(folder, "holds no prompt JSON (expected verse_bench_prompts.json or <set>/<id>.json files)")
+    return data, folder
+
+
+def load_verse(path: str | None, *, name: str = "verse", sets: list[str] | None = None,
+               hf_dataset: str = VERSE_HF_DATASET, version: int = 1) -> Suite:
+    if path is None:
+        folder = _download_hf(hf_dataset)
+        data, assets = _folder_to_data(folder)
+        source = f"hf://{hf_dataset}"
+    else:
+        p = Path(path).expanduser()
+        if p.is_dir():
+            data, assets = _folder_to_data(p)
+        elif p.is_file():
+            data, assets = _read_json(p), None
+        else:
+            raise SuiteError(p, "does not exist (suite.path must be the prompt JSON or a Verse-Bench folder)")
+        source = str(p)
+    return parse_suite(data, name=name, source=source, version=version, sets=sets, asset_root=assets,
+                       description="Verse-Bench (UniVerse-1 / OpenMOSS MOVA evaluation prompts)")
+
+
+def _download_hf(dataset: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(dataset, repo_type="dataset"))
+    except Exception as e:  # offline or hub error: say how to proceed
+        raise SuiteError(
+            f"hf://{dataset}",
+            f"could not be fetched ({e.__class__.__name__}). Pass suite.path=FILE_OR_FOLDER with the prompt JSON "
+            "(e.g. verse_bench_prompts.json from the OpenMOSS/MOVA evaluation toolkit)",
+        ) from e
+
+
+def load_smoke() -> Suite:
+    text = resources.files("mova_eval.data").joinpath("smoke_suite.json").read_text(encoding="utf-8")
+    return parse_suite(json.loads(text), name="smoke", source="mova_eval/data/smoke_suite.json", version=1,
+                       description="Embedded smoke suite: original prompts covering speech (en, zh), dialogue, "
+                                   "sound effects, music and ambience")
+
+
+def load_suite(cfg: Mapping[str, Any]) -> Suite:
+    """Build a suite from its config group (``conf/suite/*.yaml``), applying ``limit``."""
+    kind = cfg.get("loader", cfg.get("name"))
+    if kind == "smoke":
+        suite = load_smoke()
+        if cfg.get("path"):
+            suite = parse_suite(_read_json(Path(cfg["path"])), name=cfg.get("name", "custom"), source=str(cfg["path"]))
+    elif kind == "verse":
+        suite = load_verse(cfg.get("path"), name=cfg.get("name", "verse"), sets=cfg.get("sets"),
+                           hf_dataset=cfg.get("hf_dataset", VERSE_HF_DATASET), version=int(cfg.get("version", 1)))
+    else:
+        raise SuiteError(str(kind), "unknown suite loader (known: verse, smoke)")
+    limit = cfg.get("limit")
+    if limit:
+        from dataclasses import replace
+
+        suite = replace(suite, items=suite.items[: int(limit)])
+    return suite
+
+
+def summarize(suite: Suite) -> dict:
+    """Counts per category and language, for `validate` and the run log."""
+    out: dict = {"items": len(suite), "with_speech": sum(it.has_speech for it in suite.items), "categories": {}}
+    for it in suite.items:
+        c = out["categories"].setdefault(it.category, {"items": 0, "en": 0, "zh": 0, "none": 0})
+        c["items"] += 1
+        c[it.language] += 1
+    return out

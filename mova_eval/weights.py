@@ -1,0 +1,183 @@
+"""The checkpoint registry: every model file a metric or generator loads, where it comes from, and its sha256.
+
+Nothing downloads during a run. Files are found in ``$MOVA_EVAL_WEIGHTS`` (a folder of files users already have)
+or in the cache root's ``weights/`` folder, where ``mova-eval weights fetch NAME`` puts them (resumable, checked).
+A sha256 is pinned in the registry once a download was verified; until then the first fetch records the hash it
+saw in ``weights/pins.json`` and later verifications compare against it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mova_eval.errors import RegistryKeyError, WeightsChecksumError, WeightsMissingError
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    name: str
+    filename: str
+    urls: tuple[str, ...]
+    license: str
+    used_by: tuple[str, ...]
+    sha256: str | None = None  # pinned after a verified download
+    size: int | None = None  # bytes, when known
+    description: str = ""
+    extra_files: tuple[str, ...] = field(default_factory=tuple)  # companions that must sit beside it
+
+
+_REGISTRY: dict[str, WeightSpec] = {}
+
+
+def register(spec: WeightSpec) -> WeightSpec:
+    """Called at import time by the metric/generator module that loads the file."""
+    old = _REGISTRY.get(spec.name)
+    if old is not None and old != spec:
+        raise RuntimeError(f"weights {spec.name!r} registered twice with different specs")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def registry() -> dict[str, WeightSpec]:
+    from mova_eval import registry as reg
+
+    reg.metric_classes()  # importing metric and generator modules registers their weights
+    reg.generator_classes()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get(name: str) -> WeightSpec:
+    if name not in _REGISTRY:
+        registry()
+    if name not in _REGISTRY:
+        raise RegistryKeyError("weights", name, list(_REGISTRY))
+    return _REGISTRY[name]
+
+
+def weights_dir() -> Path:
+    from mova_eval.cache import cache_root
+
+    return cache_root() / "weights"
+
+
+def search_paths(spec: WeightSpec) -> list[Path]:
+    paths = []
+    if os.environ.get("MOVA_EVAL_WEIGHTS"):
+        for root in os.environ["MOVA_EVAL_WEIGHTS"].split(os.pathsep):
+            paths.append(Path(root).expanduser() / spec.filename)
+    paths.append(weights_dir() / spec.filename)
+    return paths
+
+
+def resolve(name: str) -> Path:
+    """Path of a present checkpoint, or WeightsMissingError with the fetch command."""
+    spec = get(name)
+    searched = search_paths(spec)
+    for p in searched:
+        if p.is_file():
+            return p
+    raise WeightsMissingError(name, searched)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _pins_path() -> Path:
+    return weights_dir() / "pins.json"
+
+
+def local_pins() -> dict[str, str]:
+    p = _pins_path()
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def expected_sha256(name: str) -> str | None:
+    spec = get(name)
+    return spec.sha256 or local_pins().get(name)
+
+
+_FINGERPRINTS: dict[tuple[str, float, int], str] = {}
+
+
+def fingerprint(name: str) -> str:
+    """sha256 of the file a metric will load (memoised by path, mtime and size), or 'absent'."""
+    try:
+        path = resolve(name)
+    except WeightsMissingError:
+        return "absent"
+    st = path.stat()
+    key = (str(path), st.st_mtime, st.st_size)
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS[key] = sha256_of(path)
+    return _FINGERPRINTS[key]
+
+
+def verify(name: str) -> tuple[str, str]:
+    """(status, detail) for one entry: 'ok', 'unpinned', 'missing' or 'mismatch'."""
+    try:
+        path = resolve(name)
+    except WeightsMissingError:
+        return "missing", f"mova-eval weights fetch {name}"
+    digest = sha256_of(path)
+    want = expected_sha256(name)
+    if want is None:
+        return "unpinned", f"{path} sha256={digest}"
+    if digest != want:
+        return "mismatch", f"{path} sha256={digest}, expected {want}"
+    return "ok", str(path)
+
+
+def fetch(name: str, *, force: bool = False, progress: bool = True, timeout: float = 60.0) -> Path:
+    """Download a checkpoint into the weights folder, resuming a partial file, and check its sha256."""
+    import requests
+    from tqdm import tqdm
+
+    spec = get(name)
+    dest = weights_dir() / spec.filename
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_file() and not force:
+        status, detail = verify(name)
+        if status in ("ok", "unpinned"):
+            return dest
+        raise WeightsChecksumError(f"{name}: {detail}; delete it or pass --force")
+    part = dest.with_name(dest.name + ".part")
+    errors = []
+    for url in spec.urls:
+        try:
+            have = part.stat().st_size if part.exists() else 0
+            headers = {"Range": f"bytes={have}-"} if have else {}
+            with requests.get(url, stream=True, timeout=timeout, headers=headers) as r:
+                if r.status_code == 416:  # already complete
+                    pass
+                else:
+                    r.raise_for_status()
+                    mode = "ab" if have and r.status_code == 206 else "wb"
+                    total = int(r.headers.get("content-length", 0)) + (have if mode == "ab" else 0)
+                    with open(part, mode) as f, tqdm(total=total or None, initial=have if mode == "ab" else 0,
+                                                     unit="B", unit_scale=True, desc=name, disable=not progress) as bar:
+                        for chunk in r.iter_content(1 << 20):
+                            f.write(chunk)
+                            bar.update(len(chunk))
+            break
+        except Exception as e:  # try the next mirror, report all failures together
+            errors.append(f"{url}: {e}")
+    else:
+        raise WeightsMissingError(name, []) from RuntimeError("; ".join(errors))
+    digest = sha256_of(part)
+    want = expected_sha256(name)
+    if want is not None and digest != want:
+        raise WeightsChecksumError(f"{name}: downloaded file has sha256 {digest}, expected {want}; kept as {part}")
+    part.replace(dest)
+    if want is None:
+        pins = local_pins()
+        pins[name] = digest
+        _pins_path().write_text(json.dumps(pins, indent=2, sort_keys=True))
+    return dest
