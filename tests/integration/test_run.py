@@ -1,0 +1,119 @@
+"""`mova-eval run` end to end on the embedded smoke suite, resume after a crash, and the run log's schema."""
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from mova_eval import load_runs
+from mova_eval.cli import main
+from mova_eval.config import compose
+from mova_eval.errors import ConfigError
+from mova_eval.metrics.loudness import LoudnessMetric
+from mova_eval.results import ITEM_COLUMNS, read_run_json
+from mova_eval.runner import run
+
+BASE = ["metrics.only=[loudness]", "runtime.progress=false", "runtime.bootstrap=200"]
+
+
+def test_cli_run_writes_run_json_and_items(tmp_path, capsys):
+    rc = main(["run", f"output_dir={tmp_path}", "run_id=smoke", *BASE])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "lufs" in out and "rms_dbfs" in out and "95% CI" in out
+    log = read_run_json(tmp_path / "smoke")
+    assert log.status == "complete" and log.schema_version == 1
+    assert log.suite["name"] == "smoke" and log.suite["items"] == 10
+    assert log.config["generator"]["name"] == "synthetic" and log.packages["numpy"]
+    assert {"generate", "score", "total"} <= set(log.timings)
+    items = pd.read_parquet(tmp_path / "smoke" / "items.parquet")
+    assert set(ITEM_COLUMNS) <= set(items.columns)
+    assert len(items) == 20 and items["error"].isna().all()
+    assert set(items["metric"]) == {"lufs", "rms_dbfs"}
+    assert items["value"].between(-60, 0).all()
+    summary = [r for r in log.summary if r.category == "all" and r.metric == "lufs"][0]
+    assert summary.n == 10 and summary.excluded == 0 and summary.ci_low <= summary.mean <= summary.ci_high
+    # the mean over categories is the mean of per-category means (MOVA's rule for loudness)
+    per_cat = items[items.metric == "lufs"].groupby("category")["value"].mean()
+    assert summary.mean == pytest.approx(per_cat.mean())
+    assert load_runs(tmp_path).shape[0] == 20
+    assert not (tmp_path / "smoke" / "items.partial.jsonl").exists()
+
+
+def test_resume_after_crash_gives_identical_items(tmp_path, monkeypatch):
+    # caching off, so the resumed run's identity with the reference comes from the item log, not from the cache
+    cfg = compose([f"output_dir={tmp_path}", "run_id=r", *BASE, "runtime.cache=false"])
+    reference = run(compose([f"output_dir={tmp_path / 'ref'}", "run_id=r", *BASE, "runtime.cache=false"])).items
+
+    real_score = LoudnessMetric.score
+    calls = {"n": 0}
+
+    def crashing(self, clip, item):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt  # a kill in the middle of scoring
+        return real_score(self, clip, item)
+
+    monkeypatch.setattr(LoudnessMetric, "score", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    partial = (tmp_path / "r" / "items.partial.jsonl").read_text().splitlines()
+    assert len(partial) == 10  # five items × two outputs survived the crash
+    assert read_run_json(tmp_path / "r").status == "running"
+
+    monkeypatch.setattr(LoudnessMetric, "score", real_score)
+    resumed = run(cfg)
+    assert resumed.log.counts["resumed_rows"] == 10
+    cols = ["item_id", "metric", "value", "error", "clip_hash"]
+    pd.testing.assert_frame_equal(resumed.items[cols], reference[cols])
+
+
+def test_resume_refuses_a_changed_config(tmp_path):
+    run(compose([f"output_dir={tmp_path}", "run_id=r", *BASE, "suite.limit=2"]))
+    with pytest.raises(ConfigError, match="different configuration"):
+        run(compose([f"output_dir={tmp_path}", "run_id=r", *BASE, "suite.limit=3"]))
+
+
+def test_a_failing_metric_is_nan_with_reason_and_the_run_goes_on(tmp_path, monkeypatch):
+    real = LoudnessMetric.score
+
+    def broken_on_music(self, clip, item):
+        if item.category == "music":
+            raise RuntimeError("model exploded")
+        return real(self, clip, item)
+
+    monkeypatch.setattr(LoudnessMetric, "score", broken_on_music)
+    out = run(compose([f"output_dir={tmp_path}", "run_id=f", *BASE, "runtime.cache=false"]))
+    bad = out.items[out.items.category == "music"]
+    assert len(bad) == 2 and bad["value"].isna().all()
+    assert bad["error"].str.contains("RuntimeError: model exploded").all()
+    good = out.items[out.items.category != "music"]
+    assert good["value"].notna().all()
+    row = [r for r in out.log.summary if r.category == "all" and r.metric == "lufs"][0]
+    assert row.n == 9 and row.excluded == 1
+
+
+def test_explicitly_requested_unavailable_metric_records_nan_with_the_fix(tmp_path, monkeypatch):
+    from mova_eval.metrics.base import Availability
+
+    monkeypatch.setattr(LoudnessMetric, "availability", classmethod(
+        lambda cls: Availability(False, "weights 'x' are missing", "mova-eval weights fetch x")))
+    out = run(compose([f"output_dir={tmp_path}", "run_id=u", *BASE, "suite.limit=2", "runtime.cache=false"]))
+    assert out.items["value"].isna().all()
+    assert out.items["error"].str.contains("mova-eval weights fetch x").all()
+    status = [m for m in out.log.metrics if m.name == "loudness"][0]
+    assert not status.available and status.command == "mova-eval weights fetch x"
+
+
+def test_run_json_is_strict_json_without_nan(tmp_path):
+    run(compose([f"output_dir={tmp_path}", "run_id=j", *BASE, "suite.limit=1"]))
+    text = (tmp_path / "j" / "run.json").read_text()
+    json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+
+
+def test_workers_give_the_same_results(tmp_path):
+    one = run(compose([f"output_dir={tmp_path}", "run_id=w1", *BASE])).items
+    two = run(compose([f"output_dir={tmp_path}", "run_id=w2", *BASE, "runtime.workers=2"])).items
+    cols = ["item_id", "metric", "value"]
+    pd.testing.assert_frame_equal(one[cols], two[cols])
+    assert not any(math.isnan(v) for v in one["value"])
