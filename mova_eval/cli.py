@@ -63,13 +63,13 @@ def cmd_ls(args) -> int:
     ok, bad = "✓", "✗"
     print("suites:")
     for name in group_options("suite"):
-        cfg = compose([f"suite={name}"])["suite"]
+        cfg = compose([f"suite={name}"], require_all=False)["suite"]
         note = "embedded" if cfg.get("loader") == "smoke" else "needs suite.path=FILE or network (Hugging Face hub)"
         print(f"  {ok} {name:<14} {note}")
     print("generators:")
     confs = set(group_options("generator"))
     for name, cls in generator_classes().items():
-        cfg = compose([f"generator={name}"])["generator"] if name in confs else {"name": name}
+        cfg = compose([f"generator={name}"], require_all=False)["generator"] if name in confs else {"name": name}
         good, reason, command = cls.availability(cfg)
         line = f"  {ok if good else bad} {name:<14}"
         if not good:

@@ -14,7 +14,9 @@ def group_options(group: str) -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def compose(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+def compose(overrides: list[str] | tuple[str, ...] = (), *, require_all: bool = True) -> dict[str, Any]:
+    """The composed config as a plain dict. ``require_all`` refuses values still ``???`` (a run needs them;
+    listing and help do not)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
@@ -31,7 +33,8 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"bad configuration: {e}") from e
     finally:
         GlobalHydra.instance().clear()
-    _check_required(data)
+    if require_all:
+        _check_required(data)
     return data
 
 

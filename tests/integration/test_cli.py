@@ -49,3 +49,12 @@ def test_config_errors_exit_2_with_a_message(capsys):
 
 def test_weights_list_runs(capsys):
     assert main(["weights", "list"]) == 0
+
+
+
+def test_listing_composes_presets_that_leave_values_to_the_user():
+    # `generator=directory` needs generator.path for a run, but `mova-eval ls` must still read the preset
+    from mova_eval.config import compose
+
+    cfg = compose(["generator=directory"], require_all=False)
+    assert cfg["generator"]["name"] == "directory" and cfg["generator"]["path"] == "???"
