@@ -66,6 +66,12 @@ def generator_classes() -> dict:
     return dict(sorted(found.items()))
 
 
+@lru_cache(maxsize=None)
+def import_feature_modules() -> tuple[str, ...]:
+    """Import the shared feature extractors (metrics/features/), which register the checkpoints they load."""
+    return tuple(m.__name__ for m in _iter_modules("mova_eval.metrics.features"))
+
+
 def get_metric_class(name: str):
     classes = metric_classes()
     if name not in classes:

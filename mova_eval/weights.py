@@ -42,10 +42,12 @@ def register(spec: WeightSpec) -> WeightSpec:
 
 
 def registry() -> dict[str, WeightSpec]:
+    """Every registered checkpoint. Importing the metric, feature-extractor and generator modules registers them."""
     from mova_eval import registry as reg
 
-    reg.metric_classes()  # importing metric and generator modules registers their weights
+    reg.metric_classes()
     reg.generator_classes()
+    reg.import_feature_modules()
     return dict(sorted(_REGISTRY.items()))
 
 
