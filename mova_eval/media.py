@@ -166,6 +166,8 @@ def decode(path: str | Path, *, video: bool = True, audio: bool = True, limits: 
         vs = container.streams.video[0] if container.streams.video else None
         as_ = container.streams.audio[0] if container.streams.audio else None
         if vs is None and as_ is None:
+            if not container.streams:
+                raise UnreadableMediaError(path, "holds no streams at all (damaged, or not a media file)")
             raise MissingStreamError(path, "video or audio")
         _check_declared(path, container, vs, as_, limits)
         origin = _origin(vs, as_)
