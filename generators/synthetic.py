@@ -19,7 +19,6 @@ unless ``tts: none`` asks for that explicitly (then the provenance says "tones, 
 """
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import re
 import shutil
@@ -60,10 +59,11 @@ class TTSUnavailable(GenerationError):
 
 
 class Espeak:
-    """espeak-ng through its C library (the ``espeakng-loader`` wheel), else the ``espeak-ng`` program.
+    """espeak-ng through its C library (the ``espeakng-loader`` wheel), else the Debian ``espeak-ng`` program.
 
-    The library keeps global state, so every synthesis holds one process-wide lock; parameters are set on every
-    call, which keeps the output a function of (text, voice, rate, pitch) alone.
+    Each utterance is synthesized in a fresh process (``_espeak_worker`` for the library), because the library
+    carries state from one utterance to the next; so the audio is a function of (text, voice, rate, pitch) and
+    the engine version alone, and calls may run in parallel.
     """
 
     _lock = threading.Lock()
@@ -72,19 +72,19 @@ class Espeak:
     def __init__(self) -> None:
         self.backend: str | None = None
         self.version = ""
-        self.sample_rate = 22050
         self.why_not = ""
-        self._lib = None
         self._exe: str | None = None
-        self._chunks: list[np.ndarray] = []
-        self._callback = None
         try:
-            self._init_library()
+            self.version = self._run_worker({"info": True}).decode().strip()
+            self.backend = "library"
         except Exception as e:  # noqa: BLE001 — any failure means "try the program"
             lib_error = f"espeakng-loader: {type(e).__name__}: {e}"
             self._exe = shutil.which("espeak-ng")
             if self._exe:
-                self._init_program()
+                r = subprocess.run([self._exe, "--version"], capture_output=True, text=True, timeout=30)
+                m = re.search(r"(\d+\.\d+(?:\.\d+)?)", r.stdout)
+                self.version = m.group(1) if m else "?"
+                self.backend = "program"
             else:
                 self.why_not = f"{lib_error}; no espeak-ng program on PATH"
 
@@ -102,66 +102,31 @@ class Espeak:
     def describe(self) -> str:
         return f"espeak-ng {self.version} ({self.backend})" if self.available else f"unavailable: {self.why_not}"
 
-    def _init_library(self) -> None:
-        import espeakng_loader
+    @staticmethod
+    def _run_worker(request: dict) -> bytes:
+        import json
+        import sys
 
-        lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        lib.espeak_Initialize.restype = ctypes.c_int
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        lib.espeak_Info.restype = ctypes.c_char_p
-        lib.espeak_Info.argtypes = [ctypes.c_void_p]
-        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-                                     ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        sr = lib.espeak_Initialize(2, 0, espeakng_loader.get_data_path().encode(), 0)  # 2 = AUDIO_OUTPUT_SYNCHRONOUS
-        if sr <= 0:
-            raise RuntimeError(f"espeak_Initialize returned {sr}")
-        proto = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+        r = subprocess.run([sys.executable, "-m", "mova_eval.generators._espeak_worker"],
+                           input=json.dumps(request).encode(), capture_output=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr.decode(errors="replace").strip().splitlines()[-1:] or f"exit {r.returncode}")
+        return r.stdout
 
-        def collect(wav, n, _events):
-            if n > 0:
-                self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
-            return 0
-
-        self._callback = proto(collect)  # kept referenced: the library calls it
-        lib.espeak_SetSynthCallback(self._callback)
-        self._lib, self.sample_rate = lib, int(sr)
-        self.version = lib.espeak_Info(None).decode()
-        self.backend = "library"
-
-    def _init_program(self) -> None:
-        r = subprocess.run([self._exe, "--version"], capture_output=True, text=True, timeout=30)
-        m = re.search(r"(\d+\.\d+(?:\.\d+)?)", r.stdout)
-        self.version = m.group(1) if m else "?"
-        self.backend = "program"
-
-    def synth(self, text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
-        """float32 mono at ``self.sample_rate``."""
+    def synth(self, text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
+        """(float32 mono samples, sample rate)."""
         if not self.available:
             raise TTSUnavailable(self.why_not)
-        with self._lock:
-            if self.backend == "library":
-                return self._synth_library(text, voice, rate, pitch)
-            return self._synth_program(text, voice, rate, pitch)
+        if self.backend == "library":
+            try:
+                out = self._run_worker({"text": text, "voice": voice, "rate": int(rate), "pitch": int(pitch)})
+            except RuntimeError as e:
+                raise GenerationError(f"espeak-ng failed on {text[:40]!r}: {e}") from e
+            sr = int.from_bytes(out[:4], "little")
+            return np.frombuffer(out[4:], dtype="<i2").astype(np.float32) / 32768.0, sr
+        return self._synth_program(text, voice, rate, pitch)
 
-    def _synth_library(self, text, voice, rate, pitch) -> np.ndarray:
-        lib = self._lib
-        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise GenerationError(f"espeak-ng has no voice {voice!r}")
-        for param, value in ((1, rate), (2, 100), (3, pitch), (4, 50)):  # RATE, VOLUME, PITCH, RANGE
-            lib.espeak_SetParameter(param, int(value), 0)
-        self._chunks = []
-        data = text.encode("utf-8")
-        err = lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, 1, None, None)  # POS_CHARACTER, espeakCHARS_UTF8
-        lib.espeak_Synchronize()
-        if err != 0:
-            raise GenerationError(f"espeak-ng failed (error {err}) on {text[:40]!r}")
-        out = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        self._chunks = []
-        return (out.astype(np.float32) / 32768.0)
-
-    def _synth_program(self, text, voice, rate, pitch) -> np.ndarray:
+    def _synth_program(self, text, voice, rate, pitch) -> tuple[np.ndarray, int]:
         import soundfile as sf
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -172,8 +137,7 @@ class Espeak:
             if r.returncode != 0 or not wav.is_file():
                 raise GenerationError(f"espeak-ng failed on {text[:40]!r}: {r.stderr.decode(errors='replace')}")
             x, sr = sf.read(str(wav), dtype="float32", always_2d=True)
-        self.sample_rate = int(sr)
-        return x.mean(axis=1)
+        return x.mean(axis=1), int(sr)
 
 
 @dataclass(frozen=True)
@@ -287,8 +251,8 @@ def plan_speech(item: SuiteItem, seed: int, spec: RenderSpec) -> Speech:
         def say(rate: int) -> list[np.ndarray]:
             out = []
             for tag, said in turns:
-                x = _trim(tts.synth(said, cast[tag].name, rate, cast[tag].pitch))
-                out.append(soxr.resample(x, tts.sample_rate, spec.sample_rate, quality="VHQ").astype(np.float32))
+                x, sr = tts.synth(said, cast[tag].name, rate, cast[tag].pitch)
+                out.append(soxr.resample(_trim(x), sr, spec.sample_rate, quality="VHQ").astype(np.float32))
             return out
 
         rate = base_rate
@@ -342,37 +306,40 @@ def plan_events(item: SuiteItem, seed: int, spec: RenderSpec) -> Events:
     first, last = int(np.ceil(0.35 * spec.fps)), spec.n_frames - int(np.ceil(0.3 * spec.fps))
     span = last - first
     min_gap = max(2, int(round(0.3 * spec.fps)))
-    k = int(np.clip(rng.integers(3, 7), 1, max(1, span // min_gap)))
+    k = int(np.clip(rng.integers(3, 7), 1, max(1, span // (2 * min_gap))))
     edges = np.linspace(first, last, k + 1)
     frames = []
-    for i in range(k):
-        lo, hi = int(np.ceil(edges[i])), int(np.floor(edges[i + 1])) - min_gap // 2
-        frames.append(int(rng.integers(lo, max(lo + 1, hi))))
+    for i in range(k):  # one event per equal share of the clip, at least min_gap frames apart
+        lo, hi = int(np.ceil(edges[i])) + min_gap // 2, int(np.floor(edges[i + 1])) - min_gap // 2
+        frames.append(int(rng.integers(lo, max(lo + 1, hi + 1))))
     return Events(kind, sorted(set(f for f in frames if 0 <= f < spec.n_frames)))
 
 
 def events_audio(ev: Events, item: SuiteItem, seed: int, spec: RenderSpec) -> np.ndarray:
-    """One sound per event, starting on the event frame's first sample (no pre-roll, a one-sample attack)."""
+    """One sound per event, starting on the event frame's first sample (no pre-roll, no attack ramp)."""
     rng = _rng(item, seed, "event-sounds")
     sr, n = spec.sample_rate, spec.n_samples
     out = np.zeros(n, np.float32)
     scale = [0, 2, 4, 7, 9, 12, 14, 16]
     root = float(rng.uniform(180, 320))
-    for f in ev.frames:
-        s0 = spec.frame_sample(f)
-        length = min(n - s0, int(0.6 * sr))
+    starts = [spec.frame_sample(f) for f in ev.frames]
+    for s0, nxt in zip(starts, starts[1:] + [n]):
+        guard = int(0.02 * sr) if nxt < n else 0
+        length = min(nxt - s0 - guard, int(0.6 * sr))  # each sound dies away before the next event starts
         if length <= 0:
             continue
         t = np.arange(length) / sr
         if ev.kind == "notes":
             f0 = root * 2 ** (scale[int(rng.integers(0, len(scale)))] / 12)
-            x = sum(np.sin(2 * np.pi * f0 * h * t) * 0.6**h for h in range(1, 5)) * np.exp(-t / 0.35)
-            x *= np.minimum(1.0, t * sr / 2 + 0.5)  # 0.5 at the first sample, full after two
+            x = sum(np.cos(2 * np.pi * f0 * h * t) * 0.6**h for h in range(1, 5)) * np.exp(-t / 0.35)
         else:
             modes = rng.uniform(150, 1400, size=3)
             decays = rng.uniform(0.04, 0.18, size=3)
             x = 0.5 * rng.standard_normal(length) * np.exp(-t / 0.008)
-            x += sum(np.sin(2 * np.pi * fm * t) * np.exp(-t / d) for fm, d in zip(modes, decays))
+            x += sum(np.cos(2 * np.pi * fm * t) * np.exp(-t / d) for fm, d in zip(modes, decays))
+        # cosines: the sound is at full strength on its very first sample, so the onset is the event frame
+        fade = max(1, length // 5)
+        x[-fade:] *= np.linspace(1, 0, fade)
         x = 0.45 * x / max(np.abs(x).max(), 1e-9)
         out[s0 : s0 + length] += x.astype(np.float32)
     return out
@@ -660,12 +627,14 @@ def render(item: SuiteItem, seed: int, spec: RenderSpec, defects: Mapping[str, A
     if "noise_snr_db" in defects:
         snr = float(defects["noise_snr_db"])
         p_signal = float(np.mean(audio.astype(np.float64) ** 2))
-        noise = _rng(item, seed, "noise-defect").standard_normal(len(audio)) * np.sqrt(p_signal / 10 ** (snr / 10))
+        noise = _rng(item, seed, "noise-defect").standard_normal(len(audio))
+        noise *= np.sqrt(p_signal / 10 ** (snr / 10) / np.mean(noise**2))  # exactly that power, so exactly that SNR
         audio = (audio + noise).astype(np.float32)
         peak = float(np.abs(audio).max())
-        if peak > 0.99:  # scale, never clip: scaling keeps the SNR
-            audio *= 0.99 / peak
+        gain = 0.99 / peak if peak > 0.99 else 1.0  # scale, never clip: scaling keeps the SNR
+        audio *= gain
         applied["noise_snr_db"] = snr
+        prov["noise_gain"] = gain
     if defects.get("silence"):
         audio = np.zeros_like(audio)
         applied["silence"] = True
