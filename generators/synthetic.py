@@ -25,6 +25,8 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -249,11 +251,15 @@ def plan_speech(item: SuiteItem, seed: int, spec: RenderSpec) -> Speech:
         base_rate = 150 if item.language == "zh" else 165
 
         def say(rate: int) -> list[np.ndarray]:
-            out = []
-            for tag, said in turns:
+            def one(turn):
+                tag, said = turn
                 x, sr = tts.synth(said, cast[tag].name, rate, cast[tag].pitch)
-                out.append(soxr.resample(_trim(x), sr, spec.sample_rate, quality="VHQ").astype(np.float32))
-            return out
+                return soxr.resample(_trim(x), sr, spec.sample_rate, quality="VHQ").astype(np.float32)
+
+            if len(turns) == 1:
+                return [one(turns[0])]
+            with ThreadPoolExecutor(min(4, len(turns))) as pool:  # each turn is its own process
+                return list(pool.map(one, turns))
 
         rate = base_rate
         clips = say(rate)
@@ -423,24 +429,32 @@ class Face:
         _blend(img, _ellipse(X, Y, cx, cy + 0.2 * b, 0.13 * a, 0.05 * b), self.skin * 0.7)      # nose shadow
         _blend(img, _ellipse(X, Y, cx, cy + 0.1 * b, 0.06 * a, 0.16 * b), self.skin * 0.92)     # nose bridge
 
-    def draw_eyes(self, img: np.ndarray, frame: int) -> None:
+    def draw_eyes(self, canvas: "_Frame", frame: int) -> None:
         closed = any(0 <= frame - f < 3 for f in self.blinks)
         cx, cy, a, b = self.cx, self.cy, self.a, self.b
         for s in (-1, 1):
             ex, ey = cx + s * 0.38 * a, cy - 0.14 * b
-            X, Y, sub = _window(img, ex, ey, 0.26 * a, 0.14 * b)
-            if closed:
-                _blend(sub, _ellipse(X, Y, ex, ey, 0.2 * a, 0.09 * b), self.skin * 0.95)
-                _blend(sub, _ellipse(X, Y, ex, ey + 0.02 * b, 0.2 * a, 0.012 * b + 0.6), self.hair * 0.6)
-            else:
-                _blend(sub, _ellipse(X, Y, ex, ey, 0.2 * a, 0.09 * b), (245, 245, 240))
-                _blend(sub, _ellipse(X, Y, ex, ey, 0.085 * a, 0.085 * a), self.iris)
-                _blend(sub, _ellipse(X, Y, ex, ey, 0.04 * a, 0.04 * a), (15, 15, 15))
-                _blend(sub, _ellipse(X, Y, ex + 0.03 * a, ey - 0.03 * a, 0.015 * a, 0.015 * a), (250, 250, 250))
+            with canvas.window(ex, ey, 0.26 * a, 0.14 * b) as (X, Y, sub):
+                self._eye(X, Y, sub, ex, ey, closed)
 
-    def draw_mouth(self, img: np.ndarray, openness: float) -> None:
+    def _eye(self, X, Y, sub, ex, ey, closed: bool) -> None:
+        a, b = self.a, self.b
+        if closed:
+            _blend(sub, _ellipse(X, Y, ex, ey, 0.2 * a, 0.09 * b), self.skin * 0.95)
+            _blend(sub, _ellipse(X, Y, ex, ey + 0.02 * b, 0.2 * a, 0.012 * b + 0.6), self.hair * 0.6)
+        else:
+            _blend(sub, _ellipse(X, Y, ex, ey, 0.2 * a, 0.09 * b), (245, 245, 240))
+            _blend(sub, _ellipse(X, Y, ex, ey, 0.085 * a, 0.085 * a), self.iris)
+            _blend(sub, _ellipse(X, Y, ex, ey, 0.04 * a, 0.04 * a), (15, 15, 15))
+            _blend(sub, _ellipse(X, Y, ex + 0.03 * a, ey - 0.03 * a, 0.015 * a, 0.015 * a), (250, 250, 250))
+
+    def draw_mouth(self, canvas: "_Frame", openness: float) -> None:
         cx, my, a, b = self.cx, self.cy + 0.5 * self.b, self.a, self.b
-        X, Y, sub = _window(img, cx, my, 0.45 * a, 0.3 * b)
+        with canvas.window(cx, my, 0.45 * a, 0.3 * b) as (X, Y, sub):
+            self._mouth(X, Y, sub, cx, my, openness)
+
+    def _mouth(self, X, Y, sub, cx, my, openness: float) -> None:
+        a, b = self.a, self.b
         lips = self.skin * np.array([0.85, 0.55, 0.55], np.float32)
         _blend(sub, _ellipse(X, Y, cx, my, 0.34 * a, 0.045 * b + openness * 0.13 * b), lips)
         if openness > 0.04:
@@ -453,13 +467,23 @@ class Face:
             _blend(sub, _ellipse(X, Y, cx, my, 0.3 * a, 0.008 * b + 0.6), lips * 0.6)  # closed-lip line
 
 
-def _window(img: np.ndarray, cx: float, cy: float, rx: float, ry: float):
-    """Pixel grids and a view of the box around (cx, cy) so small parts are drawn without full-frame grids."""
-    h, w = img.shape[:2]
-    x0, x1 = max(0, int(cx - rx) - 2), min(w, int(cx + rx) + 3)
-    y0, y1 = max(0, int(cy - ry) - 2), min(h, int(cy + ry) + 3)
-    X, Y = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-    return X, Y, img[y0:y1, x0:x1]
+class _Frame:
+    """One output frame: the still background plus parts drawn in small windows, so a frame costs the pixels that
+    change rather than float math over the whole picture."""
+
+    def __init__(self, still: np.ndarray):
+        self.out = still.copy()
+
+    @contextmanager
+    def window(self, cx: float, cy: float, rx: float, ry: float):
+        """Pixel grids and a float copy of the box around (cx, cy); written back (uint8) on exit."""
+        h, w = self.out.shape[:2]
+        x0, x1 = max(0, int(cx - rx) - 2), min(w, int(cx + rx) + 3)
+        y0, y1 = max(0, int(cy - ry) - 2), min(h, int(cy + ry) + 3)
+        X, Y = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+        sub = self.out[y0:y1, x0:x1].astype(np.float32)
+        yield X, Y, sub
+        self.out[y0:y1, x0:x1] = np.clip(sub, 0, 255).astype(np.uint8)
 
 
 def mouth_openness(track: np.ndarray, spec: RenderSpec) -> np.ndarray:
@@ -490,13 +514,14 @@ def draw_speech(item: SuiteItem, seed: int, spec: RenderSpec, speech: Speech) ->
     for f in faces:
         f.draw_static(base)
     opening = [mouth_openness(speech.tracks[t], spec) for t in tags]
+    still = np.clip(base, 0, 255).astype(np.uint8)
     video = np.empty((spec.n_frames, h, w, 3), np.uint8)
     for k in range(spec.n_frames):
-        img = base.copy()
+        canvas = _Frame(still)
         for face, op in zip(faces, opening):
-            face.draw_eyes(img, k)
-            face.draw_mouth(img, float(op[k]))
-        video[k] = np.clip(img, 0, 255).astype(np.uint8)
+            face.draw_eyes(canvas, k)
+            face.draw_mouth(canvas, float(op[k]))
+        video[k] = canvas.out
     return video
 
 
@@ -519,36 +544,36 @@ def draw_events(item: SuiteItem, seed: int, spec: RenderSpec, ev: Events) -> np.
     impacts = [f / spec.fps for f in ev.frames]
     marks = [0.0 - (impacts[0] if impacts else spec.duration)] + impacts + [impacts[-1] + max(1.5 * spec.duration, 0.6)
                                                                              if impacts else 2 * spec.duration]
+    still = np.clip(base, 0, 255).astype(np.uint8)
     video = np.empty((n, h, w, 3), np.uint8)
-    lit: dict[int, int] = {}
-    for j, f in enumerate(ev.frames):
-        lit[f] = j
+    lit = {f: j for j, f in enumerate(ev.frames)}
+    bar_w = int(w / 7 * 0.35)
     for k in range(n):
-        img = base.copy()
+        canvas = _Frame(still)
         if ev.kind == "impacts":
             i = int(np.searchsorted(marks, t[k], side="right")) - 1
-            t0, t1 = marks[i], marks[i + 1]
-            u = (t[k] - t0) / (t1 - t0)
-            height = (ground - r - 0.15 * h) * (1.0 if i > 0 else 1.0)
-            y = ground - r - height * 4 * u * (1 - u)
+            u = (t[k] - marks[i]) / (marks[i + 1] - marks[i])
+            y = ground - r - (ground - r - 0.15 * h) * 4 * u * (1 - u)  # a parabola landing on each impact
             x = w * (0.2 + 0.6 * k / max(1, n - 1))
             squash = k in lit
-            X, Y, sub = _window(img, x, y, 1.4 * r, 1.4 * r)
-            _blend(sub, _ellipse(X, Y, x, y + (0.3 * r if squash else 0), r * (1.3 if squash else 1),
-                                 r * (0.7 if squash else 1)), color)
-            _blend(sub, _ellipse(X, Y, x - 0.3 * r, y - 0.3 * r, 0.25 * r, 0.25 * r), np.minimum(color + 60, 255))
+            with canvas.window(x, y, 1.4 * r, 1.4 * r) as (X, Y, sub):
+                _blend(sub, _ellipse(X, Y, x, y + (0.3 * r if squash else 0), r * (1.3 if squash else 1),
+                                     r * (0.7 if squash else 1)), color)
+                _blend(sub, _ellipse(X, Y, x - 0.3 * r, y - 0.3 * r, 0.25 * r, 0.25 * r),
+                       np.minimum(color + 60, 255))
         else:
             for f, j in lit.items():
                 if 0 <= k - f < 6:
                     x, c = bars[(int(f) * 7 + j) % len(bars)]
                     glow = 1.0 - (k - f) / 6
-                    sl = img[int(0.45 * h) : ground, x - int(w / 7 * 0.35) : x + int(w / 7 * 0.35)]
-                    sl[:] = sl * (1 - glow) + np.minimum(c * 1.6, 255) * glow
+                    sl = canvas.out[int(0.45 * h) : ground, x - bar_w : x + bar_w]
+                    sl[:] = np.clip(sl * (1 - glow) + np.minimum(c * 1.6, 255) * glow, 0, 255).astype(np.uint8)
+        img = canvas.out
         for f in ev.frames:  # flash on the event frame, fading over two frames
             if 0 <= k - f < 3:
                 g = (0.55, 0.25, 0.1)[k - f]
-                img = img + (255 - img) * g
-        video[k] = np.clip(img, 0, 255).astype(np.uint8)
+                img = np.clip(img + (255.0 - img) * g, 0, 255).astype(np.uint8)
+        video[k] = img
     return video
 
 
