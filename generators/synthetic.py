@@ -71,17 +71,20 @@ class Espeak:
     _lock = threading.Lock()
     _instance: "Espeak | None" = None
 
-    def __init__(self) -> None:
+    def __init__(self, only: str | None = None) -> None:
+        """``only``: "library" or "program" to use just that route (tests); default: library, else program."""
         self.backend: str | None = None
         self.version = ""
         self.why_not = ""
         self._exe: str | None = None
         try:
+            if only == "program":
+                raise RuntimeError("not tried")
             self.version = self._run_worker({"info": True}).decode().strip()
             self.backend = "library"
         except Exception as e:  # noqa: BLE001 — any failure means "try the program"
             lib_error = f"espeakng-loader: {type(e).__name__}: {e}"
-            self._exe = shutil.which("espeak-ng")
+            self._exe = shutil.which("espeak-ng") if only != "library" else None
             if self._exe:
                 r = subprocess.run([self._exe, "--version"], capture_output=True, text=True, timeout=30)
                 m = re.search(r"(\d+\.\d+(?:\.\d+)?)", r.stdout)

@@ -121,6 +121,18 @@ def test_speech_is_real_speech(items, tts):
     assert soxr  # resampling is not needed: clips are 16 kHz already
 
 
+@pytest.mark.parametrize("route", ["library", "program"])
+def test_each_tts_route_is_deterministic(route):
+    e = Espeak(only=route)
+    if not e.available:
+        pytest.skip(f"espeak-ng {route} route not usable here: {e.why_not}")
+    a, sr = e.synth("Two voices, one clip.", "en-us+f4", 165, 78)
+    b, _ = e.synth("Two voices, one clip.", "en-us+f4", 165, 78)
+    assert sr > 8000 and 0.5 * sr < len(a) < 3 * sr and np.abs(a).max() > 0.1
+    np.testing.assert_array_equal(a, b)
+    assert e.describe().startswith("espeak-ng ") and route in e.describe()
+
+
 def test_single_speaker_voice_follows_the_prompt(items, tts):
     assert _render(items, "smoke_en_01").provenance["speech_segments"][0]["voice_label"].startswith("female")
     assert _render(items, "smoke_en_02").provenance["speech_segments"][0]["voice_label"].startswith("male")
