@@ -152,12 +152,16 @@ def decode(path: str | Path, *, video: bool = True, audio: bool = True, limits: 
     raise MissingStreamError for that item only. A file with neither stream is an error.
 
     Timing. Both streams share one time origin, the start of the video stream (the audio's when there is no
-    video). ``Clip.fps`` is the video stream's average frame rate, and ``video[k]`` is the frame on screen at
-    ``k / fps``: constant-rate input is returned frame for frame, variable-rate input is resampled onto that
-    constant grid by presentation time (frames repeated or dropped). ``audio[:, n]`` plays at ``n / sample_rate``:
-    audio that starts later than the video is preceded by silence, earlier samples are dropped, encoder priming
-    is removed (the container's edit list / skip-samples) and encoder padding after the declared stream
-    duration is cut, so an AAC round trip returns the original samples at their original positions.
+    video). ``Clip.fps`` is the video stream's average frame rate (the rate implied by the frame timestamps when
+    the header's rate is missing or off by more than 2x), and ``video[k]`` is the frame on screen at ``k / fps``:
+    constant-rate input is returned frame for frame, variable-rate input is resampled onto that constant grid by
+    presentation time (frames repeated or dropped). ``audio[:, n]`` plays at ``n / sample_rate``: audio that
+    starts later than the video is preceded by silence, earlier samples are dropped, encoder priming is removed
+    where the container signals it (mp4/mov edit lists, Matroska/WebM codec delay) and padding after the
+    stream's declared duration is cut (mp4/mov), so an AAC round trip through :func:`encode` returns the
+    original samples at their original positions. Limits of the formats: AAC in Matroska keeps up to one
+    frame of end padding (no declared stream duration), and MP3 in AVI keeps the encoder's priming (~1105
+    samples), because AVI cannot signal it.
     """
     path = Path(path)
     container = _open(path)
@@ -254,6 +258,9 @@ def _decode_video(container, stream, path: Path, limits: MediaLimits) -> tuple[n
         raise UnreadableMediaError(path, f"video stream is truncated: {len(out)} of the {stream.frames} frames "
                                          f"its index declares could be decoded")
     fps = _stream_fps(stream, limits)
+    measured = _timestamp_fps(times)
+    if measured is not None and (fps is None or not 0.5 < fps / measured < 2.0):
+        fps = measured  # a missing or mislabelled rate (e.g. a 1000 fps time base): trust the timestamps
     if fps is None:
         raise UnreadableMediaError(path, "video stream has no usable frame rate")
     if len(out) / fps > limits.max_duration_s:
@@ -262,6 +269,16 @@ def _decode_video(container, stream, path: Path, limits: MediaLimits) -> tuple[n
     arr = np.stack(out) if idx is None else np.stack([out[i] for i in idx])
     arr.setflags(write=False)
     return arr, fps
+
+
+def _timestamp_fps(times: list[float | None]) -> float | None:
+    """Frames per second implied by increasing timestamps (None when they are missing or not increasing)."""
+    if len(times) < 2 or any(t is None for t in times):
+        return None
+    span = times[-1] - times[0]
+    if span <= 0 or any(b <= a for a, b in zip(times, times[1:])):
+        return None
+    return (len(times) - 1) / span
 
 
 def constant_rate_indices(times: list[float | None], fps: float) -> np.ndarray | None:
@@ -314,9 +331,6 @@ def _decode_audio(path: Path, origin: float, limits: MediaLimits) -> tuple[np.nd
             raise UnreadableMediaError(path, f"audio stream is truncated or corrupt: decoding stopped after "
                                              f"{total / sr:.2f} s ({e})") from e
         declared = _stream_seconds(stream, stream.duration)
-        # Without a stream duration (Matroska), the container's end still bounds the signal.
-        bound = (container.duration / 1_000_000 - (_stream_seconds(stream, stream.start_time) or 0.0)
-                 if container.duration and not declared else None)
     if not chunks or sum(c.shape[1] for c in chunks) == 0:
         raise EmptyMediaError(path, "audio stream has zero decodable samples")
     samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
@@ -328,8 +342,6 @@ def _decode_audio(path: Path, origin: float, limits: MediaLimits) -> tuple[np.nd
         elif samples.shape[1] < _COMPLETE_SHARE * n_declared - 2048:
             raise UnreadableMediaError(path, f"audio stream is truncated: {samples.shape[1] / sr:.2f} s of the "
                                              f"{declared:.2f} s its header declares could be decoded")
-    elif bound and samples.shape[1] > int(round(bound * sr)):
-        samples = samples[:, : int(round(bound * sr))]
     lead = int(round(((first_time if first_time is not None else origin) - origin) * sr))
     if lead > 0:
         samples = np.concatenate([np.zeros((samples.shape[0], lead), np.float32), samples], axis=1)
