@@ -233,29 +233,62 @@ def _stream_fps(stream, limits: MediaLimits) -> float | None:
     return None
 
 
+class _FrameStore:
+    """Decoded frames written straight into one array when the container declares the count (no second copy
+    from stacking a list), else collected in a list."""
+
+    def __init__(self, declared: int, width: int, height: int):
+        self.buf = np.empty((declared, height, width, 3), np.uint8) if declared > 0 and width and height else None
+        self.frames: list[np.ndarray] = []
+        self.n = 0
+        self.shape: tuple[int, ...] | None = None
+
+    def add(self, img: np.ndarray, path: Path) -> None:
+        if self.shape is None:
+            self.shape = img.shape
+        elif img.shape != self.shape:
+            raise UnreadableMediaError(path, f"frame size changes mid-stream from {self.shape[1]}x{self.shape[0]} "
+                                             f"to {img.shape[1]}x{img.shape[0]} (frame {self.n})")
+        if self.buf is not None and (self.n >= len(self.buf) or img.shape != self.buf.shape[1:]):
+            self.frames, self.buf = list(self.buf[: self.n]), None  # more frames than declared: fall back
+        if self.buf is not None:
+            self.buf[self.n] = img
+        else:
+            self.frames.append(img)
+        self.n += 1
+
+    def array(self, index: np.ndarray | None) -> np.ndarray:
+        if self.buf is not None:
+            arr = self.buf[: self.n]
+            return arr if index is None else arr[index]
+        return np.stack(self.frames) if index is None else np.stack([self.frames[i] for i in index])
+
+
 def _decode_video(container, stream, path: Path, limits: MediaLimits) -> tuple[np.ndarray, float]:
     import av
 
-    out: list[np.ndarray] = []
+    stream.thread_type = "AUTO"  # frame-threaded decoding; the output is the same as single-threaded
+    store = _FrameStore(stream.frames or 0, stream.codec_context.width, stream.codec_context.height)
     times: list[float | None] = []
     budget = limits.max_video_bytes
     try:
         for frame in container.decode(stream):
             img = frame.to_ndarray(format="rgb24")
-            out.append(img)
+            store.add(img, path)
             times.append(frame.time)
             budget -= img.nbytes
-            if len(out) > limits.max_frames:
+            if store.n > limits.max_frames:
                 raise MediaLimitError(path, f"more than {limits.max_frames} video frames")
             if budget < 0:
                 raise MediaLimitError(path, f"decoded video exceeds {limits.max_video_bytes / 2**30:.1f} GiB")
     except av.error.FFmpegError as e:
         raise UnreadableMediaError(path, f"video stream is truncated or corrupt: decoding stopped after "
-                                         f"{len(out)} frame(s) ({e})") from e
-    if not out:
+                                         f"{store.n} frame(s) ({e})") from e
+    n = store.n
+    if not n:
         raise EmptyMediaError(path, "video stream has zero decodable frames")
-    if stream.frames and len(out) < _COMPLETE_SHARE * stream.frames - 1:
-        raise UnreadableMediaError(path, f"video stream is truncated: {len(out)} of the {stream.frames} frames "
+    if stream.frames and n < _COMPLETE_SHARE * stream.frames - 1:
+        raise UnreadableMediaError(path, f"video stream is truncated: {n} of the {stream.frames} frames "
                                          f"its index declares could be decoded")
     fps = _stream_fps(stream, limits)
     measured = _timestamp_fps(times)
@@ -263,10 +296,9 @@ def _decode_video(container, stream, path: Path, limits: MediaLimits) -> tuple[n
         fps = measured  # a missing or mislabelled rate (e.g. a 1000 fps time base): trust the timestamps
     if fps is None:
         raise UnreadableMediaError(path, "video stream has no usable frame rate")
-    if len(out) / fps > limits.max_duration_s:
-        raise MediaLimitError(path, f"video lasts {len(out) / fps:.1f} s, over the {limits.max_duration_s:.0f} s limit")
-    idx = constant_rate_indices(times, fps)
-    arr = np.stack(out) if idx is None else np.stack([out[i] for i in idx])
+    if n / fps > limits.max_duration_s:
+        raise MediaLimitError(path, f"video lasts {n / fps:.1f} s, over the {limits.max_duration_s:.0f} s limit")
+    arr = store.array(constant_rate_indices(times, fps))
     arr.setflags(write=False)
     return arr, fps
 
