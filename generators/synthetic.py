@@ -592,7 +592,7 @@ class Rendered:
 
 def clean_audio(item: SuiteItem, seed: int, spec: RenderSpec) -> tuple[np.ndarray, Speech | Events]:
     """The item's own soundtrack before defects, and the plan the picture follows."""
-    if item.has_speech:
+    if speech_turns(item):  # (speech text made only of speaker tags has nothing to say: an event clip)
         plan: Speech | Events = plan_speech(item, seed, spec)
         audio = sum(plan.tracks.values()) + room_tone(item, seed, spec, 0.003)
     else:
@@ -723,12 +723,12 @@ class SyntheticGenerator(Generator):
     def _one(self, req: GenRequest) -> GenResult:
         from mova_eval import media
 
+        spec = self.spec_for(req)  # a bad size is a configuration error for the whole run
         try:
-            spec = self.spec_for(req)
             out = render(req.item, req.seed, spec, self.defects, self._items.get)
-        except GenerationError as e:
+            path = Path(req.out_path)
+            media.encode(path, out.video, spec.fps, out.audio, spec.sample_rate,
+                         metadata={"comment": LABEL, "title": f"{req.item.id} seed {req.seed}"})
+        except Exception as e:  # noqa: BLE001 — one item failing must not stop the others
             return GenResult(req.request_id, None, f"{type(e).__name__}: {e}")
-        path = Path(req.out_path)
-        media.encode(path, out.video, spec.fps, out.audio, spec.sample_rate,
-                     metadata={"comment": LABEL, "title": f"{req.item.id} seed {req.seed}"})
         return GenResult(req.request_id, str(path), None, out.provenance)
