@@ -115,7 +115,8 @@ class Espeak:
         r = subprocess.run([sys.executable, "-m", "mova_eval.generators._espeak_worker"],
                            input=json.dumps(request).encode(), capture_output=True, timeout=120)
         if r.returncode != 0:
-            raise RuntimeError(r.stderr.decode(errors="replace").strip().splitlines()[-1:] or f"exit {r.returncode}")
+            lines = r.stderr.decode(errors="replace").strip().splitlines()
+            raise RuntimeError(lines[-1] if lines else f"espeak-ng worker exited with status {r.returncode}")
         return r.stdout
 
     def synth(self, text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
