@@ -48,7 +48,8 @@ def clip_dir(tmp_path) -> tuple[Path, dict[str, Path]]:
 def test_bad_files_are_item_errors_and_good_ones_score(tmp_path, clip_dir):
     root, path = clip_dir
     cfg = compose(["suite=smoke", "generator=directory", f"generator.path={root}", "metrics.only=[loudness]",
-                   f"output_dir={tmp_path / 'runs'}", "run_id=bad", "runtime.progress=false", "runtime.bootstrap=50"])
+                   f"output_dir={tmp_path / 'runs'}", "run_id=bad", "runtime.progress=false", "runtime.bootstrap=50",
+                   "runtime.device=cpu"])  # cpu: no torch import just to look for a GPU
     outcome = run(cfg)
     assert outcome.log.status == "complete"
     rows = outcome.items
