@@ -322,3 +322,24 @@ def test_without_tts_speech_items_fail_with_the_install_command(items, tmp_path,
 def test_tts_none_is_labelled_as_not_speech(items):
     r = _render(items, "smoke_en_01", spec=dataclasses.replace(SPEC, tts="none"))
     assert "not speech" in r.provenance["tts"]
+
+
+def test_clip_bytes_are_identical_across_processes(items, tts, tmp_path):
+    """What a resumed run relies on: a clip regenerated in another process is the same file."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mova_eval.generators.synthetic import SyntheticGenerator\n"
+        "from mova_eval.spec import GenRequest, SuiteItem\n"
+        "item = SuiteItem(id='x', category='c', prompt='Two friends talk.', language='en',\n"
+        "                 speech_text='[S01] Hello there. [S02] Good morning to you.')\n"
+        "r = SyntheticGenerator({'name': 'synthetic'}).generate([GenRequest('x', item, 3, out_path=sys.argv[1])])[0]\n"
+        "assert r.ok, r.error\n"
+    )
+    here = tmp_path / "here.mp4"
+    exec(compile(code.replace("sys.argv[1]", repr(str(here))), "<here>", "exec"), {})
+    there = tmp_path / "there.mp4"
+    subprocess.run([sys.executable, "-c", code, str(there)], check=True, timeout=300)
+    assert here.read_bytes() == there.read_bytes()
