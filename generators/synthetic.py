@@ -685,6 +685,7 @@ class SyntheticGenerator(Generator):
         if tts not in ("espeak", "none"):
             raise ConfigError(f"generator.tts must be 'espeak' or 'none', got {tts!r}")
         self._items: dict[str, SuiteItem] = {}
+        self.spec_for(None)  # bad sizes or rates are configuration errors before anything is generated
 
     @classmethod
     def availability(cls, config: Mapping[str, Any]) -> tuple[bool, str, str | None]:
@@ -704,16 +705,19 @@ class SyntheticGenerator(Generator):
         return {"name": self.name, "version": VERSION, "tts_engine": tts,
                 **{k: v for k, v in self.config.items() if k not in ("name", "batch_size")}}
 
-    def spec_for(self, req: GenRequest) -> RenderSpec:
+    def spec_for(self, req: GenRequest | None) -> RenderSpec:
+        """Clip settings: the request's where it sets them, else the generator config's."""
         cfg = self.config
-        spec = RenderSpec(duration=float(req.duration_s or cfg.get("duration", 4.0)),
-                          fps=float(req.fps or cfg.get("fps", 24)), width=int(req.width or cfg.get("width", 320)),
-                          height=int(req.height or cfg.get("height", 240)),
+        duration, fps = (req.duration_s, req.fps) if req else (None, None)
+        width, height = (req.width, req.height) if req else (None, None)
+        spec = RenderSpec(duration=float(duration or cfg.get("duration", 4.0)), fps=float(fps or cfg.get("fps", 24)),
+                          width=int(width or cfg.get("width", 320)), height=int(height or cfg.get("height", 240)),
                           sample_rate=int(cfg.get("sample_rate", 16000)), tts=str(cfg.get("tts", "espeak")))
         if spec.width % 2 or spec.height % 2 or spec.width < 32 or spec.height < 32:
-            raise ConfigError(f"synthetic clips need even sizes of at least 32 px, got {spec.width}x{spec.height}")
-        if spec.duration < 1.0:
-            raise ConfigError(f"synthetic clips need at least 1 s, got {spec.duration}")
+            raise ConfigError(f"synthetic clips need even sizes of at least 32 px (H.264), got {spec.width}x{spec.height}")
+        if spec.duration < 1.0 or not 1 <= spec.fps <= 120 or not 8000 <= spec.sample_rate <= 96000:
+            raise ConfigError(f"synthetic clips need duration ≥ 1 s, fps in [1, 120] and sample_rate in "
+                              f"[8000, 96000]; got {spec.duration} s, {spec.fps} fps, {spec.sample_rate} Hz")
         return spec
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:

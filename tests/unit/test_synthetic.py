@@ -291,6 +291,10 @@ def test_bad_defects_are_config_errors():
         SyntheticGenerator({"name": "synthetic", "defects": {"silence": True, "noise_snr_db": 3}})
     with pytest.raises(ConfigError, match="must be"):
         SyntheticGenerator({"name": "synthetic", "defects": {"audio_offset_ms": "late"}})
+    with pytest.raises(ConfigError, match="even sizes"):
+        SyntheticGenerator({"name": "synthetic", "width": 321})
+    with pytest.raises(ConfigError, match="duration"):
+        SyntheticGenerator({"name": "synthetic", "duration": 0.5})
 
 
 def test_swap_with_unknown_item_fails_that_request_only(items, tmp_path):
