@@ -70,7 +70,6 @@ class ClipIndex:
     root: Path                                    # where relative names in messages start
     files: dict[str, list[Entry]] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)    # one line per file that matches no item
-    notes: list[str] = field(default_factory=list)      # layout remarks worth printing
 
     def expected(self, item: SuiteItem) -> str:
         if self.layout == "sets":
@@ -119,8 +118,6 @@ def index_folder(root: Path, suite_items: list[SuiteItem]) -> ClipIndex:
     sets_root = _sets_root(root, categories)
     if sets_root is not None:
         index = ClipIndex("sets", sets_root)
-        if sets_root != root:
-            index.notes.append(f"using the step folder {sets_root}")
         for cat in categories:
             folder = sets_root / cat
             if not folder.is_dir():
@@ -132,16 +129,8 @@ def index_folder(root: Path, suite_items: list[SuiteItem]) -> ClipIndex:
                     index.unknown.append(f"{p} matches no item of set {cat}")
                 else:
                     index.files.setdefault(item_id, []).append(Entry(p))
-        others: dict[str, int] = {}
-        for d in sorted(x for x in sets_root.iterdir() if x.is_dir() and x.name not in categories):
-            n = len(_video_files(d, recursive=True))
-            if n:
-                others[d.name] = n
-        loose = _video_files(sets_root, recursive=False)
-        if others:
-            index.notes.append("not considered (folders of no set in this suite): "
-                               + ", ".join(f"{k}/ ({v} clips)" for k, v in others.items()))
-        index.unknown += [f"{p} lies outside the set folders" for p in loose]
+        # Folders of sets this suite does not have (set1/ when scoring verse_set3) are left alone.
+        index.unknown += [f"{p} lies outside the set folders" for p in _video_files(sets_root, recursive=False)]
         return index
     index = ClipIndex("flat", root)
     ids = _by_len(it.id for it in suite_items)
