@@ -15,8 +15,8 @@ import numpy as np
 
 from mova_eval.errors import (
     EmptyMediaError,
-    MediaError,
     InvalidAudioError,
+    MediaError,
     MediaLimitError,
     MissingStreamError,
     UnreadableMediaError,
