@@ -40,6 +40,12 @@ class Generator:
         """(ok, reason, command) without loading any model."""
         return True, "", None
 
+    def bind_suite(self, suite) -> None:
+        """Receive the run's whole suite before any ``generate()`` call. Lets a generator resolve references
+        between items (synthetic's ``swap_audio_with``) and match files against every item id (directory),
+        independently of which requests a resumed run still has to make."""
+        self.suite = suite
+
     def load(self) -> None:
         """Import heavy dependencies and load the model once."""
 

@@ -16,6 +16,7 @@ import numpy as np
 from mova_eval.errors import (
     EmptyMediaError,
     InvalidAudioError,
+    MediaError,
     MediaLimitError,
     MissingStreamError,
     UnreadableMediaError,
@@ -27,15 +28,22 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi")
 
 @dataclass(frozen=True)
 class MediaLimits:
-    """Inputs beyond these are refused with MediaLimitError rather than exhausting memory."""
+    """Inputs beyond these are refused with MediaLimitError rather than exhausting memory or time."""
 
     max_side: int = 4096
+    min_side: int = 8
     max_duration_s: float = 600.0
     max_frames: int = 20_000
-    min_side: int = 8
+    max_video_bytes: int = 8 << 30        # decoded RGB frames held in memory
+    min_sample_rate: int = 1_000
+    max_sample_rate: int = 384_000
+    max_fps: float = 1_000.0
 
 
 DEFAULT_LIMITS = MediaLimits()
+
+# A stream that decodes to less than this share of what its container declares is truncated or corrupt.
+_COMPLETE_SHARE = 0.98
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -46,31 +54,95 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def probe(path: str | Path) -> dict:
-    """Stream facts without decoding: used by `validate` and to skip work early."""
+def _open(path: Path):
+    """Open a container, turning every way of failing into UnreadableMediaError naming the file."""
+    import av
+
+    if not path.is_file():
+        raise UnreadableMediaError(path, "file does not exist")
+    if path.stat().st_size == 0:
+        raise UnreadableMediaError(path, "file is empty (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as e:
+        raise UnreadableMediaError(path, f"cannot open container ({e.__class__.__name__}: {e})") from e
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise UnreadableMediaError(path, f"cannot open container ({e.__class__.__name__}: {e})") from e
+    for s in [*container.streams.video, *container.streams.audio]:
+        # A damaged header (e.g. a truncated moov atom) leaves streams without a usable codec.
+        if s.codec_context is None or not s.codec_context.name:
+            what = f"{s.type} stream #{s.index}"  # read before close(): a closed stream must not be touched
+            container.close()
+            raise UnreadableMediaError(path, f"container header is damaged: {what} has no codec")
+    return container
+
+
+def _stream_seconds(stream, value) -> float | None:
+    if value is None or stream.time_base is None:
+        return None
+    return float(value * stream.time_base)
+
+
+def probe(path: str | Path, *, deep: bool = False) -> dict:
+    """Stream facts without decoding: used by `validate` and to skip work early.
+
+    ``deep`` also reads every packet (no decoding, so it stays cheap) and sets ``complete`` to False when the
+    file holds fewer packets than its index declares — the usual sign of a clip truncated while being written.
+    """
     import av
 
     path = Path(path)
-    if not path.is_file():
-        raise UnreadableMediaError(path, "file does not exist")
+    with _open(path) as c:
+        v = c.streams.video[0] if c.streams.video else None
+        a = c.streams.audio[0] if c.streams.audio else None
+        dur = float(c.duration / 1_000_000) if c.duration else None
+        if dur is None:
+            durs = [d for s in (v, a) if s is not None for d in [_stream_seconds(s, s.duration)] if d]
+            dur = max(durs) if durs else None
+        info = {
+            "has_video": v is not None,
+            "has_audio": a is not None,
+            "width": v.codec_context.width if v else None,
+            "height": v.codec_context.height if v else None,
+            "fps": float(v.average_rate) if v is not None and v.average_rate else None,
+            "frames": v.frames if v is not None else None,
+            "sample_rate": a.codec_context.sample_rate if a else None,
+            "channels": a.codec_context.channels if a else None,
+            "duration": dur,
+        }
+        if deep:
+            counts = {s.index: 0 for s in (v, a) if s is not None}
+            problem = None
+            try:
+                for packet in c.demux([s for s in (v, a) if s is not None]):
+                    if packet.size and packet.stream.index in counts:
+                        counts[packet.stream.index] += 1
+            except av.error.FFmpegError as e:
+                problem = f"stops after a damaged packet ({e})"
+            complete = problem is None
+            if v is not None and v.frames and counts[v.index] < _COMPLETE_SHARE * v.frames - 1:
+                complete = False
+                problem = f"holds {counts[v.index]} of the {v.frames} video packets its index declares (truncated?)"
+            info["complete"], info["problem"] = complete, problem
+    return info
+
+
+def problems(path: str | Path) -> list[str]:
+    """Every reason a clip could not be scored fully, found without decoding (for `mova-eval validate`)."""
     try:
-        with av.open(str(path)) as c:
-            v = c.streams.video[0] if c.streams.video else None
-            a = c.streams.audio[0] if c.streams.audio else None
-            dur = float(c.duration / 1_000_000) if c.duration else None
-            return {
-                "has_video": v is not None,
-                "has_audio": a is not None,
-                "width": v.codec_context.width if v else None,
-                "height": v.codec_context.height if v else None,
-                "fps": float(v.average_rate) if v is not None and v.average_rate else None,
-                "frames": v.frames if v is not None else None,
-                "sample_rate": a.codec_context.sample_rate if a else None,
-                "channels": a.codec_context.channels if a else None,
-                "duration": dur,
-            }
-    except av.error.FFmpegError as e:
-        raise UnreadableMediaError(path, f"cannot open container ({e.__class__.__name__}: {e})") from e
+        info = probe(path, deep=True)
+    except MediaError as e:
+        return [e.problem]
+    out = []
+    if not info["has_video"]:
+        out.append("has no video stream")
+    if not info["has_audio"]:
+        out.append("has no audio stream")
+    if not info["duration"]:
+        out.append("has zero duration")
+    if not info["complete"]:
+        out.append(info["problem"])
+    return out
 
 
 def decode(path: str | Path, *, video: bool = True, audio: bool = True, limits: MediaLimits = DEFAULT_LIMITS) -> Clip:
@@ -78,31 +150,38 @@ def decode(path: str | Path, *, video: bool = True, audio: bool = True, limits: 
 
     A file with one of the two streams missing still decodes (the missing one is None); metrics that need it
     raise MissingStreamError for that item only. A file with neither stream is an error.
-    """
-    import av
 
+    Timing. Both streams share one time origin, the start of the video stream (the audio's when there is no
+    video). ``Clip.fps`` is the video stream's average frame rate (the rate implied by the frame timestamps when
+    the header's rate is missing or off by more than 2x), and ``video[k]`` is the frame on screen at ``k / fps``:
+    constant-rate input is returned frame for frame, variable-rate input is resampled onto that constant grid by
+    presentation time (frames repeated or dropped). ``audio[:, n]`` plays at ``n / sample_rate``: audio that
+    starts later than the video is preceded by silence, earlier samples are dropped, encoder priming is removed
+    where the container signals it (mp4/mov edit lists, Matroska/WebM codec delay) and padding after the
+    stream's declared duration is cut (mp4/mov), so an AAC round trip through :func:`encode` returns the
+    original samples at their original positions. Limits of the formats: AAC in Matroska keeps up to one
+    frame of end padding (no declared stream duration), and MP3 in AVI keeps the encoder's priming (~1105
+    samples), because AVI cannot signal it.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise UnreadableMediaError(path, "file does not exist")
-    if path.stat().st_size == 0:
-        raise UnreadableMediaError(path, "file is empty (0 bytes)")
+    container = _open(path)
     content_hash = file_sha256(path)
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as e:
-        raise UnreadableMediaError(path, f"cannot open container ({e.__class__.__name__}: {e})") from e
     with container:
         vs = container.streams.video[0] if container.streams.video else None
         as_ = container.streams.audio[0] if container.streams.audio else None
         if vs is None and as_ is None:
+            if not container.streams:
+                raise UnreadableMediaError(path, "holds no streams at all (damaged, or not a media file)")
             raise MissingStreamError(path, "video or audio")
+        _check_declared(path, container, vs, as_, limits)
+        origin = _origin(vs, as_)
         frames: np.ndarray | None = None
         fps: float | None = None
         if video and vs is not None:
             frames, fps = _decode_video(container, vs, path, limits)
     samples, sr = (None, None)
     if audio and as_ is not None:
-        samples, sr = _decode_audio(path, limits)
+        samples, sr = _decode_audio(path, origin, limits)
     durations = []
     if frames is not None and fps:
         durations.append(frames.shape[0] / fps)
@@ -113,71 +192,201 @@ def decode(path: str | Path, *, video: bool = True, audio: bool = True, limits: 
                 duration=duration)
 
 
+def _origin(vs, as_) -> float:
+    """Seconds on the container clock that become t = 0 of the Clip."""
+    for s in (vs, as_):
+        if s is not None:
+            t = _stream_seconds(s, s.start_time)
+            return t if t is not None else 0.0
+    return 0.0
+
+
+def _check_declared(path: Path, container, vs, as_, limits: MediaLimits) -> None:
+    """Refuse absurd inputs from the header alone, before decoding a single frame."""
+    if vs is not None:
+        w, h = vs.codec_context.width, vs.codec_context.height
+        if w and h and (max(w, h) > limits.max_side or min(w, h) < limits.min_side):
+            raise MediaLimitError(path, f"frame size {w}x{h} is outside [{limits.min_side}, {limits.max_side}] pixels")
+    if as_ is not None:
+        sr = as_.codec_context.sample_rate
+        if sr and not limits.min_sample_rate <= sr <= limits.max_sample_rate:
+            raise MediaLimitError(path, f"audio sample rate {sr} Hz is outside "
+                                        f"[{limits.min_sample_rate}, {limits.max_sample_rate}] Hz")
+    dur = float(container.duration / 1_000_000) if container.duration else None
+    if dur is not None and dur > limits.max_duration_s:
+        raise MediaLimitError(path, f"declared duration {dur:.1f} s is over the {limits.max_duration_s:.0f} s limit")
+    if vs is not None and vs.frames and vs.frames > limits.max_frames:
+        raise MediaLimitError(path, f"declares {vs.frames} video frames, over the {limits.max_frames} limit")
+    if vs is not None and vs.frames and vs.codec_context.width and vs.codec_context.height:
+        need = vs.frames * vs.codec_context.width * vs.codec_context.height * 3
+        if need > limits.max_video_bytes:
+            raise MediaLimitError(path, f"decoded video would need {need / 2**30:.1f} GiB, over the "
+                                        f"{limits.max_video_bytes / 2**30:.1f} GiB limit")
+
+
+def _stream_fps(stream, limits: MediaLimits) -> float | None:
+    for rate in (stream.average_rate, stream.guessed_rate):
+        if rate:
+            r = float(rate)
+            if math.isfinite(r) and 0 < r <= limits.max_fps:
+                return r
+    return None
+
+
+class _FrameStore:
+    """Decoded frames written straight into one array when the container declares the count (no second copy
+    from stacking a list), else collected in a list."""
+
+    def __init__(self, declared: int, width: int, height: int):
+        self.buf = np.empty((declared, height, width, 3), np.uint8) if declared > 0 and width and height else None
+        self.frames: list[np.ndarray] = []
+        self.n = 0
+        self.shape: tuple[int, ...] | None = None
+
+    def add(self, img: np.ndarray, path: Path) -> None:
+        if self.shape is None:
+            self.shape = img.shape
+        elif img.shape != self.shape:
+            raise UnreadableMediaError(path, f"frame size changes mid-stream from {self.shape[1]}x{self.shape[0]} "
+                                             f"to {img.shape[1]}x{img.shape[0]} (frame {self.n})")
+        if self.buf is not None and (self.n >= len(self.buf) or img.shape != self.buf.shape[1:]):
+            self.frames, self.buf = list(self.buf[: self.n]), None  # more frames than declared: fall back
+        if self.buf is not None:
+            self.buf[self.n] = img
+        else:
+            self.frames.append(img)
+        self.n += 1
+
+    def array(self, index: np.ndarray | None) -> np.ndarray:
+        if self.buf is not None:
+            arr = self.buf[: self.n]
+            return arr if index is None else arr[index]
+        return np.stack(self.frames) if index is None else np.stack([self.frames[i] for i in index])
+
+
 def _decode_video(container, stream, path: Path, limits: MediaLimits) -> tuple[np.ndarray, float]:
     import av
 
-    w, h = stream.codec_context.width, stream.codec_context.height
-    if w and h and (max(w, h) > limits.max_side or min(w, h) < limits.min_side):
-        raise MediaLimitError(path, f"frame size {w}x{h} is outside [{limits.min_side}, {limits.max_side}] pixels")
-    rate = stream.average_rate or stream.guessed_rate
-    fps = float(rate) if rate else None
-    out: list[np.ndarray] = []
+    stream.thread_type = "AUTO"  # frame-threaded decoding; the output is the same as single-threaded
+    store = _FrameStore(stream.frames or 0, stream.codec_context.width, stream.codec_context.height)
+    times: list[float | None] = []
+    budget = limits.max_video_bytes
     try:
         for frame in container.decode(stream):
-            out.append(frame.to_ndarray(format="rgb24"))
-            if len(out) > limits.max_frames:
+            img = frame.to_ndarray(format="rgb24")
+            store.add(img, path)
+            times.append(frame.time)
+            budget -= img.nbytes
+            if store.n > limits.max_frames:
                 raise MediaLimitError(path, f"more than {limits.max_frames} video frames")
+            if budget < 0:
+                raise MediaLimitError(path, f"decoded video exceeds {limits.max_video_bytes / 2**30:.1f} GiB")
     except av.error.FFmpegError as e:
-        if not out:
-            raise UnreadableMediaError(path, f"video stream is corrupt ({e})") from e
-        # A truncated tail still gives usable frames; keep them and let the duration show the loss.
-    if not out:
+        raise UnreadableMediaError(path, f"video stream is truncated or corrupt: decoding stopped after "
+                                         f"{store.n} frame(s) ({e})") from e
+    n = store.n
+    if not n:
         raise EmptyMediaError(path, "video stream has zero decodable frames")
-    if fps is None or not math.isfinite(fps) or fps <= 0:
+    if stream.frames and n < _COMPLETE_SHARE * stream.frames - 1:
+        raise UnreadableMediaError(path, f"video stream is truncated: {n} of the {stream.frames} frames "
+                                         f"its index declares could be decoded")
+    fps = _stream_fps(stream, limits)
+    measured = _timestamp_fps(times)
+    if measured is not None and (fps is None or not 0.5 < fps / measured < 2.0):
+        fps = measured  # a missing or mislabelled rate (e.g. a 1000 fps time base): trust the timestamps
+    if fps is None:
         raise UnreadableMediaError(path, "video stream has no usable frame rate")
-    if len(out) / fps > limits.max_duration_s:
-        raise MediaLimitError(path, f"video lasts {len(out) / fps:.1f} s, over the {limits.max_duration_s:.0f} s limit")
-    arr = np.stack(out)
+    if n / fps > limits.max_duration_s:
+        raise MediaLimitError(path, f"video lasts {n / fps:.1f} s, over the {limits.max_duration_s:.0f} s limit")
+    arr = store.array(constant_rate_indices(times, fps))
     arr.setflags(write=False)
     return arr, fps
 
 
-def _decode_audio(path: Path, limits: MediaLimits) -> tuple[np.ndarray, int]:
+def _timestamp_fps(times: list[float | None]) -> float | None:
+    """Frames per second implied by increasing timestamps (None when they are missing or not increasing)."""
+    if len(times) < 2 or any(t is None for t in times):
+        return None
+    span = times[-1] - times[0]
+    if span <= 0 or any(b <= a for a, b in zip(times, times[1:])):
+        return None
+    return (len(times) - 1) / span
+
+
+def constant_rate_indices(times: list[float | None], fps: float) -> np.ndarray | None:
+    """Which decoded frame is on screen at each instant k / fps, or None when the frames already are on that grid.
+
+    Frames without a timestamp, or with timestamps that go backwards, are taken in decode order (None).
+    """
+    if len(times) < 2 or any(t is None for t in times):
+        return None
+    t = np.asarray(times, dtype=np.float64)
+    if np.any(np.diff(t) <= 0):
+        return None
+    t = t - t[0]
+    if np.all(np.abs(t - np.arange(len(t)) / fps) < 0.5 / fps):
+        return None
+    n_out = max(1, int(round(t[-1] * fps)) + 1)
+    grid = np.arange(n_out) / fps
+    return np.clip(np.searchsorted(t, grid + 1e-6, side="right") - 1, 0, len(t) - 1)
+
+
+def _decode_audio(path: Path, origin: float, limits: MediaLimits) -> tuple[np.ndarray, int]:
     """Audio as float32 [C, N] at the stream's own rate (no resampling here: presets do that, once)."""
     import av
 
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as e:
-        raise UnreadableMediaError(path, f"cannot open container ({e})") from e
-    with container:
+    with _open(path) as container:
         stream = container.streams.audio[0]
         sr = stream.codec_context.sample_rate
         if not sr:
             raise UnreadableMediaError(path, "audio stream has no sample rate")
         chunks: list[np.ndarray] = []
+        first_time: float | None = None
         resampler = None
+        max_samples = int(limits.max_duration_s * sr) + sr
+        total = 0
         try:
             for frame in container.decode(stream):
+                if first_time is None:
+                    first_time = frame.time
                 if resampler is None:
                     resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=frame.sample_rate)
                 for f in resampler.resample(frame):
                     chunks.append(f.to_ndarray())
+                    total += chunks[-1].shape[1]
+                if total > max_samples:
+                    raise MediaLimitError(path, f"audio lasts over the {limits.max_duration_s:.0f} s limit")
             if resampler is not None:
                 for f in resampler.resample(None):
                     chunks.append(f.to_ndarray())
         except av.error.FFmpegError as e:
-            if not chunks:
-                raise UnreadableMediaError(path, f"audio stream is corrupt ({e})") from e
-    if not chunks:
+            raise UnreadableMediaError(path, f"audio stream is truncated or corrupt: decoding stopped after "
+                                             f"{total / sr:.2f} s ({e})") from e
+        declared = _stream_seconds(stream, stream.duration)
+    if not chunks or sum(c.shape[1] for c in chunks) == 0:
         raise EmptyMediaError(path, "audio stream has zero decodable samples")
     samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+    if declared:
+        # Encoder padding beyond the declared duration (AAC pads its last frame) is not part of the signal.
+        n_declared = int(round(declared * sr))
+        if samples.shape[1] > n_declared:
+            samples = samples[:, :n_declared]
+        elif samples.shape[1] < _COMPLETE_SHARE * n_declared - 2048:
+            raise UnreadableMediaError(path, f"audio stream is truncated: {samples.shape[1] / sr:.2f} s of the "
+                                             f"{declared:.2f} s its header declares could be decoded")
+    lead = int(round(((first_time if first_time is not None else origin) - origin) * sr))
+    if lead > 0:
+        samples = np.concatenate([np.zeros((samples.shape[0], lead), np.float32), samples], axis=1)
+    elif lead < 0:
+        samples = samples[:, -lead:]
     if samples.shape[1] == 0:
-        raise EmptyMediaError(path, "audio stream has zero decodable samples")
+        raise EmptyMediaError(path, "audio stream has zero samples after the video starts")
     if samples.shape[1] / sr > limits.max_duration_s:
         raise MediaLimitError(path, f"audio lasts {samples.shape[1] / sr:.1f} s, over the {limits.max_duration_s:.0f} s limit")
     if not np.isfinite(samples).all():
-        raise InvalidAudioError(path, "audio contains NaN or infinite samples")
+        bad = int((~np.isfinite(samples)).sum())
+        raise InvalidAudioError(path, f"audio contains {bad} NaN or infinite sample(s)")
+    samples = np.ascontiguousarray(samples)
     samples.setflags(write=False)
     return samples, int(sr)
 
@@ -310,8 +519,10 @@ def apply_video_preset(clip: Clip, preset: VideoPreset) -> np.ndarray:
 
 
 def encode(path: str | Path, video: np.ndarray | None, fps: float | None, audio: np.ndarray | None = None,
-           sample_rate: int | None = None, *, lossless: bool = False, crf: int = 18) -> Path:
+           sample_rate: int | None = None, *, lossless: bool = False, crf: int = 18,
+           metadata: dict[str, str] | None = None) -> Path:
     """Write a clip. Default: H.264 (yuv420p) + AAC in mp4. ``lossless``: RGB H.264 at qp 0 + PCM s16 in mkv.
+    ``metadata``: container tags (e.g. ``comment``), used to label synthetic clips inside the file itself.
 
     The file is written to a temporary name and renamed, so a crash never leaves a half clip behind.
     ``audio`` is float32 [C, N] or [N] in [-1, 1].
@@ -323,7 +534,14 @@ def encode(path: str | Path, video: np.ndarray | None, fps: float | None, audio:
         raise ValueError(f"{path}: lossless clips are written as .mkv")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    with av.open(str(tmp), mode="w") as out:
+    options = {}
+    if audio is not None and path.suffix.lower() in (".mp4", ".mov"):
+        # The edit list that trims AAC priming/padding is written in the movie timescale (1 ms by default);
+        # at the sample rate it is exact, so decoding returns exactly the samples written here.
+        options["movie_timescale"] = str(int(sample_rate))
+    with av.open(str(tmp), mode="w", format=_muxer(path), options=options) as out:
+        if metadata:
+            out.metadata.update({str(k): str(v) for k, v in metadata.items()})
         vstream = astream = None
         if video is not None:
             if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
@@ -362,6 +580,11 @@ def encode(path: str | Path, video: np.ndarray | None, fps: float | None, audio:
             _mux_audio(out, astream, a, int(sample_rate), lossless)
     tmp.replace(path)
     return path
+
+
+def _muxer(path: Path) -> str | None:
+    """The muxer for a file name (the temporary name hides the extension from FFmpeg's guess)."""
+    return {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}.get(path.suffix.lower())
 
 
 def _mux_audio(out, stream, a: np.ndarray, sr: int, lossless: bool) -> None:

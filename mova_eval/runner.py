@@ -399,6 +399,7 @@ def run(cfg: dict) -> RunOutcome:
     gcfg = dict(cfg["generator"])
     gen_cls = get_generator_class(gcfg["name"])
     generator = gen_cls(gcfg, device=device)
+    generator.bind_suite(suite)
     timings["plan"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -1,0 +1,298 @@
+"""Score clips someone already generated: find each suite item's file(s) in a folder or a manifest.
+
+Layouts (``generator.path=DIR``; the first that applies is used):
+
+- **sets** (the MOVA toolkit's): ``DIR/<set>/**/<item_id>*.<ext>``, searched recursively below the folder named
+  after the item's category. ``DIR`` may also be the toolkit's input dir holding one step folder
+  (``DIR/step_N/<set>/…``): a single sub-folder that contains the set folders is entered automatically.
+- **flat**: ``DIR/<item_id>*.<ext>`` directly in ``DIR`` (used when no set folder exists).
+- **manifest** (``generator.manifest=FILE``): a CSV with columns ``item_id,path[,seed]`` or a JSON object
+  ``{item_id: path | [path, …]}``. Relative paths are relative to the manifest's folder.
+
+A file belongs to an item when its name (without extension) is the item id, or starts with the id followed by a
+non-alphanumeric character (``00000017_video_step1_seed0.mp4``); when several ids match (``a1`` and ``a1_b`` both
+prefix ``a1_b_video.mp4``) the longest wins, and ``a10.mp4`` never matches ``a1``. Extensions: mp4, mkv, webm,
+mov, avi (any case).
+
+Several files for one item are several samples: the request with seed ``k`` takes the ``k``-th file (0-based)
+sorted by file name (then by full path) (manifest: listed order; a CSV ``seed`` column instead pins each file to that seed value).
+So ``seeds=[0,1,2]`` scores the first three samples of every item.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from mova_eval.errors import ConfigError
+from mova_eval.generators.base import Capabilities, Generator
+from mova_eval.media import VIDEO_EXTENSIONS
+from mova_eval.spec import GenRequest, GenResult, Suite, SuiteItem
+
+RUN_HINT = "mova-eval run generator=directory generator.path=DIR"
+
+
+def is_video(p: Path) -> bool:
+    return p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
+
+
+def matching_id(stem: str, ids_by_len: Mapping[int, set[str]]) -> str | None:
+    """The longest item id that ``stem`` equals or starts with, followed by a non-alphanumeric character."""
+    for n in sorted(ids_by_len, reverse=True):
+        if len(stem) < n:
+            continue
+        head = stem[:n]
+        if head in ids_by_len[n] and (len(stem) == n or not stem[n].isalnum()):
+            return head
+    return None
+
+
+def _by_len(ids) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = {}
+    for i in ids:
+        out.setdefault(len(i), set()).add(i)
+    return out
+
+
+@dataclass
+class Entry:
+    path: Path
+    seed: int | None = None   # only from a manifest's seed column
+
+
+@dataclass
+class ClipIndex:
+    """Which files belong to which item, and what was found that belongs to none."""
+
+    layout: str                                   # "sets", "flat" or "manifest"
+    root: Path                                    # where relative names in messages start
+    files: dict[str, list[Entry]] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)    # one line per file that matches no item
+
+    def expected(self, item: SuiteItem) -> str:
+        if self.layout == "sets":
+            return f"expected {self.root / item.category}/{item.id}*.mp4"
+        if self.layout == "flat":
+            return f"expected {self.root}/{item.id}*.mp4"
+        return f"expected a row for {item.id!r} in {self.root}"
+
+    def pick(self, item: SuiteItem, seed: int) -> tuple[int | None, str | None]:
+        """(position in ``files[item.id]``, or None with the reason) for the request of one item and seed."""
+        entries = self.files.get(item.id, [])
+        if not entries:
+            return None, f"no clip for item {item.id} in {self.root} ({self.expected(item)})"
+        if any(e.seed is not None for e in entries):
+            for i, e in enumerate(entries):
+                if e.seed == seed:
+                    return i, None
+            seeds = sorted(e.seed for e in entries if e.seed is not None)
+            return None, f"no clip for item {item.id} with seed {seed} in {self.root} (its seeds: {seeds})"
+        if not 0 <= seed < len(entries):
+            return None, (f"item {item.id} has {len(entries)} clip(s) in {self.root}, but seed {seed} asks for "
+                          f"sample #{seed}: seeds index the item's files in sorted order "
+                          f"(use seeds=[0..{len(entries) - 1}])")
+        return seed, None
+
+
+def _video_files(folder: Path, recursive: bool) -> list[Path]:
+    it = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted((p for p in it if is_video(p)), key=lambda p: (p.name, str(p)))
+
+
+def _sets_root(root: Path, categories: list[str]) -> Path | None:
+    """The folder holding the set folders: DIR itself, or its single step folder (DIR/step_N/<set>)."""
+    if any((root / c).is_dir() for c in categories):
+        return root
+    holders = sorted(d for d in root.iterdir() if d.is_dir() and any((d / c).is_dir() for c in categories))
+    if len(holders) > 1:
+        names = ", ".join(d.name for d in holders)
+        raise ConfigError(f"{root} holds several folders with set sub-folders ({names}); point generator.path at "
+                          f"one of them, e.g. generator.path={holders[0]}")
+    return holders[0] if holders else None
+
+
+def index_folder(root: Path, suite_items: list[SuiteItem]) -> ClipIndex:
+    categories = list(dict.fromkeys(it.category for it in suite_items))
+    sets_root = _sets_root(root, categories)
+    if sets_root is not None:
+        index = ClipIndex("sets", sets_root)
+        for cat in categories:
+            folder = sets_root / cat
+            if not folder.is_dir():
+                continue
+            ids = _by_len(it.id for it in suite_items if it.category == cat)
+            for p in _video_files(folder, recursive=True):
+                item_id = matching_id(p.stem, ids)
+                if item_id is None:
+                    index.unknown.append(f"{p} matches no item of set {cat}")
+                else:
+                    index.files.setdefault(item_id, []).append(Entry(p))
+        # Folders of sets this suite does not have (set1/ when scoring verse_set3) are left alone.
+        index.unknown += [f"{p} lies outside the set folders" for p in _video_files(sets_root, recursive=False)]
+        return index
+    index = ClipIndex("flat", root)
+    ids = _by_len(it.id for it in suite_items)
+    for p in _video_files(root, recursive=False):
+        item_id = matching_id(p.stem, ids)
+        if item_id is None:
+            index.unknown.append(f"{p} matches no item of the suite")
+        else:
+            index.files.setdefault(item_id, []).append(Entry(p))
+    deeper = [p for p in _video_files(root, recursive=True) if p.parent != root]
+    if deeper:
+        index.unknown += [f"{p} lies in a sub-folder that is no set of the suite "
+                          f"(sets: {', '.join(categories)})" for p in deeper]
+    return index
+
+
+def read_manifest(path: Path, suite_items: list[SuiteItem]) -> ClipIndex:
+    """CSV ``item_id,path[,seed]`` or JSON ``{item_id: path | [paths]}``; errors name the file and the row."""
+    if not path.is_file():
+        raise ConfigError(f"generator.manifest {path} does not exist")
+    base = path.parent
+    rows: list[tuple[str, str, int | None, str]] = []  # item id, path, seed, where in the manifest
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"manifest {path} is not valid JSON: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"manifest {path} must be a JSON object {{item_id: path or [paths]}}")
+        for item_id, value in data.items():
+            paths = value if isinstance(value, list) else [value]
+            for i, p in enumerate(paths):
+                if not isinstance(p, str) or not p:
+                    raise ConfigError(f"manifest {path}: item {item_id!r}: entry {i} must be a file path string")
+                rows.append((str(item_id), p, None, f"item {item_id!r}"))
+    else:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            cols = [c.strip() for c in (reader.fieldnames or [])]
+            if "item_id" not in cols or "path" not in cols:
+                raise ConfigError(f"manifest {path} needs a header with columns item_id,path[,seed]; got {cols}")
+            reader.fieldnames = cols
+            has_seed = "seed" in cols
+            for line, row in enumerate(reader, start=2):
+                item_id, p = (row.get("item_id") or "").strip(), (row.get("path") or "").strip()
+                if not item_id or not p:
+                    raise ConfigError(f"manifest {path}, line {line}: item_id and path must both be set")
+                seed = None
+                if has_seed:
+                    try:
+                        seed = int((row.get("seed") or "").strip())
+                    except ValueError:
+                        raise ConfigError(f"manifest {path}, line {line}: seed must be an integer, "
+                                          f"got {row.get('seed')!r}") from None
+                rows.append((item_id, p, seed, f"line {line}"))
+    known = {it.id for it in suite_items}
+    index = ClipIndex("manifest", path)
+    seen: dict[tuple[str, int], str] = {}
+    for item_id, p, seed, where in rows:
+        file = Path(p).expanduser()
+        file = file if file.is_absolute() else base / file
+        if item_id not in known:
+            index.unknown.append(f"{file} ({where} of {path.name}) names item {item_id!r}, which is not in the suite")
+            continue
+        if seed is not None:
+            if (item_id, seed) in seen:
+                raise ConfigError(f"manifest {path}, {where}: item {item_id!r} seed {seed} is already given "
+                                  f"at {seen[(item_id, seed)]}")
+            seen[(item_id, seed)] = where
+        index.files.setdefault(item_id, []).append(Entry(file, seed))
+    return index
+
+
+class DirectoryGenerator(Generator):
+    name = "directory"
+    capabilities = Capabilities(makes_clips=False)
+
+    def __init__(self, config: Mapping[str, Any], device: str = "cpu"):
+        super().__init__(config, device)
+        ok, reason, command = self.availability(self.config)
+        if not ok:
+            raise ConfigError(f"{reason} (e.g. {command})")
+        self.path = Path(self.config["path"]).expanduser() if self.config.get("path") else None
+        self.manifest = Path(self.config["manifest"]).expanduser() if self.config.get("manifest") else None
+        self._index: ClipIndex | None = None
+        self._items: list[SuiteItem] | None = None
+
+    @classmethod
+    def availability(cls, config: Mapping[str, Any]) -> tuple[bool, str, str | None]:
+        path, manifest = config.get("path"), config.get("manifest")
+        if not path and not manifest:
+            return False, "needs generator.path=DIR (or generator.manifest=FILE)", RUN_HINT
+        if manifest and not Path(str(manifest)).expanduser().is_file():
+            return False, f"generator.manifest {manifest} does not exist", RUN_HINT + " generator.manifest=FILE"
+        if path and not Path(str(path)).expanduser().is_dir():
+            return False, f"generator.path {path} is not a folder", RUN_HINT
+        return True, "", None
+
+    def identity(self) -> dict:
+        return {"name": self.name, "path": str(self.path.resolve()) if self.path else None,
+                "manifest": str(self.manifest.resolve()) if self.manifest else None}
+
+    def bind_suite(self, suite: Suite) -> None:
+        super().bind_suite(suite)
+        self._items, self._index = list(suite.items), None
+
+    def build_index(self, items: list[SuiteItem]) -> ClipIndex:
+        return read_manifest(self.manifest, items) if self.manifest else index_folder(self.path, items)
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        if self._index is None:
+            # Match against the whole suite when the runner bound one, else against the requested items.
+            items = self._items if self._items is not None else list({r.item.id: r.item for r in requests}.values())
+            self._index = self.build_index(items)
+        index = self._index
+        out = []
+        for r in requests:
+            k, error = index.pick(r.item, r.seed)
+            entries = index.files.get(r.item.id, [])
+            prov: dict[str, Any] = {"source": "directory", "layout": index.layout, "root": str(index.root),
+                                    "samples": len(entries)}
+            path = None
+            if k is not None:
+                path = entries[k].path
+                prov.update(file=str(path), sample_index=k)
+                if not path.is_file():
+                    path, error = None, f"{index.root} lists {entries[k].path} for item {r.item.id}, which does not exist"
+            out.append(GenResult(r.request_id, str(path) if path else None, error, prov))
+        return out
+
+    def validate(self, suite: Suite, seeds: list[int] | None = None) -> list[str]:
+        """Every problem with the folder/manifest for this suite: missing, unknown and unused files, and files
+        that cannot be scored fully (unreadable, truncated, no audio or video stream, zero duration).
+        ``seeds`` are the run's seeds (default [0]): they decide which samples count as used."""
+        from mova_eval import media
+
+        seeds = list(seeds) if seeds else [0]
+        try:
+            index = self.build_index(list(suite.items))
+        except ConfigError as e:
+            return [str(e)]
+        problems: list[str] = []
+        for item in suite.items:
+            entries = index.files.get(item.id, [])
+            if not entries:
+                problems.append(f"missing: item {item.id} ({item.category}) has no clip ({index.expected(item)})")
+                continue
+            used: set[int] = set()
+            for s in seeds:
+                k, error = index.pick(item, s)
+                if error:
+                    problems.append(f"missing: {error}")
+                else:
+                    used.add(k)
+            extra = [e.path for i, e in enumerate(entries) if i not in used]
+            if extra:
+                names = ", ".join(str(p) for p in extra[:5]) + (" …" if len(extra) > 5 else "")
+                problems.append(f"unused: item {item.id} has {len(entries)} clips, seeds {seeds} score {len(used)}; "
+                                f"not scored: {names}")
+        problems += [f"unknown: {u}" for u in index.unknown]
+        for item_id, entries in index.files.items():
+            for e in entries:
+                for p in media.problems(e.path):
+                    problems.append(f"bad file: {e.path} (item {item_id}): {p}")
+        return problems

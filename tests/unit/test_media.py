@@ -1,0 +1,376 @@
+"""media.py on real files made here: exact AAC round trips, variable frame rate, and every kind of bad input."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from mova_eval import media
+from mova_eval.errors import (EmptyMediaError, InvalidAudioError, MediaError, MediaLimitError, MissingStreamError,
+                              UnreadableMediaError)
+from mova_eval.media import AudioPreset, MediaLimits, VideoPreset
+
+SR = 16000
+
+
+def _frames(n=24, h=64, w=64, seed=0) -> np.ndarray:
+    """Frames whose mean brightness encodes their index (robust to lossy coding)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 40, (h, w, 3))
+    return np.stack([np.clip(base + 8 * i, 0, 255) for i in range(n)]).astype(np.uint8)
+
+
+def _clicks(n: int, at: list[int], sr: int = SR) -> np.ndarray:
+    x = np.zeros(n, np.float32)
+    t = np.arange(int(0.05 * sr)) / sr
+    for s in at:
+        k = min(len(t), n - s)
+        x[s : s + k] = (0.5 * np.sin(2 * np.pi * 1000 * t[:k] + np.pi / 2) * np.exp(-t[:k] / 0.01))
+    return x
+
+
+def _onsets(x: np.ndarray, thr: float = 0.2) -> list[int]:
+    above = np.abs(x) > thr
+    starts = np.flatnonzero(above & ~np.concatenate([[False], above[:-1]]))
+    out: list[int] = []
+    for s in starts:
+        if not out or s - out[-1] > 2000:  # one onset per click, however it rings
+            out.append(int(s))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("sr,channels,n", [(16000, 1, 64123), (48000, 2, 48000 * 2 + 517)])
+def test_aac_round_trip_keeps_sample_count_and_alignment(tmp_path, sr, channels, n):
+    at = [int(0.3 * sr), int(1.1 * sr) + 7, n - int(0.2 * sr)]
+    mono = _clicks(n, at, sr)
+    audio = np.stack([mono * (1.0 - 0.4 * c) for c in range(channels)])
+    path = media.encode(tmp_path / "c.mp4", _frames(48), 24, audio, sr)
+    clip = media.decode(path)
+    assert clip.sample_rate == sr
+    assert clip.audio.shape == (channels, n), "AAC priming or padding left in the decoded track"
+    assert _onsets(clip.audio[0]) == _onsets(mono)  # same sample positions, not one off
+    lag = np.argmax(np.correlate(clip.audio[0, : sr // 2 + 4000], mono[: sr // 2], mode="valid"))
+    assert lag == 0
+    err = clip.audio - audio
+    assert 10 * np.log10(np.sum(audio**2) / np.sum(err**2)) > 20  # the same signal, not just the same length
+
+
+def test_lossless_round_trip_is_exact(tmp_path):
+    frames = _frames(12)
+    audio = np.round(_clicks(SR, [4000]) * 32767) / 32767
+    clip = media.decode(media.encode(tmp_path / "c.mkv", frames, 24, audio, SR, lossless=True))
+    np.testing.assert_array_equal(clip.video, frames)
+    np.testing.assert_allclose(clip.audio[0], audio, atol=1 / 32767)
+    assert clip.fps == 24 and clip.duration == pytest.approx(1.0)
+
+
+def test_encode_is_byte_deterministic(tmp_path):
+    frames, audio = _frames(24), _clicks(SR, [5000])
+    a = media.encode(tmp_path / "a.mp4", frames, 24, audio, SR).read_bytes()
+    b = media.encode(tmp_path / "b.mp4", frames, 24, audio, SR).read_bytes()
+    assert a == b
+
+
+def test_audio_starting_after_video_is_preceded_by_silence(tmp_path):
+    """An audio stream whose first packet is 0.25 s after the video's start keeps that offset in the Clip."""
+    path = tmp_path / "late.mkv"
+    audio = _clicks(SR, [1000])
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264rgb", rate=24)
+        vs.width = vs.height = 64
+        vs.pix_fmt = "rgb24"
+        as_ = out.add_stream("pcm_s16le", rate=SR)
+        as_.layout = "mono"
+        for i, img in enumerate(_frames(24)):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = i
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+        for start in range(0, SR, 1000):
+            f = av.AudioFrame.from_ndarray((audio[None, start : start + 1000] * 32767).astype(np.int16),
+                                           format="s16", layout="mono")
+            f.sample_rate, f.time_base, f.pts = SR, Fraction(1, SR), start + SR // 4
+            for p in as_.encode(f):
+                out.mux(p)
+        for p in as_.encode(None):
+            out.mux(p)
+    clip = media.decode(path)
+    assert _onsets(clip.audio[0]) == [1000 + SR // 4]
+    assert np.all(clip.audio[0, : SR // 4] == 0)
+
+
+# ----------------------------------------------------------------------------------------------- frame rate
+
+
+def _write_vfr(path: Path, pts_ms: list[int]) -> None:
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=30)
+        vs.width = vs.height = 64
+        vs.pix_fmt = "yuv420p"
+        vs.time_base = Fraction(1, 1000)
+        vs.codec_context.time_base = Fraction(1, 1000)
+        vs.options = {"crf": "10", "bf": "0"}
+        for i, t in enumerate(pts_ms):
+            f = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 10 + 20 * i, np.uint8), format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 1000)
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+
+
+def test_variable_frame_rate_is_resampled_onto_a_constant_grid(tmp_path):
+    # 10 frames, shown for 40, 40, 120, 40, 40, 40, 200, 40, 40, 40 ms
+    pts = [0, 40, 80, 200, 240, 280, 320, 520, 560, 600]
+    path = tmp_path / "vfr.mp4"
+    _write_vfr(path, pts)
+    clip = media.decode(path)
+    fps = clip.fps
+    probe_fps = media.probe(path)["fps"]
+    assert fps == pytest.approx(probe_fps)  # the stream's average rate
+    shown = np.round((clip.video.reshape(len(clip.video), -1).mean(axis=1) - 10) / 20).astype(int)
+    expected = [int(np.searchsorted(pts, 1000 * k / fps + 1e-3, side="right") - 1) for k in range(len(shown))]
+    assert shown.tolist() == expected
+    assert len(shown) == int(round(600 / 1000 * fps)) + 1
+    assert len(set(shown.tolist())) < 10 < len(shown) + 1  # at the average rate, short frames are dropped
+
+
+def test_constant_frame_rate_is_returned_frame_for_frame(tmp_path):
+    frames = _frames(30)
+    clip = media.decode(media.encode(tmp_path / "c.mp4", frames, 30, None, None))
+    assert clip.video.shape[0] == 30 and clip.fps == 30
+    means = clip.video.reshape(30, -1).mean(axis=1)
+    assert np.all(np.diff(means) > 4)  # frames in order, none repeated or dropped
+
+
+def _write(path: Path, vcodec: str, acodec: str | None, audio: np.ndarray | None, sr: int, *, rate=24,
+           pts_step: int = 1, time_base: Fraction | None = None, n_frames: int = 24) -> None:
+    """A clip written with any codec pair PyAV offers (for containers media.encode does not produce).
+    Both streams are added before the first packet is muxed (adding one later crashes FFmpeg)."""
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream(vcodec, rate=rate)
+        vs.width = vs.height = 64
+        vs.pix_fmt = "yuv420p"
+        a = None
+        if acodec is not None:
+            a = out.add_stream(acodec, rate=sr)
+            a.layout = "mono"
+        for i, img in enumerate(_frames(n_frames)):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = i * pts_step
+            if time_base is not None:
+                f.time_base = time_base
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+        if a is None:
+            return
+        size, fmt = a.codec_context.frame_size or 1024, a.codec_context.format.name
+        for st in range(0, len(audio), size):
+            block = audio[None, st : st + size]
+            data = (block * 32767).astype(np.int16) if fmt.startswith("s16") else np.ascontiguousarray(block)
+            f = av.AudioFrame.from_ndarray(data, format=fmt, layout="mono")
+            f.sample_rate, f.pts, f.time_base = sr, st, Fraction(1, sr)
+            for p in a.encode(f):
+                out.mux(p)
+        for p in a.encode(None):
+            out.mux(p)
+
+
+@pytest.mark.parametrize("name,vcodec,acodec,sr", [("c.webm", "libvpx-vp9", "libopus", 48000),
+                                                   ("c.avi", "mpeg4", "pcm_s16le", 44100)])
+def test_other_containers_keep_samples_and_alignment(tmp_path, name, vcodec, acodec, sr):
+    n = 2 * sr + 333
+    audio = _clicks(n, [sr // 4, sr + 17], sr)
+    path = tmp_path / name
+    try:
+        _write(path, vcodec, acodec, audio, sr)
+    except (av.error.FFmpegError, ValueError) as e:  # a PyAV build without that encoder
+        pytest.skip(f"cannot write {name} here: {e}")
+    clip = media.decode(path)
+    assert clip.audio.shape == (1, n) and clip.fps == 24 and clip.video.shape[0] == 24
+    assert _onsets(clip.audio[0]) == _onsets(audio)
+
+
+def test_mislabelled_frame_rate_falls_back_to_timestamps(tmp_path):
+    """A stream that declares 1000 fps (its time base) but has a frame every 40 ms is a 25 fps clip."""
+    path = tmp_path / "mislabelled.mkv"
+    _write(path, "libx264", None, None, 0, rate=1000, pts_step=40, time_base=Fraction(1, 1000), n_frames=25)
+    assert media.probe(path)["fps"] == 1000
+    clip = media.decode(path)
+    assert clip.fps == pytest.approx(25.0) and clip.video.shape[0] == 25
+
+
+def test_constant_rate_indices_rules():
+    assert media.constant_rate_indices([0.0, 0.04, 0.08], 25) is None
+    assert media.constant_rate_indices([None, None], 25) is None
+    idx = media.constant_rate_indices([0.0, 0.1, 0.15], 20)
+    assert idx.tolist() == [0, 0, 1, 2]
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture
+def good_mp4(tmp_path) -> Path:
+    return media.encode(tmp_path / "good.mp4", _frames(48), 24, _clicks(2 * SR, [4000]), SR)
+
+
+def test_missing_empty_and_garbage_files(tmp_path):
+    with pytest.raises(UnreadableMediaError, match="does not exist"):
+        media.decode(tmp_path / "nope.mp4")
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(UnreadableMediaError, match="empty"):
+        media.decode(empty)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    with pytest.raises(UnreadableMediaError) as e:
+        media.decode(junk)
+    assert str(junk) in str(e.value)
+
+
+def _atoms(data: bytes) -> dict[bytes, tuple[int, int]]:
+    out, i = {}, 0
+    while i + 8 <= len(data):
+        size = int.from_bytes(data[i : i + 4], "big")
+        out[data[i + 4 : i + 8]] = (i, size)
+        i += max(size, 8)
+    return out
+
+
+@pytest.mark.parametrize("where", ["mdat", "moov"])
+def test_truncated_file_moov_at_end(tmp_path, good_mp4, where):
+    """A clip cut while being written: either the index (moov, written last) is missing or it is cut short."""
+    data = good_mp4.read_bytes()
+    start, size = _atoms(data)[where.encode()]
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: start + size // 2])
+    with pytest.raises(UnreadableMediaError) as e:
+        media.decode(cut)
+    assert str(cut) in str(e.value)
+    assert media.problems(cut)
+
+
+def test_truncated_file_index_first(tmp_path):
+    """A faststart file cut short opens fine but decodes to less than its index declares."""
+    path = tmp_path / "fs.mp4"
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (48, 64, 64, 3)).astype(np.uint8)  # noise: packets spread over the file
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        vs = out.add_stream("libx264", rate=24)
+        vs.width = vs.height = 64
+        vs.pix_fmt = "yuv420p"
+        for i, img in enumerate(frames):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = i
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    assert media.probe(path, deep=True)["complete"]
+    data = path.read_bytes()
+    cut = tmp_path / "fs_cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    with pytest.raises(UnreadableMediaError, match="truncated"):
+        media.decode(cut)
+    info = media.probe(cut, deep=True)
+    assert not info["complete"]
+    assert any("truncated" in p or "damaged" in p for p in media.problems(cut))
+
+
+def test_clip_without_audio_still_serves_video(tmp_path):
+    path = media.encode(tmp_path / "silent_film.mp4", _frames(24), 24, None, None)
+    clip = media.decode(path)
+    assert clip.audio is None and not clip.has_audio and clip.has_video
+    assert clip.video_for(VideoPreset(fps=12, size=(32, 32))).shape == (12, 32, 32, 3)
+    with pytest.raises(MissingStreamError, match="no audio stream"):
+        clip.audio_for(AudioPreset(16000))
+    assert media.problems(path) == ["has no audio stream"]
+
+
+def test_clip_without_video_still_serves_audio(tmp_path):
+    path = media.encode(tmp_path / "radio.mp4", None, None, _clicks(SR, [3000]), SR)
+    clip = media.decode(path)
+    assert clip.video is None and clip.has_audio
+    assert clip.audio_for(AudioPreset(8000)).shape == (8000,)
+    with pytest.raises(MissingStreamError, match="no video stream"):
+        clip.video_for(VideoPreset(fps=1))
+    assert media.problems(path) == ["has no video stream"]
+
+
+def test_video_stream_with_zero_frames(tmp_path):
+    path = tmp_path / "zero.mkv"
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264rgb", rate=24)
+        vs.width = vs.height = 64
+        vs.pix_fmt = "rgb24"
+        as_ = out.add_stream("pcm_s16le", rate=SR)
+        as_.layout = "mono"
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 1600), np.int16), format="s16", layout="mono")
+        f.sample_rate, f.pts, f.time_base = SR, 0, Fraction(1, SR)
+        for p in as_.encode(f):
+            out.mux(p)
+        for p in as_.encode(None):
+            out.mux(p)
+    with pytest.raises(EmptyMediaError, match="zero decodable frames"):
+        media.decode(path)
+
+
+def test_non_finite_audio(tmp_path):
+    path = tmp_path / "nan.mkv"
+    x = np.sin(np.arange(SR) / 10).astype(np.float32)
+    x[100:110] = np.nan
+    x[500] = np.inf
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("pcm_f32le", rate=SR)
+        s.layout = "mono"
+        f = av.AudioFrame.from_ndarray(x[None], format="flt", layout="mono")
+        f.sample_rate, f.pts, f.time_base = SR, 0, Fraction(1, SR)
+        for p in s.encode(f):
+            out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    with pytest.raises(InvalidAudioError, match="11 NaN or infinite"):
+        media.decode(path)
+
+
+def test_absurd_sizes_and_durations(good_mp4):
+    with pytest.raises(MediaLimitError, match="frame size 64x64"):
+        media.decode(good_mp4, limits=MediaLimits(max_side=32))
+    with pytest.raises(MediaLimitError, match="duration"):
+        media.decode(good_mp4, limits=MediaLimits(max_duration_s=1.0))
+    with pytest.raises(MediaLimitError, match="sample rate"):
+        media.decode(good_mp4, limits=MediaLimits(max_sample_rate=8000))
+    with pytest.raises(MediaLimitError, match="GiB"):
+        media.decode(good_mp4, limits=MediaLimits(max_video_bytes=100_000))
+    with pytest.raises(MediaLimitError, match="frames"):
+        media.decode(good_mp4, limits=MediaLimits(max_frames=10))
+
+
+def test_every_media_error_names_the_file(tmp_path, good_mp4):
+    cases = [tmp_path / "absent.mp4"]
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(good_mp4.read_bytes()[:1000])
+    cases.append(bad)
+    for p in cases:
+        with pytest.raises(MediaError) as e:
+            media.decode(p)
+        assert e.value.path == str(p) and str(p) in str(e.value)
+
+
+def test_probe_of_a_good_file(good_mp4):
+    info = media.probe(good_mp4, deep=True)
+    assert info["has_video"] and info["has_audio"] and info["complete"]
+    assert (info["width"], info["height"], info["frames"], info["sample_rate"]) == (64, 64, 48, SR)
+    assert info["duration"] == pytest.approx(2.0, abs=0.01)
+    assert media.problems(good_mp4) == []
