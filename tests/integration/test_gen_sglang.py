@@ -116,7 +116,7 @@ def test_server_that_forgot_the_job_gets_one_new_submission(tmp_path, clip_bytes
         from mova_eval.generators._common import fingerprint
 
         plan = g.plan(req)
-        fp = fingerprint(g.base, g.identity(), g._form(plan), fingerprint(g._reference_png(plan).hex()))
+        fp = fingerprint(g.base, g.identity(), g._payload(req, plan))
         RemoteJobs.put(req.out_path, {"remote_id": "gone", "fingerprint": fp})
         (res,) = g.generate([req])
     assert res.ok and fake.submits == 1 and res.provenance["resumed_remote_job"] is False
