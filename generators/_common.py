@@ -87,7 +87,9 @@ class ModelGenerator(Generator):
             return
         try:
             self._load()
-        except (MovaEvalError, ImportError, FileNotFoundError, OSError) as e:
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 — every request then carries the reason
             command = getattr(e, "command", None)
             self._load_error = f"{type(e).__name__}: {e}" + (f" (fix: {command})" if command and command not in str(e) else "")
         self._loaded = True
