@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Mapping
 
 from mova_eval.generators._common import call_factory, require
-from mova_eval.generators._diffusers import DIFFUSERS_INSTALL, load_pipeline, torch_generator
+from mova_eval.generators._diffusers import DIFFUSERS_INSTALL, diffusers_weights_ready, load_pipeline, torch_generator
 
 MMAUDIO_INSTALL = "pip install git+https://github.com/hkchengrex/MMAudio   (not on PyPI; needs torchaudio)"
 FOLEY_INSTALL = ("git clone https://github.com/Tencent-Hunyuan/HunyuanVideo-Foley && pip install -e ./HunyuanVideo-Foley"
@@ -24,6 +24,21 @@ class AudioStage:
     def __init__(self, config: Mapping[str, Any], device: str):
         self.config, self.device = dict(config), device
 
+    @classmethod
+    def ready(cls, config: Mapping[str, Any]) -> tuple[bool, str, str | None]:
+        """Package and weights present (for `mova-eval ls`), without loading anything."""
+        import importlib.util
+
+        if config.get("pipeline_factory"):
+            return True, "", None
+        if importlib.util.find_spec(cls.package) is None:
+            return False, f"the package {cls.package!r} is not installed", cls.install
+        return cls._weights_ready(config)
+
+    @classmethod
+    def _weights_ready(cls, config: Mapping[str, Any]) -> tuple[bool, str, str | None]:
+        return True, "", None
+
     def load(self) -> None:
         raise NotImplementedError
 
@@ -38,6 +53,10 @@ class AudioLDM2(AudioStage):
     """Text-to-audio; published sampling: 200 steps, guidance 3.5, negative prompt "Low quality."."""
 
     name, kind, package, install = "audioldm2", "t2a", "diffusers", DIFFUSERS_INSTALL
+
+    @classmethod
+    def _weights_ready(cls, config):
+        return diffusers_weights_ready(config)
 
     def load(self) -> None:
         self.pipe, self.checkpoint_hash = load_pipeline("AudioLDM2Pipeline", self.config, self.device, "AudioLDM 2")
@@ -116,6 +135,13 @@ class HunyuanFoley(AudioStage):
     """Video(+text)-to-audio (Tencent-Hunyuan/HunyuanVideo-Foley). Published: 50 steps, guidance 4.5, 48 kHz."""
 
     name, kind, package, install = "hunyuan_foley", "v2a", "hunyuanvideo_foley", FOLEY_INSTALL
+
+    @classmethod
+    def _weights_ready(cls, config):
+        from mova_eval.generators._common import weights_ready
+
+        return weights_ready(config.get("checkpoint") or "tencent/HunyuanVideo-Foley",
+                             "huggingface-cli download tencent/HunyuanVideo-Foley")
 
     def load(self) -> None:
         if self.config.get("pipeline_factory"):

@@ -263,6 +263,24 @@ def resolve_checkpoint(ref: str | None, what: str, fetch_hint: str) -> Path:
     raise _CheckpointMissing(f"{what}: checkpoint path {ref} does not exist. Download it with: {fetch_hint}")
 
 
+def weights_ready(ref: str | None, fetch_hint: str) -> tuple[bool, str, str | None]:
+    """Readiness for `mova-eval ls`: a local path, or a Hugging Face id already in the local cache. Nothing is
+    downloaded here (a run fetches a missing Hugging Face id only when online)."""
+    if not ref:
+        return False, "no checkpoint configured (generator.checkpoint=PATH)", None
+    if Path(str(ref)).expanduser().exists():
+        return True, "", None
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", str(ref)):
+        try:
+            from huggingface_hub import snapshot_download
+
+            snapshot_download(str(ref), local_files_only=True)
+            return True, "", None
+        except Exception:  # noqa: BLE001 — not cached (or hub library missing)
+            return False, f"weights {ref} are not downloaded (a run fetches them when online)", fetch_hint
+    return False, f"checkpoint path {ref} does not exist", fetch_hint
+
+
 class _CheckpointMissing(MovaEvalError):
     pass
 

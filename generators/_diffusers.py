@@ -39,6 +39,15 @@ def load_pipeline(class_name: str, config: Mapping[str, Any], device: str, what:
     return pipe, fp
 
 
+def diffusers_weights_ready(config: Mapping[str, Any]) -> tuple[bool, str, str | None]:
+    from mova_eval.generators._common import weights_ready
+
+    if config.get("pipeline_factory"):
+        return True, "", None
+    ref = config.get("checkpoint") or config.get("model_id")
+    return weights_ready(ref, f"huggingface-cli download {config.get('model_id')}")
+
+
 def place(pipe, config: Mapping[str, Any], device: str) -> None:
     import torch
 

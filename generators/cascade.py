@@ -60,12 +60,8 @@ class Cascade(ModelGenerator):
         ok, reason, cmd = self.video_cls.availability(self.video_cfg)
         if not ok:
             return False, f"video stage {self.video_cfg['name']}: {reason}", cmd
-        import importlib.util
-
-        if importlib.util.find_spec(self.stage_cls.package) is None and not self.audio_cfg.get("pipeline_factory"):
-            return False, f"audio stage {self.stage_cls.name}: the package {self.stage_cls.package!r} is not installed", \
-                self.stage_cls.install
-        return True, "", None
+        ok, reason, cmd = self.stage_cls.ready(self.audio_cfg)
+        return (True, "", None) if ok else (False, f"audio stage {self.stage_cls.name}: {reason}", cmd)
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "adapter_version": self.adapter_version,

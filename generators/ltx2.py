@@ -9,7 +9,8 @@ from typing import Any
 
 from mova_eval.errors import GenerationError
 from mova_eval.generators._common import ModelGenerator, Plan, load_image, write_clip
-from mova_eval.generators._diffusers import DIFFUSERS_INSTALL, diffusers_version, load_pipeline, torch_generator
+from mova_eval.generators._diffusers import (DIFFUSERS_INSTALL, diffusers_version, diffusers_weights_ready, load_pipeline,
+                                              torch_generator)
 from mova_eval.generators.base import Capabilities
 from mova_eval.spec import GenRequest
 
@@ -24,6 +25,10 @@ class LTX2(ModelGenerator):
     adapter_version = "1"
     requires = (("diffusers", DIFFUSERS_INSTALL),)
     capabilities = Capabilities(modes=("t2va", "it2va"), max_duration_s=20.0)
+
+    @classmethod
+    def _more_availability(cls, config):
+        return diffusers_weights_ready(config)
 
     def package_version(self) -> str | None:
         return diffusers_version()

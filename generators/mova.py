@@ -9,7 +9,6 @@ with a pure-white first frame, as MOVA's workflow does. Docs: docs/generators/mo
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,7 @@ from typing import Any
 
 from mova_eval.errors import ConfigError, GenerationError
 from mova_eval.generators._common import (ModelGenerator, Plan, call_factory, checkpoint_fingerprint, fingerprint,
-                                          require, resolve_checkpoint)
+                                          require, resolve_checkpoint, weights_ready)
 from mova_eval.generators.base import Capabilities
 from mova_eval.spec import GenRequest, GenResult
 
@@ -37,10 +36,9 @@ class MovaGenerator(ModelGenerator):
 
     @classmethod
     def _more_availability(cls, config):
-        ckpt = config.get("checkpoint") or cls.hf_repo
-        if not Path(str(ckpt)).expanduser().exists() and os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", ""):
-            return False, f"checkpoint {ckpt} is not on disk (offline)", FETCH.format(repo=cls.hf_repo, name=cls.name)
-        return True, "", None
+        if config.get("pipeline_factory"):
+            return True, "", None
+        return weights_ready(config.get("checkpoint") or cls.hf_repo, FETCH.format(repo=cls.hf_repo, name=cls.name))
 
     def checkpoint_ref(self) -> str:
         return str(self.config.get("checkpoint") or self.hf_repo)

@@ -29,9 +29,10 @@ class MovaSGLang(RemoteVideoGenerator):
 
     @classmethod
     def _more_availability(cls, config):
-        url = config.get("url")
-        if not url or url == "???":
-            return False, "no server URL", "mova-eval run generator=mova_sglang generator.url=http://HOST:30000"
+        url = str(config.get("url") or "")
+        if not re.match(r"https?://", url):
+            return False, f"no server URL (generator.url={config.get('url')})", \
+                "mova-eval run generator=mova_sglang generator.url=http://HOST:30000"
         return True, "", None
 
     def checkpoint_ref(self) -> str:

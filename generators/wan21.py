@@ -10,7 +10,8 @@ from typing import Any
 
 from mova_eval.errors import GenerationError
 from mova_eval.generators._common import ModelGenerator, Plan, load_image, write_clip
-from mova_eval.generators._diffusers import DIFFUSERS_INSTALL, diffusers_version, load_pipeline, torch_generator
+from mova_eval.generators._diffusers import (DIFFUSERS_INSTALL, diffusers_version, diffusers_weights_ready, load_pipeline,
+                                              torch_generator)
 from mova_eval.generators.base import Capabilities
 from mova_eval.spec import GenRequest
 
@@ -20,6 +21,10 @@ class Wan21(ModelGenerator):
     requires = (("diffusers", DIFFUSERS_INSTALL),)
     capabilities = Capabilities(modes=("t2va", "it2va"))
     produces_audio = False
+
+    @classmethod
+    def _more_availability(cls, config):
+        return diffusers_weights_ready(config)
 
     def package_version(self) -> str | None:
         return diffusers_version()

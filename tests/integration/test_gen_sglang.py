@@ -157,7 +157,9 @@ def test_concurrency_limit(tmp_path, clip_bytes):
 
 
 def test_bad_url_is_a_per_item_error_and_ls_readiness():
-    assert MovaSGLang.availability({"url": "???"})[0] is False
+    ok, reason, command = MovaSGLang.availability(compose(["generator=mova_sglang"])["generator"])
+    assert not ok and "generator.url=http://HOST:30000" in command
+    assert MovaSGLang.availability({"url": "ftp://x"})[0] is False
     g = MovaSGLang({"name": "mova_sglang", "url": "ftp://x", "num_frames": 193, "fps": 24})
     g.load()
     (res,) = g.generate([GenRequest("a#s0", SuiteItem(id="a", category="c", prompt="p"), 0, width=640, height=352)])
