@@ -155,6 +155,11 @@ class HunyuanFoley(AudioStage):
 
         ckpt = resolve_checkpoint(self.config.get("checkpoint") or "tencent/HunyuanVideo-Foley", "HunyuanVideo-Foley",
                                   "huggingface-cli download tencent/HunyuanVideo-Foley")
+        if not self.config.get("config_path"):
+            from mova_eval.errors import ConfigError
+
+            raise ConfigError("hunyuan_foley needs generator.audio.config_path (the model config yaml in its repo, "
+                              "e.g. configs/hunyuanvideo-foley-xxl.yaml)")
         self.model_dict, self.cfg = mu.load_model(str(ckpt), self.config["config_path"], self.device)
         self.feature_process, self.denoise = feature_process, mu.denoise_process
         self.checkpoint_hash = checkpoint_fingerprint(ckpt)
