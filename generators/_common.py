@@ -158,6 +158,20 @@ class ModelGenerator(Generator):
         return Plan(mode=mode, width=width, height=height, fps=fps, num_frames=num_frames, seed=self.seed_for(req),
                     prompt=self.format_prompt(req), first_frame=first)
 
+    def validate(self, suite) -> list[str]:
+        """Problems `mova-eval validate` reports before any model loads: items this generator cannot serve."""
+        from collections import Counter
+
+        problems: Counter = Counter()
+        for item in suite.items:
+            req = GenRequest(f"{item.id}#s0", item, 0, duration_s=self.config.get("duration"), fps=self.config.get("fps"),
+                             width=self.config.get("width"), height=self.config.get("height"), first_frame=item.first_frame)
+            try:
+                self.plan(req)
+            except MovaEvalError as e:
+                problems[re.sub(r"item '[^']*'", "item …", str(e))] += 1
+        return [f"{self.name}: {msg} ({n} item{'s' if n > 1 else ''})" for msg, n in problems.items()]
+
     # ------------------------------------------------------------------ generation
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         if not self._loaded:

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from mova_eval.errors import ConfigError, GenerationError
 from mova_eval.generators._audio_stages import STAGES
-from mova_eval.generators._common import ModelGenerator, Plan, fingerprint, to_audio
+from mova_eval.generators._common import ModelGenerator, fingerprint, to_audio
 from mova_eval.generators.base import Capabilities
 from mova_eval.spec import GenRequest, GenResult
 
@@ -71,6 +71,10 @@ class Cascade(ModelGenerator):
                 "prompts": {"video": self.config.get("video_prompt", "prompt"), "audio": self.config.get("audio_prompt", "audio")},
                 "seed": self.config.get("seed", 0)}
 
+    def validate(self, suite) -> list[str]:
+        video = self.video_cls(self.video_cfg)
+        return video.validate(suite) if hasattr(video, "validate") else []
+
     def sampler_settings(self) -> dict[str, Any]:
         return {"video": self.video_cfg, "audio": self.audio_cfg}
 
@@ -82,9 +86,6 @@ class Cascade(ModelGenerator):
             raise GenerationError(f"video stage {self.video_cfg['name']}: {self.video._load_error}")
         self.stage = self.stage_cls(self.audio_cfg, self.device)
         self.stage.load()
-
-    def plan(self, req: GenRequest) -> Plan:
-        return self.video.plan(self._video_request(req)) if hasattr(self.video, "plan") else super().plan(req)
 
     def _video_request(self, req: GenRequest) -> GenRequest:
         item = req.item

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mova_eval.errors import ConfigError, GenerationError
-from mova_eval.generators._common import (ModelGenerator, Plan, call_factory, checkpoint_fingerprint, fingerprint,
+from mova_eval.generators._common import (ModelGenerator, Plan, checkpoint_fingerprint, fingerprint,
                                           require, resolve_checkpoint, weights_ready)
 from mova_eval.generators.base import Capabilities
 from mova_eval.spec import GenRequest, GenResult
@@ -42,6 +42,11 @@ class MovaGenerator(ModelGenerator):
 
     def checkpoint_ref(self) -> str:
         return str(self.config.get("checkpoint") or self.hf_repo)
+
+    def identity(self) -> dict[str, Any]:
+        """The model is named by its Hugging Face id and pinned by the checkpoint fingerprint, so moving the
+        weights folder does not invalidate cached clips."""
+        return {**super().identity(), "model": self.hf_repo}
 
     def package_version(self) -> str | None:
         from importlib.metadata import PackageNotFoundError, version

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from mova_eval.errors import ConfigError
-from mova_eval.generators._common import Plan, RemoteError, fingerprint, load_image, white_image
+from mova_eval.generators._common import Plan, RemoteError, load_image, white_image
 from mova_eval.generators._remote import RemoteVideoGenerator
 from mova_eval.generators.base import Capabilities
 from mova_eval.spec import GenRequest

@@ -106,3 +106,12 @@ def test_mmdiffusion_batch_fills_requests_and_ignores_prompts(tmp_path):
     assert not (clips[0].video == clips[1].video).all()  # distinct samples, not one copied three times
     p = out["i0#s0"].provenance
     assert p["unconditional"] is True and p["prompt_sent"] == "" and p["prompt_ignored"] == "p0"
+
+
+def test_validate_reports_unservable_items_before_loading():
+    from mova_eval.suites import load_suite
+
+    suite = load_suite(compose(["suite=smoke"])["suite"])
+    problems = UniVerse1(compose(["generator=universe1"])["generator"]).validate(suite)
+    assert problems == [f"universe1: universe1 needs a first-frame image (IT2VA only) and item … has none "
+                        f"({len(suite)} items)"]
