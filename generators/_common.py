@@ -423,16 +423,21 @@ def speech_tagged(prompt: str, speech: str, open_tag: str, close_tag: str) -> st
         quoted = q.format(speech)
         if quoted in prompt:
             return prompt.replace(quoted, tagged, 1)
-    m = re.search(r"[\"“]([^\"”]{3,})[\"”]", prompt)
-    if m and _similar(m.group(1), speech):
-        return prompt[: m.start()] + tagged + prompt[m.end():]
+    for m in re.finditer(r"[\"“「]([^\"”」]{3,})[\"”」]", prompt):
+        if _similar(m.group(1), speech):
+            return prompt[: m.start()] + tagged + prompt[m.end():]
     return f"{prompt.rstrip()} {tagged}"
 
 
 def _similar(a: str, b: str) -> bool:
+    """Same line up to punctuation, quote style and small edits (Verse-Bench's quoted copy and speech text differ
+    this way in 23 items)."""
     import difflib
 
-    return difflib.SequenceMatcher(None, a.strip().lower(), b.strip().lower()).ratio() > 0.8
+    def norm(x: str) -> str:
+        return re.sub(r"[\W_]+", "", x.lower())
+
+    return difflib.SequenceMatcher(None, norm(a), norm(b)).ratio() > 0.8
 
 
 # ---------------------------------------------------------------------------------------------- HTTP
