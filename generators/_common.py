@@ -415,7 +415,7 @@ def _sha256_file(path: str) -> str:
 def speech_tagged(prompt: str, speech: str, open_tag: str, close_tag: str) -> str:
     """Wrap the spoken line in the model's speech tags. Verse-Bench prompts quote the line; the quoted copy is
     replaced in place when found, otherwise the tagged line is appended."""
-    speech = speech.strip()
+    speech = re.sub(r"^\s*Speaker\s*\d+\s*:\s*", "", speech).strip()  # a speaker label, not words to say
     if not speech:
         return prompt
     tagged = f"{open_tag}{speech}{close_tag}"
