@@ -39,9 +39,16 @@ class RemoteVideoGenerator(ModelGenerator):
         if env and not self._key:
             raise ConfigError(f"{self.name} needs an API key in the environment variable ${env} (export {env}=...)")
         self.base = self._base_url()
-        self.session = requests.Session()
+        self._tls = threading.local()  # one requests.Session per worker thread
         self._limiter = RateLimiter(self.config.get("requests_per_minute"))
-        self._lock = threading.Lock()
+        self._requests = requests
+
+    @property
+    def session(self):
+        s = getattr(self._tls, "session", None)
+        if s is None:
+            s = self._tls.session = self._requests.Session()
+        return s
 
     def _base_url(self) -> str:
         return str(self.config.get("url") or self.config.get("base_url") or "").rstrip("/")
