@@ -271,10 +271,10 @@ def resolve_checkpoint(ref: str | None, what: str, fetch_hint: str) -> Path:
             offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
             return Path(snapshot_download(str(ref), local_files_only=offline))
         except Exception as e:  # offline, gated, missing
-            raise _CheckpointMissing(f"{what}: checkpoint {ref!r} is not on disk and could not be fetched "
+            raise CheckpointMissingError(f"{what}: checkpoint {ref!r} is not on disk and could not be fetched "
                                      f"({type(e).__name__}). Download it with: {fetch_hint} and pass "
                                      f"generator.checkpoint=PATH") from e
-    raise _CheckpointMissing(f"{what}: checkpoint path {ref} does not exist. Download it with: {fetch_hint}")
+    raise CheckpointMissingError(f"{what}: checkpoint path {ref} does not exist. Download it with: {fetch_hint}")
 
 
 def weights_ready(ref: str | None, fetch_hint: str) -> tuple[bool, str, str | None]:
@@ -295,8 +295,8 @@ def weights_ready(ref: str | None, fetch_hint: str) -> tuple[bool, str, str | No
     return False, f"checkpoint path {ref} does not exist", fetch_hint
 
 
-class _CheckpointMissing(MovaEvalError):
-    pass
+class CheckpointMissingError(MovaEvalError):
+    """A model checkpoint (folder or Hugging Face id) is not available here; the message has the download command."""
 
 
 def require(module: str, what: str, command: str):
