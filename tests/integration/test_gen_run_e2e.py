@@ -40,3 +40,20 @@ def test_run_scores_and_resumes_after_interruption(tmp_path, clip_bytes):
     assert len(ok) and np.isfinite(ok["value"]).all()
     gen = second.log.generation
     assert all(g.get("resumed_remote_job") for g in gen.values()), gen
+
+
+def test_ls_shows_every_generator_with_its_readiness(capsys, monkeypatch):
+    from mova_eval.cli import main
+    from mova_eval.registry import generator_classes
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-test-key-for-ls-0123456789")
+    assert main(["ls"]) == 0
+    out = capsys.readouterr().out
+    section = out.split("generators:")[1].split("metrics:")[0]
+    lines = {ln.split()[1]: ln for ln in section.strip().splitlines()}
+    assert set(generator_classes()) <= set(lines)
+    assert lines["veo3"].lstrip().startswith("✓")  # key present: ready
+    assert lines["sora2"].lstrip().startswith("✗") and "export OPENAI_API_KEY" in lines["sora2"]
+    assert "OpenMOSS/MOVA" in lines["mova_360p"] or lines["mova_360p"].lstrip().startswith("✓")
+    assert "AIza-test-key" not in out
