@@ -116,3 +116,24 @@ def test_torchrun_two_cpu_ranks_rank0_writes(tmp_path, monkeypatch):
     again = gen.generate(reqs)
     assert all(r.ok and r.provenance.get("resumed_from_worker_record") for r in again)
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "trace").iterdir()} == before
+
+
+@pytest.mark.parametrize("offload,expected", [("none", "none:cpu"), ("group", "group")])
+def test_offload_modes_reach_the_pipeline(tmp_path, monkeypatch, offload, expected):
+    monkeypatch.setenv("TINY_MOVA_TRACE", str(tmp_path / "trace"))
+    gen = Mova360p(_cfg(offload=offload))
+    gen.load()
+    try:
+        (res,) = gen.generate([GenRequest(**{**_req(0).__dict__, "out_path": str(tmp_path / "a.mp4")})])
+    finally:
+        gen.close()
+    assert res.ok, res.error
+    (trace,) = [json.loads(x) for x in (tmp_path / "trace" / "rank0.jsonl").read_text().splitlines()]
+    assert trace["offload"] == expected
+
+
+def test_unknown_offload_mode_is_reported():
+    gen = Mova360p(_cfg(offload="disk"))
+    gen.load()
+    (res,) = gen.generate([_req(0)])
+    assert "offload must be none, cpu or group" in res.error
