@@ -1,0 +1,182 @@
+"""Audio stages for the ``cascade`` generator: video-to-audio (MMAudio, HunyuanVideo-Foley) and text-to-audio
+(AudioLDM 2 through diffusers). Each takes the silent clip the video stage made (and its prompt) and returns
+float audio [C, N] with its sample rate. Packages that are not on PyPI are imported from their repos' installs;
+the error names the install command.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+from mova_eval.generators._common import call_factory, require
+from mova_eval.generators._diffusers import DIFFUSERS_INSTALL, diffusers_weights_ready, load_pipeline, torch_generator
+
+MMAUDIO_INSTALL = "pip install git+https://github.com/hkchengrex/MMAudio   (not on PyPI; needs torchaudio)"
+FOLEY_INSTALL = ("git clone https://github.com/Tencent-Hunyuan/HunyuanVideo-Foley && pip install -e ./HunyuanVideo-Foley"
+                 "   (not on PyPI; weights: huggingface-cli download tencent/HunyuanVideo-Foley)")
+
+
+class AudioStage:
+    name: ClassVar[str]
+    kind: ClassVar[str]  # "v2a" (sees the video) or "t2a" (text only)
+    package: ClassVar[str]
+    install: ClassVar[str]
+
+    def __init__(self, config: Mapping[str, Any], device: str):
+        self.config, self.device = dict(config), device
+
+    @classmethod
+    def ready(cls, config: Mapping[str, Any]) -> tuple[bool, str, str | None]:
+        """Package and weights present (for `mova-eval ls`), without loading anything."""
+        import importlib.util
+
+        if config.get("pipeline_factory"):
+            return True, "", None
+        if importlib.util.find_spec(cls.package) is None:
+            return False, f"the package {cls.package!r} is not installed", cls.install
+        return cls._weights_ready(config)
+
+    @classmethod
+    def _weights_ready(cls, config: Mapping[str, Any]) -> tuple[bool, str, str | None]:
+        return True, "", None
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    def make(self, video_path: str, duration_s: float, prompt: str, seed: int) -> tuple[Any, int]:
+        raise NotImplementedError
+
+    def settings(self) -> dict[str, Any]:
+        return {k: v for k, v in sorted(self.config.items()) if k not in ("name", "pipeline_factory", "offload", "device")}
+
+
+class AudioLDM2(AudioStage):
+    """Text-to-audio; published sampling: 200 steps, guidance 3.5, negative prompt "Low quality."."""
+
+    name, kind, package, install = "audioldm2", "t2a", "diffusers", DIFFUSERS_INSTALL
+
+    @classmethod
+    def _weights_ready(cls, config):
+        return diffusers_weights_ready(config)
+
+    def load(self) -> None:
+        self.pipe, self.checkpoint_hash = load_pipeline("AudioLDM2Pipeline", self.config, self.device, "AudioLDM 2")
+        lm = self.pipe.language_model
+        if not hasattr(lm, "_update_model_kwargs_for_generation"):
+            import diffusers
+            import transformers
+
+            from mova_eval.errors import MissingDependencyError
+
+            raise MissingDependencyError(
+                f"AudioLDM 2 (diffusers {diffusers.__version__} drives its {type(lm).__name__} language model through "
+                f"generation helpers that transformers {transformers.__version__} no longer has)",
+                "transformers<5", command="pip install 'transformers<5'  (in the environment that runs AudioLDM 2)")
+
+    def make(self, video_path, duration_s, prompt, seed):
+        cfg = self.config
+        out = self.pipe(prompt, negative_prompt=cfg.get("negative_prompt") or None, audio_length_in_s=float(duration_s),
+                        num_inference_steps=int(cfg.get("num_inference_steps", 200)),
+                        guidance_scale=float(cfg.get("guidance_scale", 3.5)), generator=torch_generator(self.device, seed))
+        return out.audios[0], int(self.pipe.vocoder.config.sampling_rate)
+
+
+class MMAudio(AudioStage):
+    """Video(+text)-to-audio (hkchengrex/MMAudio). Published demo settings: large_44k_v2, 25 Euler steps,
+    cfg_strength 4.5, 8 s."""
+
+    name, kind, package, install = "mmaudio", "v2a", "mmaudio", MMAUDIO_INSTALL
+
+    def load(self) -> None:
+        import torch
+
+        if self.config.get("pipeline_factory"):  # a stand-in with make()'s signature
+            self.impl = call_factory(self.config["pipeline_factory"])
+            self.checkpoint_hash = None
+            return
+        eu = require("mmaudio.eval_utils", "MMAudio", MMAUDIO_INSTALL)
+        from mmaudio.model.flow_matching import FlowMatching
+        from mmaudio.model.networks import get_my_mmaudio
+        from mmaudio.model.utils.features_utils import FeaturesUtils
+
+        self.eu, self.FlowMatching = eu, FlowMatching
+        mcfg = eu.all_model_cfg[self.config.get("variant", "large_44k_v2")]
+        mcfg.download_if_needed()
+        dtype = getattr(torch, self.config.get("dtype", "bfloat16"))
+        self.net = get_my_mmaudio(mcfg.model_name).to(self.device, dtype).eval()
+        self.net.load_weights(torch.load(mcfg.model_path, map_location=self.device, weights_only=True))
+        self.features = FeaturesUtils(tod_vae_ckpt=mcfg.vae_path, synchformer_ckpt=mcfg.synchformer_ckpt,
+                                      enable_conditions=True, mode=mcfg.mode, bigvgan_vocoder_ckpt=mcfg.bigvgan_16k_path,
+                                      need_vae_encoder=False).to(self.device, dtype).eval()
+        self.seq_cfg = mcfg.seq_cfg
+        from mova_eval.generators._common import checkpoint_fingerprint
+
+        self.checkpoint_hash = checkpoint_fingerprint(mcfg.model_path)
+        self.impl = None
+
+    def make(self, video_path, duration_s, prompt, seed):
+        if self.impl is not None:
+            return self.impl(video_path, duration_s, prompt, seed)
+        import torch
+
+        cfg = self.config
+        info = self.eu.load_video(video_path, float(duration_s))
+        self.seq_cfg.duration = info.duration_sec
+        self.net.update_seq_lengths(self.seq_cfg.latent_seq_len, self.seq_cfg.clip_seq_len, self.seq_cfg.sync_seq_len)
+        rng = torch.Generator(device=self.device).manual_seed(int(seed))
+        fm = self.FlowMatching(min_sigma=0, inference_mode="euler", num_steps=int(cfg.get("num_steps", 25)))
+        with torch.inference_mode():
+            audio = self.eu.generate(info.clip_frames.unsqueeze(0), info.sync_frames.unsqueeze(0), [prompt],
+                                     negative_text=[cfg.get("negative_prompt") or ""], feature_utils=self.features,
+                                     net=self.net, fm=fm, rng=rng, cfg_strength=float(cfg.get("cfg_strength", 4.5)))
+        return audio.float().cpu()[0], int(self.seq_cfg.sampling_rate)
+
+
+class HunyuanFoley(AudioStage):
+    """Video(+text)-to-audio (Tencent-Hunyuan/HunyuanVideo-Foley). Published: 50 steps, guidance 4.5, 48 kHz."""
+
+    name, kind, package, install = "hunyuan_foley", "v2a", "hunyuanvideo_foley", FOLEY_INSTALL
+
+    @classmethod
+    def _weights_ready(cls, config):
+        from mova_eval.generators._common import weights_ready
+
+        return weights_ready(config.get("checkpoint") or "tencent/HunyuanVideo-Foley",
+                             "huggingface-cli download tencent/HunyuanVideo-Foley")
+
+    def load(self) -> None:
+        if self.config.get("pipeline_factory"):
+            self.impl = call_factory(self.config["pipeline_factory"])
+            self.checkpoint_hash = None
+            return
+        mu = require("hunyuanvideo_foley.utils.model_utils", "HunyuanVideo-Foley", FOLEY_INSTALL)
+        from hunyuanvideo_foley.utils.feature_utils import feature_process
+
+        from mova_eval.generators._common import checkpoint_fingerprint, resolve_checkpoint
+
+        ckpt = resolve_checkpoint(self.config.get("checkpoint") or "tencent/HunyuanVideo-Foley", "HunyuanVideo-Foley",
+                                  "huggingface-cli download tencent/HunyuanVideo-Foley")
+        if not self.config.get("config_path"):
+            from mova_eval.errors import ConfigError
+
+            raise ConfigError("hunyuan_foley needs generator.audio.config_path (the model config yaml in its repo, "
+                              "e.g. configs/hunyuanvideo-foley-xxl.yaml)")
+        self.model_dict, self.cfg = mu.load_model(str(ckpt), self.config["config_path"], self.device)
+        self.feature_process, self.denoise = feature_process, mu.denoise_process
+        self.checkpoint_hash = checkpoint_fingerprint(ckpt)
+        self.impl = None
+
+    def make(self, video_path, duration_s, prompt, seed):
+        if self.impl is not None:
+            return self.impl(video_path, duration_s, prompt, seed)
+        import torch
+
+        torch.manual_seed(int(seed))
+        visual, text, seconds = self.feature_process(video_path, prompt, self.model_dict, self.cfg,
+                                                     neg_prompt=self.config.get("negative_prompt"))
+        audio, sr = self.denoise(visual, text, seconds, self.model_dict, self.cfg,
+                                 guidance_scale=float(self.config.get("guidance_scale", 4.5)),
+                                 num_inference_steps=int(self.config.get("num_inference_steps", 50)))
+        return audio, int(sr)
+
+
+STAGES: dict[str, type[AudioStage]] = {c.name: c for c in (AudioLDM2, MMAudio, HunyuanFoley)}

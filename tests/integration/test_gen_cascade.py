@@ -1,0 +1,92 @@
+"""Cascades end to end on CPU: a tiny random Wan2.1 pipeline (video) + a video-to-audio stand-in, muxed into one
+clip; resume after an audio-stage failure; the AudioLDM 2 stage on a tiny random pipeline."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers", reason="the generators extra (diffusers) is not installed")
+
+from mova_eval import media  # noqa: E402
+from mova_eval.config import compose  # noqa: E402
+from mova_eval.generators.cascade import Cascade, Wan21MMAudio  # noqa: E402
+from mova_eval.runner import generate  # noqa: E402
+from mova_eval.spec import GenRequest, SuiteItem  # noqa: E402
+
+TINY_WAN = {"name": "wan21", "pipeline_factory": "tests.integration.tiny_diffusers:tiny_wan", "width": 16, "height": 16,
+            "num_frames": 9, "num_inference_steps": 2, "dtype": "float32", "offload": "none", "max_sequence_length": 16}
+
+
+def _cfg():
+    cfg = compose(["generator=wan21_mmaudio"])["generator"]
+    cfg["video"] = TINY_WAN
+    cfg["audio"] = {**cfg["audio"], "pipeline_factory": "tests.integration.tiny_diffusers:brightness_v2a"}
+    return cfg
+
+
+ITEM = SuiteItem(id="x", category="set2", prompt="a dog on the roof", audio_prompts=("rain on a tin roof", "thunder"))
+
+
+@pytest.mark.slow
+def test_wan21_then_v2a_makes_one_muxed_clip_and_resumes(tmp_path, monkeypatch):
+    gen = Wan21MMAudio(_cfg())
+    gen.load()
+    assert gen._load_error is None, gen._load_error
+    req = GenRequest("x#s0", ITEM, 0)
+    monkeypatch.setenv("BRIGHTNESS_V2A_FAIL", "1")
+    first = generate(gen, [req], cache_enabled=True, progress=False)["x#s0"]
+    assert first.path is None and "audio stage mmaudio" in first.error and "injected" in first.error
+    monkeypatch.delenv("BRIGHTNESS_V2A_FAIL")
+    res = generate(gen, [req], cache_enabled=True, progress=False)["x#s0"]
+    assert res.ok, res.error
+    p = res.provenance
+    assert p["video_stage_reused"] is True  # the silent video from the failed attempt was kept
+    assert p["audio_stage"]["prompt_sent"] == "rain on a tin roof thunder" and p["audio_stage"]["kind"] == "v2a"
+    assert p["video_stage"]["prompt_sent"] == "a dog on the roof" and p["video_stage"]["seed"] == 42
+    clip = media.decode(res.path)
+    silent = media.decode(res.path.replace(".mp4", ".video.mp4"))
+    assert np.array_equal(clip.video, silent.video)  # the video stream is copied, not re-encoded
+    assert clip.video.shape == (9, 16, 16, 3) and clip.fps == 16.0
+    assert clip.sample_rate == 16000 and clip.has_audio
+    assert abs(clip.audio.shape[-1] / 16000 - 9 / 16) < 0.1
+    level = silent.video.mean() / 255.0
+    assert np.abs(clip.audio).max() == pytest.approx(0.5 * level, rel=0.35)  # loudness follows the video
+    gen.close()
+
+
+def test_missing_audio_package_is_reported_by_ls_and_per_item(monkeypatch):
+    cfg = compose(["generator=wan21_mmaudio"])["generator"]
+    ok, reason, command = Wan21MMAudio.availability(cfg)
+    assert not ok
+    cfg["video"] = TINY_WAN
+    ok, reason, command = Wan21MMAudio.availability(cfg)
+    assert not ok and "mmaudio" in reason and "hkchengrex/MMAudio" in command
+    gen = Wan21MMAudio(cfg)
+    gen.load()
+    (res,) = gen.generate([GenRequest("x#s0", ITEM, 0)])
+    assert res.path is None and "hkchengrex/MMAudio" in res.error
+
+
+def test_bad_audio_stage_name_is_a_config_error():
+    from mova_eval.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="generator.audio.name must be one of"):
+        Cascade({"name": "cascade", "video": {"name": "synthetic"}, "audio": {"name": "nope"}})
+
+
+@pytest.mark.slow
+def test_audioldm2_stage_runs_or_names_the_transformers_incompatibility(tmp_path):
+    import transformers
+
+    from mova_eval.errors import MissingDependencyError
+    from mova_eval.generators._audio_stages import AudioLDM2
+
+    stage = AudioLDM2({"name": "audioldm2", "pipeline_factory": "tests.integration.tiny_diffusers:tiny_audioldm2",
+                       "num_inference_steps": 2, "offload": "none"}, "cpu")
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        with pytest.raises(MissingDependencyError, match="transformers<5"):
+            stage.load()
+        return
+    stage.load()
+    audio, sr = stage.make(None, 0.5, "rain on a roof", 0)
+    assert sr == 16000 and audio.shape[-1] == 8000 and np.isfinite(audio).all()
