@@ -102,7 +102,7 @@ def cmd_validate(args) -> int:
         gcls = get_generator_class(cfg["generator"]["name"])
         gen = gcls(cfg["generator"])
         if hasattr(gen, "validate"):
-            problems += gen.validate(suite)
+            problems += gen.validate(suite, seeds=cfg.get("seeds"))
     if problems:
         print(f"\n{len(problems)} problem(s):")
         for p in problems:

@@ -547,14 +547,16 @@ def encode(path: str | Path, video: np.ndarray | None, fps: float | None, audio:
             if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
                 raise ValueError("video must be uint8 [T, H, W, 3]")
             rate = Fraction(fps).limit_denominator(1001)
+            # One encoder thread: frame-threaded x264 gave different bytes for the same frames depending on what the
+            # process had encoded before, and clips must be byte-identical for content-addressed caching and resume.
             if lossless:
                 vstream = out.add_stream("libx264rgb", rate=rate)
                 vstream.pix_fmt = "rgb24"
-                vstream.options = {"qp": "0", "preset": "veryfast"}
+                vstream.options = {"qp": "0", "preset": "veryfast", "threads": "1"}
             else:
                 vstream = out.add_stream("libx264", rate=rate)
                 vstream.pix_fmt = "yuv420p"
-                vstream.options = {"crf": str(crf), "preset": "veryfast"}
+                vstream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
             h, w = video.shape[1:3]
             if not lossless and (h % 2 or w % 2):
                 raise ValueError(f"H.264 yuv420p needs even frame sizes, got {w}x{h}")

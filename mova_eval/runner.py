@@ -392,7 +392,6 @@ def run(cfg: dict) -> RunOutcome:
         if prev.config_hash != chash:
             raise ConfigError(f"run {run_id!r} in {run_dir} was made with a different configuration "
                               f"(hash {prev.config_hash} vs {chash}); choose a new run_id to start a new run")
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
     suite = load_suite(cfg["suite"])
@@ -407,6 +406,7 @@ def run(cfg: dict) -> RunOutcome:
     timings["load_metrics"] = time.perf_counter() - t0
     if not plan.metrics and not plan.failed_requested:
         raise ConfigError("no metric can run with this configuration; `mova-eval ls` shows what each one needs")
+    run_dir.mkdir(parents=True, exist_ok=True)  # only once the configuration is known to be usable
 
     gen_name = gcfg["name"]
     log = RunLog(run_id=str(run_id), created=now(), config=cfg, config_hash=chash,

@@ -42,7 +42,7 @@ def test_validate_verse_file(verse_prompts, capsys):
 
 def test_config_errors_exit_2_with_a_message(capsys):
     assert main(["run", "generator=directory"]) == 2
-    assert "generator.path is required" in capsys.readouterr().err
+    assert "needs generator.path=DIR" in capsys.readouterr().err
     assert main(["run", "metrics.only=[loudnes]"]) == 2
     assert "Did you mean 'loudness'" in capsys.readouterr().err
 
@@ -56,5 +56,7 @@ def test_listing_composes_presets_that_leave_values_to_the_user():
     # `generator=directory` needs generator.path for a run, but `mova-eval ls` must still read the preset
     from mova_eval.config import compose
 
-    cfg = compose(["generator=directory"], require_all=False)
+    cfg = compose(["generator=directory", "generator.path=???"], require_all=False)
     assert cfg["generator"]["name"] == "directory" and cfg["generator"]["path"] == "???"
+    with pytest.raises(Exception, match="generator.path is required"):
+        compose(["generator=directory", "generator.path=???"])

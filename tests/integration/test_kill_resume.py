@@ -1,4 +1,7 @@
-"""A run killed with SIGKILL in the middle resumes by run id and ends with the same items as an uninterrupted run."""
+"""A run killed with SIGKILL in the middle resumes by run id and ends with the same items as an uninterrupted run.
+
+Comparing clip hashes also guards byte-reproducible generation across processes with different histories: it caught
+frame-threaded x264 encoding the same frames differently (media.encode now uses one encoder thread)."""
 import os
 import signal
 import subprocess

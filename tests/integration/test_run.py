@@ -117,3 +117,9 @@ def test_workers_give_the_same_results(tmp_path):
     cols = ["item_id", "metric", "value"]
     pd.testing.assert_frame_equal(one[cols], two[cols])
     assert not any(math.isnan(v) for v in one["value"])
+
+
+def test_a_bad_configuration_leaves_no_run_folder(tmp_path):
+    with pytest.raises(Exception):
+        run(compose([f"output_dir={tmp_path}", "run_id=bad", "metrics.only=[no_such_metric]"]))
+    assert not (tmp_path / "bad").exists()

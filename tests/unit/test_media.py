@@ -374,3 +374,4 @@ def test_probe_of_a_good_file(good_mp4):
     assert (info["width"], info["height"], info["frames"], info["sample_rate"]) == (64, 64, 48, SR)
     assert info["duration"] == pytest.approx(2.0, abs=0.01)
     assert media.problems(good_mp4) == []
+
