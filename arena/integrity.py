@@ -1,0 +1,141 @@
+"""Integrity helpers: signed single-use battle tokens, voter pseudonyms, CSRF tokens, rate limits, body-size limit.
+
+Nothing here stores a raw IP address or a raw voter id: both are reduced to salted SHA-256 pseudonyms.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.signer import Signer
+
+
+class TokenError(Exception):
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+class Keys:
+    """Everything derived from the server secret and the pseudonym salt (both kept in the database)."""
+
+    def __init__(self, secret: str, salt: str):
+        self._secret = secret.encode()
+        self._salt = salt.encode()
+        self.battles = URLSafeTimedSerializer(secret, salt="mova-eval-arena-battle")
+        self.cookies = Signer(secret, salt="mova-eval-arena-voter")
+
+    # --- battle tokens
+    def battle_token(self, battle_id: str, voter: str) -> str:
+        return self.battles.dumps({"b": battle_id, "v": voter})
+
+    def read_battle_token(self, token: str, max_age: float) -> dict:
+        try:
+            data = self.battles.loads(token, max_age=max_age)
+        except SignatureExpired as e:
+            raise TokenError(410, "battle token expired; start a new battle") from e
+        except BadSignature as e:
+            raise TokenError(403, "invalid battle token") from e
+        if not isinstance(data, dict) or not isinstance(data.get("b"), str) or not isinstance(data.get("v"), str):
+            raise TokenError(403, "invalid battle token")
+        return data
+
+    # --- voter cookie and pseudonyms
+    def new_voter_cookie(self) -> str:
+        return self.cookies.sign(secrets.token_hex(16)).decode()
+
+    def voter_id(self, cookie: str | None) -> str | None:
+        if not cookie:
+            return None
+        try:
+            return self.cookies.unsign(cookie).decode()
+        except BadSignature:
+            return None
+
+    def pseudonym(self, raw: str, kind: str) -> str:
+        return hashlib.sha256(self._salt + kind.encode() + b":" + raw.encode()).hexdigest()[:24]
+
+    def csrf_token(self, voter_id: str) -> str:
+        return hmac.new(self._secret, b"csrf:" + voter_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def check_csrf(self, voter_id: str, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(self.csrf_token(voter_id), token)
+
+
+@dataclass
+class Limit:
+    count: int
+    window_s: float
+
+
+class RateLimiter:
+    """Token buckets per key: ``count`` requests per ``window_s``, refilled continuously. In-process state: run one
+    server process per database (uvicorn's single worker), which also keeps the sampler's counters exact."""
+
+    def __init__(self, limit: Limit):
+        self.limit = limit
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, now: float | None = None) -> float:
+        """0.0 when allowed (and consumed), else the seconds to wait."""
+        now = time.monotonic() if now is None else now
+        rate = self.limit.count / self.limit.window_s
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.limit.count), now))
+            tokens = min(float(self.limit.count), tokens + (now - last) * rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / rate
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``max_bytes`` with 413, by header or while streaming."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for k, v in scope.get("headers", []):
+            if k == b"content-length":
+                try:
+                    too_big = int(v) > self.max_bytes
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    return await _reply_413(send, self.max_bytes)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge()
+            return msg
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _reply_413(send, self.max_bytes)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _reply_413(send, limit: int) -> None:
+    body = f'{{"detail":"request body over {limit} bytes"}}'.encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
