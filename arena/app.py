@@ -5,6 +5,7 @@ memory. Every write commits before the response is sent, so an acknowledged vote
 """
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import secrets
@@ -20,7 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from mova_eval.arena import rating
 from mova_eval.arena.export import load_votes
@@ -108,6 +109,14 @@ class Reveal(BaseModel):
 class FlagIn(BaseModel):
     model_config = {"extra": "forbid"}
     reason: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
+
+
+class AnonymousFileResponse(FileResponse):
+    """A file response without Last-Modified/ETag: file times would tell which clips were imported together,
+    i.e. came from the same model."""
+
+    def set_stat_headers(self, stat_result) -> None:
+        self.headers.setdefault("content-length", str(stat_result.st_size))
 
 
 def _templates() -> Jinja2Templates:
@@ -244,7 +253,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/api/battles", response_model=BattleOut, summary="Issue a battle: a prompt, two anonymous clips, "
               "and a signed single-use token")
-    def new_battle(request: Request, _: BattleRequest | None = None) -> BattleOut:
+    async def new_battle(request: Request, _: BattleRequest | None = None) -> BattleOut:
         vid = arena.voter(request)
         arena.check_csrf(request, vid)
         voter = arena.keys.pseudonym(vid, "voter")
@@ -257,14 +266,18 @@ def create_app(settings: Settings) -> FastAPI:
         d = arena.sampler.draw()
         bid = secrets.token_hex(16)
         now = time.time()
-        with arena.store.write() as s:
-            if voter not in arena.known_voters:
-                if s.get(Voter, voter) is None:
-                    s.add(Voter(pseudonym=voter, created_at=now, quarantined=False))
-            s.add(Battle(id=bid, kind=d.kind, prompt_id=d.prompt_id, clip_a=d.clip_a, clip_b=d.clip_b,
-                         model_a=d.model_a, model_b=d.model_b, gold_answer=d.gold_answer, pair_prob=d.pair_prob,
-                         prompt_prob=d.prompt_prob, side_prob=d.side_prob, sampler=d.sampler, voter=voter, ip_hash=ip,
-                         created_at=now, expires_at=now + settings.token_ttl_s, voted=False))
+        row = dict(id=bid, kind=d.kind, prompt_id=d.prompt_id, clip_a=d.clip_a, clip_b=d.clip_b, model_a=d.model_a,
+                   model_b=d.model_b, gold_answer=d.gold_answer, pair_prob=d.pair_prob, prompt_prob=d.prompt_prob,
+                   side_prob=d.side_prob, sampler=d.sampler, voter=voter, ip_hash=ip, created_at=now,
+                   expires_at=now + settings.token_ttl_s, voted=False)
+        new_voter = voter not in arena.known_voters
+
+        def op(conn):
+            if new_voter and conn.execute(select(Voter.pseudonym).where(Voter.pseudonym == voter)).first() is None:
+                conn.execute(insert(Voter.__table__).values(pseudonym=voter, created_at=now, quarantined=False))
+            conn.execute(insert(Battle.__table__).values(**row))
+
+        await asyncio.wrap_future(arena.store.submit(op))
         arena.known_voters.add(voter)
         p = arena.prompts[d.prompt_id]
         return BattleOut(battle_id=bid, token=arena.keys.battle_token(bid, voter),
@@ -275,7 +288,7 @@ def create_app(settings: Settings) -> FastAPI:
                          expires_at=now + settings.token_ttl_s)
 
     @app.post("/api/votes", response_model=Reveal, summary="Vote with a battle token; returns the reveal")
-    def vote(request: Request, body: VoteIn) -> Reveal:
+    async def vote(request: Request, body: VoteIn) -> Reveal:
         vid = arena.voter(request)
         arena.check_csrf(request, vid)
         voter = arena.keys.pseudonym(vid, "voter")
@@ -289,39 +302,44 @@ def create_app(settings: Settings) -> FastAPI:
         arena.limit("vote_limit_voter", voter)
         arena.limit("vote_limit_ip", ip)
         now = time.time()
-        with arena.store.write() as s:
-            b = s.get(Battle, tok["b"])
+        quarantined = voter in arena.quarantined
+        bt = Battle.__table__
+
+        def op(conn):
+            b = conn.execute(select(bt).where(bt.c.id == tok["b"])).mappings().first()
             if b is None:
-                raise HTTPException(403, "invalid battle token")
-            done = s.execute(update(Battle).where(Battle.id == b.id, Battle.voted.is_(False)).values(voted=True))
+                return 403, "invalid battle token", None
+            done = conn.execute(update(bt).where(bt.c.id == b["id"], bt.c.voted.is_(False)).values(voted=True))
             if done.rowcount != 1:
-                raise HTTPException(409, "this battle was already voted on")
-            need_a, need_b = arena.min_listen(b.clip_a), arena.min_listen(b.clip_b)
-            elapsed = now - b.created_at
+                return 409, "this battle was already voted on", None
+            need_a, need_b = arena.min_listen(b["clip_a"]), arena.min_listen(b["clip_b"])
+            elapsed = now - b["created_at"]
             flags = []
             if body.heard_a_s < need_a or body.heard_b_s < need_b:
                 flags.append("listen_short")
             if elapsed < max(need_a, need_b):
                 flags.append("too_fast")
-            if voter in arena.quarantined:
+            if quarantined:
                 flags.append("quarantined")
-            p = arena.prompts[b.prompt_id]
-            v = Vote(battle_id=b.id, kind=b.kind, choice=body.choice, model_a=b.model_a, model_b=b.model_b,
-                     item_id=p.item_id, category=p.category, language=p.language, pair_prob=b.pair_prob,
-                     gold_answer=b.gold_answer, heard_a_s=body.heard_a_s, heard_b_s=body.heard_b_s, elapsed_s=elapsed,
-                     tags_a=list(body.tags.a), tags_b=list(body.tags.b), voter=voter, ip_hash=ip, flags=flags,
-                     created_at=now)
-            s.add(v)
-            s.flush()
-            vote_id = v.id
+            p = arena.prompts[b["prompt_id"]]
+            res = conn.execute(insert(Vote.__table__).values(
+                battle_id=b["id"], kind=b["kind"], choice=body.choice, model_a=b["model_a"], model_b=b["model_b"],
+                item_id=p.item_id, category=p.category, language=p.language, pair_prob=b["pair_prob"],
+                gold_answer=b["gold_answer"], heard_a_s=body.heard_a_s, heard_b_s=body.heard_b_s, elapsed_s=elapsed,
+                tags_a=list(body.tags.a), tags_b=list(body.tags.b), voter=voter, ip_hash=ip, flags=flags,
+                created_at=now))
+            return 200, int(res.inserted_primary_key[0]), dict(b)
+
+        status, detail, b = await asyncio.wrap_future(arena.store.submit(op))
+        if status != 200:
+            raise HTTPException(status, detail)
         arena._votes_since += 1
-        if b.kind == "gold":
-            late = "sound 500 ms late"
-            names = {"a": "gold: in sync" if b.gold_answer == "a" else f"gold: {late}",
-                     "b": "gold: in sync" if b.gold_answer == "b" else f"gold: {late}"}
+        if b["kind"] == "gold":
+            late = "gold: sound 500 ms late"
+            names = {s: "gold: in sync" if b["gold_answer"] == s else late for s in ("a", "b")}
         else:
-            names = {"a": b.model_a, "b": b.model_b}
-        return Reveal(vote_id=vote_id, choice=body.choice, a=names["a"], b=names["b"], gold=b.kind == "gold")
+            names = {"a": b["model_a"], "b": b["model_b"]}
+        return Reveal(vote_id=detail, choice=body.choice, a=names["a"], b=names["b"], gold=b["kind"] == "gold")
 
     @app.get("/api/leaderboard", summary="The board as JSON (main, no-ties, per category and language, matrices)")
     def leaderboard() -> JSONResponse:
@@ -338,13 +356,8 @@ def create_app(settings: Settings) -> FastAPI:
         if b is None:
             raise HTTPException(404, "no such battle")
         fname = arena.clips[b.clip_a if side == "a" else b.clip_b][0]
-        resp = FileResponse(arena.media_dir / fname, media_type="video/mp4",
-                            headers={"Cache-Control": "private, no-store"})
-        # File times would tell which clips were imported together, i.e. from the same model.
-        for h in ("last-modified", "etag"):
-            if h in resp.headers:
-                del resp.headers[h]
-        return resp
+        return AnonymousFileResponse(arena.media_dir / fname, media_type="video/mp4",
+                                     headers={"Cache-Control": "private, no-store"})
 
     @app.get("/api/health", include_in_schema=False)
     def health() -> dict:

@@ -67,14 +67,14 @@ def _aggregate(left, right, y, w):
     return uniq[:, 0], uniq[:, 1], uniq[:, 2] / 2.0, sw, sw2, inv
 
 
-def identifiable(left, right, y, k: int) -> bool:
+def identifiable(left, right, y, k: int, side_term: bool = False) -> bool:
     """The MLE is finite iff the 'scored at least half a point against' graph is strongly connected."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     if k <= 1:
         return True
-    if len(y) and (np.all(y >= 1) or np.all(y <= 0)):
+    if side_term and len(y) and (np.all(y >= 1) or np.all(y <= 0)):
         return False  # one side won every battle: the side term alone would run to infinity
     src = np.concatenate([left[y > 0], right[y < 1]])
     dst = np.concatenate([right[y > 0], left[y < 1]])
@@ -100,7 +100,7 @@ def fit_bt(left: np.ndarray, right: np.ndarray, y: np.ndarray, k: int, *, weight
 
 def _fit_rows(L, R, Y, W, W2, k, *, side_term, ridge, init, tol, max_iter=200, covariance=True) -> BTFit:
     used = W > 0
-    ident = identifiable(L[used], R[used], Y[used], k)
+    ident = identifiable(L[used], R[used], Y[used], k, side_term)
     lam = (0.0 if ident else FALLBACK_RIDGE) if ridge is None else float(ridge)
     C = _contrast(k)
     X = C[L] - C[R]

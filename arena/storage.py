@@ -10,14 +10,16 @@ killed process but may lose the last commits on a power cut.
 """
 from __future__ import annotations
 
+import queue
 import threading
+from concurrent.futures import Future
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import (JSON, Boolean, Float, ForeignKey, Integer, String, Text, create_engine, event, select)
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 CHOICES = ("a", "b", "tie", "both_bad")
@@ -194,6 +196,7 @@ class Store:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.sqlite = self.url.startswith("sqlite")
         self._write_lock = threading.Lock() if self.sqlite else None
+        self.writer = GroupCommit(self.engine, self._write_lock)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -211,6 +214,10 @@ class Store:
         finally:
             if self._write_lock is not None:
                 self._write_lock.release()
+
+    def submit(self, op: Callable[[Connection], Any]) -> Future:
+        """Run ``op(connection)`` in the next group commit; the future resolves only after the commit."""
+        return self.writer.submit(op)
 
     def setting(self, key: str, default: str | None = None) -> str | None:
         with self.read() as s:
@@ -253,4 +260,72 @@ class Store:
         return p
 
     def dispose(self) -> None:
+        self.writer.close()
         self.engine.dispose()
+
+
+class GroupCommit:
+    """One writer thread that runs the pending operations of concurrent requests in one transaction.
+
+    Each vote or battle must be committed before it is acknowledged; committing them one by one costs an fsync
+    each. Here every operation queued while the previous commit ran goes into the next transaction, and all their
+    futures resolve after that single commit. Operations signal expected refusals through their return value; an
+    exception rolls the batch back and the operations are retried one by one, so one bad request cannot sink the
+    others.
+    """
+
+    def __init__(self, engine: Engine, lock: threading.Lock | None, max_batch: int = 256):
+        self.engine, self.lock, self.max_batch = engine, lock, max_batch
+        self.q: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="arena-group-commit", daemon=True)
+        self.thread.start()
+
+    def submit(self, op: Callable[[Connection], Any]) -> Future:
+        fut: Future = Future()
+        self.q.put((op, fut))
+        return fut
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self.q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self.q.put(None)
+                    break
+                batch.append(nxt)
+            try:
+                results = self._run(batch)
+            except Exception:
+                results = []
+                for one in batch:
+                    try:
+                        results += self._run([one])
+                    except Exception as e:  # noqa: BLE001 - handed to the waiting request
+                        results.append((one[1], None, e))
+            for fut, value, err in results:
+                if err is not None:
+                    fut.set_exception(err)
+                else:
+                    fut.set_result(value)
+
+    def _run(self, batch):
+        if self.lock is not None:
+            self.lock.acquire()
+        try:
+            with self.engine.begin() as conn:
+                out = [(fut, op(conn), None) for op, fut in batch]
+            return out
+        finally:
+            if self.lock is not None:
+                self.lock.release()
