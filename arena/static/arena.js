@@ -70,7 +70,10 @@
     v.addEventListener("seeking", () => { state.last[s] = null; });
     v.addEventListener("ended", () => {
       if (state.mode === "seq" && s === "a") { video.b.currentTime = 0; state.last.b = null; video.b.play(); return; }
-      if (video.a.ended || video.a.paused) if (video.b.ended || video.b.paused) { state.playing = false; render(); }
+      const aDone = video.a.ended || video.a.paused, bDone = video.b.ended || video.b.paused;
+      if (!(aDone && bDone)) return;
+      if (state.mode === "sync" && state.playing && !unlocked() && !state.voted) { replay(); return; }  // loop until enough was heard
+      state.playing = false; render();
     });
   }
   // timeupdate fires only ~4 times a second; poll as well so the unlock is prompt.
