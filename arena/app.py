@@ -6,6 +6,7 @@ memory. Every write commits before the response is sent, so an acknowledged vote
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import os
 import secrets
@@ -208,8 +209,11 @@ class Arena:
 def create_app(settings: Settings) -> FastAPI:
     arena = Arena(settings)
     templates = _templates()
+    extra = {}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:  # FastAPI ≥ 0.165: no per-request tracing
+        extra["telemetry"] = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
     app = FastAPI(title="mova-eval arena", version="1",
-                  description="Side-by-side voting between anonymous video+audio clips; Bradley–Terry ratings.")
+                  description="Side-by-side voting between anonymous video+audio clips; Bradley–Terry ratings.", **extra)
     app.state.arena = arena
     app.mount("/static", StaticFiles(directory=str(resources.files("mova_eval.arena").joinpath("static"))),
               name="static")
