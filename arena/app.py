@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from mova_eval.arena import rating
 from mova_eval.arena.export import load_votes
@@ -57,6 +57,16 @@ class Settings:
     trust_forwarded_for: bool = False  # behind a reverse proxy: take the client IP from X-Forwarded-For
     secure_cookies: bool = False
     seed: int | None = None
+
+
+# Statements built once: constructing a statement per request costs more than executing it.
+_bt = Battle.__table__
+SQL_FIND_VOTER = select(Voter.__table__.c.pseudonym).where(Voter.__table__.c.pseudonym == bindparam("p"))
+SQL_ADD_VOTER = insert(Voter.__table__)
+SQL_ADD_BATTLE = insert(_bt)
+SQL_GET_BATTLE = select(_bt).where(_bt.c.id == bindparam("bid"))
+SQL_MARK_VOTED = update(_bt).where(_bt.c.id == bindparam("bid"), _bt.c.voted.is_(False)).values(voted=True)
+SQL_ADD_VOTE = insert(Vote.__table__)
 
 
 class BattleRequest(BaseModel):
@@ -257,7 +267,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/api/battles", response_model=BattleOut, summary="Issue a battle: a prompt, two anonymous clips, "
               "and a signed single-use token")
-    async def new_battle(request: Request, _: BattleRequest | None = None) -> BattleOut:
+    async def new_battle(request: Request, _: BattleRequest | None = None):
         vid = arena.voter(request)
         arena.check_csrf(request, vid)
         voter = arena.keys.pseudonym(vid, "voter")
@@ -277,22 +287,24 @@ def create_app(settings: Settings) -> FastAPI:
         new_voter = voter not in arena.known_voters
 
         def op(conn):
-            if new_voter and conn.execute(select(Voter.pseudonym).where(Voter.pseudonym == voter)).first() is None:
-                conn.execute(insert(Voter.__table__).values(pseudonym=voter, created_at=now, quarantined=False))
-            conn.execute(insert(Battle.__table__).values(**row))
+            if new_voter and conn.execute(SQL_FIND_VOTER, {"p": voter}).first() is None:
+                conn.execute(SQL_ADD_VOTER, {"pseudonym": voter, "created_at": now, "quarantined": False})
+            conn.execute(SQL_ADD_BATTLE, row)
 
         await asyncio.wrap_future(arena.store.submit(op))
         arena.known_voters.add(voter)
         p = arena.prompts[d.prompt_id]
-        return BattleOut(battle_id=bid, token=arena.keys.battle_token(bid, voter),
-                         prompt=PromptOut(text=p.text, category=p.category, language=p.language),
-                         a=SideOut(url=f"/media/{bid}/a", duration=arena.clips[d.clip_a][1]),
-                         b=SideOut(url=f"/media/{bid}/b", duration=arena.clips[d.clip_b][1]),
-                         min_listen_s={"a": arena.min_listen(d.clip_a), "b": arena.min_listen(d.clip_b)},
-                         expires_at=now + settings.token_ttl_s)
+        # Built by hand (the response_model documents it): validating our own output costs more than the insert.
+        return JSONResponse({
+            "battle_id": bid, "token": arena.keys.battle_token(bid, voter),
+            "prompt": {"text": p.text, "category": p.category, "language": p.language},
+            "a": {"url": f"/media/{bid}/a", "duration": arena.clips[d.clip_a][1]},
+            "b": {"url": f"/media/{bid}/b", "duration": arena.clips[d.clip_b][1]},
+            "min_listen_s": {"a": arena.min_listen(d.clip_a), "b": arena.min_listen(d.clip_b)},
+            "expires_at": now + settings.token_ttl_s})
 
     @app.post("/api/votes", response_model=Reveal, summary="Vote with a battle token; returns the reveal")
-    async def vote(request: Request, body: VoteIn) -> Reveal:
+    async def vote(request: Request, body: VoteIn):
         vid = arena.voter(request)
         arena.check_csrf(request, vid)
         voter = arena.keys.pseudonym(vid, "voter")
@@ -307,13 +319,12 @@ def create_app(settings: Settings) -> FastAPI:
         arena.limit("vote_limit_ip", ip)
         now = time.time()
         quarantined = voter in arena.quarantined
-        bt = Battle.__table__
 
         def op(conn):
-            b = conn.execute(select(bt).where(bt.c.id == tok["b"])).mappings().first()
+            b = conn.execute(SQL_GET_BATTLE, {"bid": tok["b"]}).mappings().first()
             if b is None:
                 return 403, "invalid battle token", None
-            done = conn.execute(update(bt).where(bt.c.id == b["id"], bt.c.voted.is_(False)).values(voted=True))
+            done = conn.execute(SQL_MARK_VOTED, {"bid": b["id"]})
             if done.rowcount != 1:
                 return 409, "this battle was already voted on", None
             need_a, need_b = arena.min_listen(b["clip_a"]), arena.min_listen(b["clip_b"])
@@ -326,7 +337,7 @@ def create_app(settings: Settings) -> FastAPI:
             if quarantined:
                 flags.append("quarantined")
             p = arena.prompts[b["prompt_id"]]
-            res = conn.execute(insert(Vote.__table__).values(
+            res = conn.execute(SQL_ADD_VOTE, dict(
                 battle_id=b["id"], kind=b["kind"], choice=body.choice, model_a=b["model_a"], model_b=b["model_b"],
                 item_id=p.item_id, category=p.category, language=p.language, pair_prob=b["pair_prob"],
                 gold_answer=b["gold_answer"], heard_a_s=body.heard_a_s, heard_b_s=body.heard_b_s, elapsed_s=elapsed,
@@ -343,7 +354,8 @@ def create_app(settings: Settings) -> FastAPI:
             names = {s: "gold: in sync" if b["gold_answer"] == s else late for s in ("a", "b")}
         else:
             names = {"a": b["model_a"], "b": b["model_b"]}
-        return Reveal(vote_id=detail, choice=body.choice, a=names["a"], b=names["b"], gold=b["kind"] == "gold")
+        return JSONResponse({"vote_id": detail, "choice": body.choice, "a": names["a"], "b": names["b"],
+                             "gold": b["kind"] == "gold"})
 
     @app.get("/api/leaderboard", summary="The board as JSON (main, no-ties, per category and language, matrices)")
     def leaderboard() -> JSONResponse:

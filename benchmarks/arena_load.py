@@ -21,6 +21,12 @@ import tempfile
 from pathlib import Path
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), so the figure is not skewed by other load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--voters", type=int, default=32)
@@ -48,11 +54,15 @@ def main() -> int:
         try:
             wait_ready(port)
             asyncio.run(run_load(port, voters=args.voters, seconds=1.0, max_votes=200))  # warm-up
+            cpu0 = _cpu_seconds(server.pid)
             res = asyncio.run(run_load(port, voters=args.voters, seconds=args.seconds, max_votes=args.max_votes))
+            server_cpu = _cpu_seconds(server.pid) - cpu0
         finally:
             server.terminate()
             server.wait(timeout=10)
     s = res.summary()
+    s["server_cpu_ms_per_vote"] = 1000 * server_cpu / s["votes"] if s["votes"] else float("nan")
+    s["load_average"] = os.getloadavg()[0]
     s.update({"voters": args.voters, "database": "sqlite" if args.db is None else args.db.split(":", 1)[0],
               "sqlite_sync": args.sqlite_sync, "cpu_count": os.cpu_count()})
     if args.json:
@@ -61,6 +71,9 @@ def main() -> int:
         print(f"{s['votes']} votes in {s['seconds']} s with {args.voters} voters: {s['votes_per_s']:.0f} votes/s")
         print(f"vote   latency p50 {s['vote_p50_ms']:.1f} ms, p99 {s['vote_p99_ms']:.1f} ms")
         print(f"battle latency p50 {s['battle_p50_ms']:.1f} ms, p99 {s['battle_p99_ms']:.1f} ms")
+        print(f"server CPU per vote (battle + vote request): {s['server_cpu_ms_per_vote']:.2f} ms "
+              f"(≈ {1000 / s['server_cpu_ms_per_vote']:.0f} votes/s per fully available core); "
+              f"load average during the run: {s['load_average']:.1f} on {os.cpu_count()} cores")
         if s["errors"]:
             print(f"errors: {s['errors']}")
     return 0
