@@ -35,6 +35,8 @@ def main() -> int:
     ap.add_argument("--db", default=None, help="use this database (default: a fresh SQLite pool in a temp folder)")
     ap.add_argument("--sqlite-sync", default="full", choices=["full", "normal"])
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                    help="pin the server and the load generator to different cores (default on)")
     args = ap.parse_args()
 
     from mova_eval.arena.loadgen import free_port, run_load, wait_ready
@@ -50,7 +52,13 @@ def main() -> int:
         cmd = [sys.executable, "-m", "mova_eval", "arena", "serve", "--db", db, "--port", str(port),
                "--min-listen", "0", "--vote-limit", "100000/s", "--ip-vote-limit", "100000/s",
                "--battle-limit", "100000/s", "--ip-battle-limit", "100000/s", "--sqlite-sync", args.sqlite_sync]
-        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        cores = sorted(os.sched_getaffinity(0))
+        pin = args.pin and len(cores) >= 2
+        # With --pin the server gets one core and the voters another, so they do not steal each other's time.
+        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                  preexec_fn=(lambda: os.sched_setaffinity(0, {cores[0]})) if pin else None)
+        if pin:
+            os.sched_setaffinity(0, {cores[1]})
         try:
             wait_ready(port)
             asyncio.run(run_load(port, voters=args.voters, seconds=1.0, max_votes=200))  # warm-up
