@@ -3,7 +3,6 @@ through the real pipeline (runner → run dirs → import), copied per test so t
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 

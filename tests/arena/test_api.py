@@ -6,7 +6,6 @@ import json
 import sqlite3
 import time
 
-import pytest
 
 
 def battle(c):

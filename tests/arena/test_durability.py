@@ -3,7 +3,6 @@ and the server must start again on the same database."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import subprocess
@@ -11,7 +10,6 @@ import sys
 import threading
 import time
 
-import pytest
 
 
 def _serve(db, port):
