@@ -64,7 +64,8 @@ SQL_FIND_VOTER = select(Voter.__table__.c.pseudonym).where(Voter.__table__.c.pse
 SQL_ADD_VOTER = insert(Voter.__table__)
 SQL_ADD_BATTLE = insert(_bt)
 SQL_GET_BATTLE = select(_bt).where(_bt.c.id == bindparam("bid"))
-SQL_MARK_VOTED = update(_bt).where(_bt.c.id == bindparam("bid"), _bt.c.voted.is_(False)).values(voted=True)
+SQL_CLAIM_BATTLE = (update(_bt).where(_bt.c.id == bindparam("bid"), _bt.c.voted.is_(False)).values(voted=True)
+                    .returning(*_bt.c))  # SQLite ≥ 3.35 and PostgreSQL support RETURNING
 SQL_ADD_VOTE = insert(Vote.__table__)
 
 
@@ -320,11 +321,11 @@ def create_app(settings: Settings) -> FastAPI:
         quarantined = voter in arena.quarantined
 
         def op(conn):
-            b = conn.execute(SQL_GET_BATTLE, {"bid": tok["b"]}).mappings().first()
+            # One statement claims the battle (single use) and reads it back.
+            b = conn.execute(SQL_CLAIM_BATTLE, {"bid": tok["b"]}).mappings().first()
             if b is None:
-                return 403, "invalid battle token", None
-            done = conn.execute(SQL_MARK_VOTED, {"bid": b["id"]})
-            if done.rowcount != 1:
+                if conn.execute(SQL_GET_BATTLE, {"bid": tok["b"]}).first() is None:
+                    return 403, "invalid battle token", None
                 return 409, "this battle was already voted on", None
             need_a, need_b = arena.min_listen(b["clip_a"]), arena.min_listen(b["clip_b"])
             elapsed = now - b["created_at"]
