@@ -383,8 +383,12 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/api/admin/stats", dependencies=[Depends(require_admin)], summary="Counts: votes, flags, voters")
     def admin_stats() -> dict:
         lb = arena.board(force=True)
+        _, _, rel = rating.counting_votes(load_votes(arena.store))
         return {"counts": lb["counts"], "pairs": {f"{a} vs {b}": n for (a, b), n in arena.sampler.issued.items()},
-                "gold_pairs": len(arena.sampler.pool.gold)}
+                "gold_pairs": len(arena.sampler.pool.gold),
+                "voter_reliability": [{"voter": r.voter, "gold_n": int(r.gold_n), "gold_correct": int(r.gold_correct),
+                                       "accuracy": float(r.accuracy), "reliable": bool(r.reliable)}
+                                      for r in rel.itertuples()]}
 
     @app.post("/api/admin/votes/{vote_id}/flag", dependencies=[Depends(require_admin)],
               summary="Exclude one vote (kept in the data with the reason)")

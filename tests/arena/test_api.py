@@ -162,6 +162,11 @@ def test_gold_battles_score_reliability_and_exclude_unreliable_voters(make_clien
     assert lb["counts"]["unreliable_voters"] == 1
     assert lb["counts"]["excluded_by_reason"] == {"unreliable_voter": 2}
     assert lb["counts"]["counted"] == 2 and lb["main"]["n_votes"] == 2
+    from mova_eval.arena import rating
+    from mova_eval.arena.export import load_votes
+
+    _, _, rel = rating.counting_votes(load_votes(app.state.arena.store))
+    assert sorted(zip(rel["gold_n"], rel["accuracy"], rel["reliable"])) == [(3, 0.0, False), (3, 1.0, True)]
 
 
 def test_flagged_votes_kept_but_excluded_with_counts(make_client, arena_db):
