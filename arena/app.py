@@ -51,6 +51,7 @@ class Settings:
     n_boot: int = 100
     refit_every: int = 50              # recompute the live board after this many new votes …
     refit_max_age_s: float = 60.0      # … or when it is older than this
+    refit_min_interval_s: float = 30.0  # background refits (for the sampler) at most this often
     sqlite_sync: str = "full"
     admin_token: str | None = None     # default: $MOVA_EVAL_ARENA_ADMIN_TOKEN; unset → admin endpoints off
     trust_forwarded_for: bool = False  # behind a reverse proxy: take the client IP from X-Forwarded-For
@@ -150,6 +151,7 @@ class Arena:
         self._board_votes = 0
         self._board_time = 0.0
         self._votes_since = 0
+        self._refitting = False
         self.reload()
 
     def reload(self) -> None:
@@ -195,6 +197,22 @@ class Arena:
         return round(min(self.settings.min_listen_s, 0.9 * self.clips[clip_id][1]), 3)
 
     # --- board
+    def maybe_refit(self) -> None:
+        """Refit in the background after ``refit_every`` new votes, at most once per ``refit_min_interval_s``, so
+        the sampler's uncertainties follow the votes even when nobody opens the board."""
+        s = self.settings
+        if (self._votes_since >= s.refit_every and time.time() - self._board_time >= s.refit_min_interval_s
+                and not self._refitting):
+            self._refitting = True
+
+            def work():
+                try:
+                    self.board(force=True)
+                finally:
+                    self._refitting = False
+
+            threading.Thread(target=work, name="arena-refit", daemon=True).start()
+
     def board(self, force: bool = False) -> dict:
         with self._board_lock:
             stale = (self._board is None or self._votes_since >= self.settings.refit_every
@@ -349,6 +367,7 @@ def create_app(settings: Settings) -> FastAPI:
         if status != 200:
             raise HTTPException(status, detail)
         arena._votes_since += 1
+        arena.maybe_refit()
         if b["kind"] == "gold":
             late = "gold: sound 500 ms late"
             names = {s: "gold: in sync" if b["gold_answer"] == s else late for s in ("a", "b")}

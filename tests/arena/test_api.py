@@ -281,3 +281,16 @@ def test_empty_pool_says_how_to_fill_it(tmp_path):
     r = c.post("/api/battles", json={})
     assert r.status_code == 503 and "arena import" in r.json()["detail"]
     app.state.arena.store.dispose()
+
+
+def test_votes_trigger_a_background_refit_that_feeds_the_sampler(make_client):
+    app = make_client(refit_every=3, refit_min_interval_s=0.0, n_boot=5)
+    c = make_client.client(app)
+    for ch in ("a", "b", "a", "tie"):
+        assert vote(c, battle(c), ch).status_code == 200
+    arena = app.state.arena
+    deadline = time.time() + 20
+    while not arena.sampler.pair_var and time.time() < deadline:
+        time.sleep(0.05)
+    assert arena.sampler.pair_var and all(v > 0 for v in arena.sampler.pair_var.values())
+    assert arena._board is not None and arena._board["main"]["n_votes"] >= 3
