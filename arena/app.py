@@ -152,6 +152,8 @@ class Arena:
         self._board_time = 0.0
         self._votes_since = 0
         self._refitting = False
+        self._votes_since_fit = 0
+        self._fit_time = 0.0
         self.reload()
 
     def reload(self) -> None:
@@ -201,13 +203,17 @@ class Arena:
         """Refit in the background after ``refit_every`` new votes, at most once per ``refit_min_interval_s``, so
         the sampler's uncertainties follow the votes even when nobody opens the board."""
         s = self.settings
-        if (self._votes_since >= s.refit_every and time.time() - self._board_time >= s.refit_min_interval_s
+        if (self._votes_since_fit >= s.refit_every and time.time() - self._fit_time >= s.refit_min_interval_s
                 and not self._refitting):
             self._refitting = True
+            self._votes_since_fit, self._fit_time = 0, time.time()
 
             def work():
                 try:
-                    self.board(force=True)
+                    # Only the main fit without bootstrap: cheap enough not to stall the voters.
+                    counted, _, _ = rating.counting_votes(load_votes(self.store))
+                    if len(counted):
+                        self._feed_sampler(rating.board(counted, n_boot=0))
                 finally:
                     self._refitting = False
 
@@ -223,15 +229,17 @@ class Arena:
                                         provisional_votes=self.settings.provisional_votes)
                 lb["updated"] = time.time()
                 self._board, self._board_time, self._votes_since = lb, time.time(), 0
-                main = lb.get("main", {})
-                rows = main.get("models", [])
-                if rows:
-                    names = [r["model"] for r in rows]
-                    se = [(r["ci_sandwich"][1] - r["ci_sandwich"][0]) / (2 * rating.Z95 * rating.POINTS) for r in rows]
-                    import numpy as np
-
-                    self.sampler.update_uncertainty(names, np.diag(np.square(se)))
+                self._feed_sampler(lb.get("main", {}))
             return self._board
+
+    def _feed_sampler(self, main: dict) -> None:
+        """Var(s_i) from the sandwich intervals (cross-covariances ignored) → the sampler's pair uncertainty."""
+        import numpy as np
+
+        rows = main.get("models", [])
+        if rows:
+            se = [(r["ci_sandwich"][1] - r["ci_sandwich"][0]) / (2 * rating.Z95 * rating.POINTS) for r in rows]
+            self.sampler.update_uncertainty([r["model"] for r in rows], np.diag(np.square(se)))
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -367,6 +375,7 @@ def create_app(settings: Settings) -> FastAPI:
         if status != 200:
             raise HTTPException(status, detail)
         arena._votes_since += 1
+        arena._votes_since_fit += 1
         arena.maybe_refit()
         if b["kind"] == "gold":
             late = "gold: sound 500 ms late"
