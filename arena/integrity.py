@@ -84,6 +84,14 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    max_keys = 100_000
+
+    def _prune(self, now: float, rate: float) -> None:
+        """Forget buckets that have refilled completely (they carry no state), so memory stays bounded."""
+        full = [k for k, (t, last) in self._buckets.items() if t + (now - last) * rate >= self.limit.count]
+        for k in full:
+            del self._buckets[k]
+
     def hit(self, key: str, now: float | None = None) -> float:
         """0.0 when allowed (and consumed), else the seconds to wait."""
         now = time.monotonic() if now is None else now
@@ -91,6 +99,8 @@ class RateLimiter:
         with self._lock:
             tokens, last = self._buckets.get(key, (float(self.limit.count), now))
             tokens = min(float(self.limit.count), tokens + (now - last) * rate)
+            if len(self._buckets) > self.max_keys:
+                self._prune(now, rate)
             if tokens >= 1.0:
                 self._buckets[key] = (tokens - 1.0, now)
                 return 0.0

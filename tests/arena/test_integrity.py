@@ -54,3 +54,11 @@ def test_pseudonyms_depend_on_the_salt_and_kind():
     assert vid and a.voter_id(b.new_voter_cookie()) is not None  # same secret signs both
     assert Keys("different", "salt-1").voter_id(a.new_voter_cookie()) is None
     assert a.check_csrf(vid, a.csrf_token(vid)) and not a.check_csrf(vid, a.csrf_token(vid + "0"))
+
+
+def test_rate_limiter_memory_is_bounded():
+    rl = RateLimiter(Limit(5, 1.0))
+    rl.max_keys = 100
+    for i in range(1000):
+        rl.hit(f"k{i}", now=float(i))  # every older bucket has refilled by the next call
+    assert len(rl._buckets) <= 101
