@@ -30,6 +30,9 @@ class Keys:
         # "battle_id.voter.timestamp.signature": plain hex fields, so no JSON or compression per request.
         self.battles = TimestampSigner(secret, salt="mova-eval-arena-battle")
         self.cookies = Signer(secret, salt="mova-eval-arena-voter")
+        # Verified cookies and computed pseudonyms, kept in memory only (bounded): every request needs both.
+        self._cookie_cache: dict = {}
+        self._pseudonym_cache: dict = {}
 
     # --- battle tokens
     def battle_token(self, battle_id: str, voter: str) -> str:
@@ -54,19 +57,35 @@ class Keys:
     def voter_id(self, cookie: str | None) -> str | None:
         if not cookie:
             return None
+        hit = self._cookie_cache.get(cookie)
+        if hit is not None:
+            return hit
         try:
-            return self.cookies.unsign(cookie).decode()
+            vid = self.cookies.unsign(cookie).decode()
         except BadSignature:
             return None
+        _remember(self._cookie_cache, cookie, vid)
+        return vid
 
     def pseudonym(self, raw: str, kind: str) -> str:
-        return hashlib.sha256(self._salt + kind.encode() + b":" + raw.encode()).hexdigest()[:24]
+        key = (raw, kind)
+        hit = self._pseudonym_cache.get(key)
+        if hit is None:
+            hit = hashlib.sha256(self._salt + kind.encode() + b":" + raw.encode()).hexdigest()[:24]
+            _remember(self._pseudonym_cache, key, hit)
+        return hit
 
     def csrf_token(self, voter_id: str) -> str:
         return hmac.new(self._secret, b"csrf:" + voter_id.encode(), hashlib.sha256).hexdigest()[:32]
 
     def check_csrf(self, voter_id: str, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf_token(voter_id), token)
+
+
+def _remember(cache: dict, key, value, limit: int = 50_000) -> None:
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
 
 
 @dataclass
