@@ -1,0 +1,172 @@
+"""Integrity helpers: signed single-use battle tokens, voter pseudonyms, CSRF tokens, rate limits, body-size limit.
+
+Nothing here stores a raw IP address or a raw voter id: both are reduced to salted SHA-256 pseudonyms.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+from itsdangerous.signer import Signer
+
+
+class TokenError(Exception):
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+class Keys:
+    """Everything derived from the server secret and the pseudonym salt (both kept in the database)."""
+
+    def __init__(self, secret: str, salt: str):
+        self._secret = secret.encode()
+        self._salt = salt.encode()
+        # "battle_id.voter.timestamp.signature": plain hex fields, so no JSON or compression per request.
+        self.battles = TimestampSigner(secret, salt="mova-eval-arena-battle")
+        self.cookies = Signer(secret, salt="mova-eval-arena-voter")
+        # Verified cookies and computed pseudonyms, kept in memory only (bounded): every request needs both.
+        self._cookie_cache: dict = {}
+        self._pseudonym_cache: dict = {}
+
+    # --- battle tokens
+    def battle_token(self, battle_id: str, voter: str) -> str:
+        return self.battles.sign(f"{battle_id}.{voter}").decode()
+
+    def read_battle_token(self, token: str, max_age: float) -> dict:
+        try:
+            value = self.battles.unsign(token, max_age=max_age).decode()
+        except SignatureExpired as e:
+            raise TokenError(410, "battle token expired; start a new battle") from e
+        except (BadSignature, UnicodeDecodeError) as e:
+            raise TokenError(403, "invalid battle token") from e
+        battle, _, voter = value.partition(".")
+        if not battle or not voter:
+            raise TokenError(403, "invalid battle token")
+        return {"b": battle, "v": voter}
+
+    # --- voter cookie and pseudonyms
+    def new_voter_cookie(self) -> str:
+        return self.cookies.sign(secrets.token_hex(16)).decode()
+
+    def voter_id(self, cookie: str | None) -> str | None:
+        if not cookie:
+            return None
+        hit = self._cookie_cache.get(cookie)
+        if hit is not None:
+            return hit
+        try:
+            vid = self.cookies.unsign(cookie).decode()
+        except BadSignature:
+            return None
+        _remember(self._cookie_cache, cookie, vid)
+        return vid
+
+    def pseudonym(self, raw: str, kind: str) -> str:
+        key = (raw, kind)
+        hit = self._pseudonym_cache.get(key)
+        if hit is None:
+            hit = hashlib.sha256(self._salt + kind.encode() + b":" + raw.encode()).hexdigest()[:24]
+            _remember(self._pseudonym_cache, key, hit)
+        return hit
+
+    def csrf_token(self, voter_id: str) -> str:
+        return hmac.new(self._secret, b"csrf:" + voter_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def check_csrf(self, voter_id: str, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(self.csrf_token(voter_id), token)
+
+
+def _remember(cache: dict, key, value, limit: int = 50_000) -> None:
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+
+
+@dataclass
+class Limit:
+    count: int
+    window_s: float
+
+
+class RateLimiter:
+    """Token buckets per key: ``count`` requests per ``window_s``, refilled continuously. In-process state: run one
+    server process per database (uvicorn's single worker), which also keeps the sampler's counters exact."""
+
+    def __init__(self, limit: Limit):
+        self.limit = limit
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    max_keys = 100_000
+
+    def _prune(self, now: float, rate: float) -> None:
+        """Forget buckets that have refilled completely (they carry no state), so memory stays bounded."""
+        full = [k for k, (t, last) in self._buckets.items() if t + (now - last) * rate >= self.limit.count]
+        for k in full:
+            del self._buckets[k]
+
+    def hit(self, key: str, now: float | None = None) -> float:
+        """0.0 when allowed (and consumed), else the seconds to wait."""
+        now = time.monotonic() if now is None else now
+        rate = self.limit.count / self.limit.window_s
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.limit.count), now))
+            tokens = min(float(self.limit.count), tokens + (now - last) * rate)
+            if len(self._buckets) > self.max_keys:
+                self._prune(now, rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / rate
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``max_bytes`` with 413, by header or while streaming."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for k, v in scope.get("headers", []):
+            if k == b"content-length":
+                try:
+                    too_big = int(v) > self.max_bytes
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    return await _reply_413(send, self.max_bytes)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge()
+            return msg
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _reply_413(send, self.max_bytes)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _reply_413(send, limit: int) -> None:
+    body = f'{{"detail":"request body over {limit} bytes"}}'.encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
