@@ -274,7 +274,7 @@ def run_cnn14(model, waveforms: np.ndarray, batch_size: int = 8) -> dict[str, np
     outs: dict[str, list] = {}
     with torch.inference_mode():
         for i in range(0, len(waveforms), batch_size):
-            x = torch.as_tensor(np.ascontiguousarray(waveforms[i:i + batch_size], dtype=np.float32), device=dev)
+            x = torch.tensor(np.asarray(waveforms[i:i + batch_size], dtype=np.float32), device=dev)
             for k, v in model(x).items():
                 outs.setdefault(k, []).append(v.float().cpu().numpy())
     return {k: np.concatenate(v) for k, v in outs.items()}
