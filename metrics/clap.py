@@ -79,13 +79,13 @@ TEXT_MAX_TOKENS = 77
 # ------------------------------------------------------------------------------------------- audio front end
 def int16_roundtrip(x: np.ndarray) -> np.ndarray:
     """LAION's ``int16_to_float32(float32_to_int16(x))``: clip to ±1, ×32767, truncate to int16, ÷32767."""
-    return (np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16).astype(np.float32) / np.float32(32767.0)
+    return ((np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16) / 32767.0).astype(np.float32)
 
 
 def peak_normalize(x: np.ndarray, target_db: float = -1.0) -> np.ndarray:
-    """``pyloudnorm.normalize.peak``: scale so that max |x| is ``target_db`` dBFS (float64, then float32)."""
+    """``pyloudnorm.normalize.peak``: scale so that max |x| is ``target_db`` dBFS (float64, as pyloudnorm returns)."""
     peak = float(np.max(np.abs(x)))
-    return (np.asarray(x, dtype=np.float64) * (10.0 ** (target_db / 20.0) / peak)).astype(np.float32)
+    return np.asarray(x, dtype=np.float64) * (10.0 ** (target_db / 20.0) / peak)
 
 
 def mel_filterbank_htk(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin: float = FMIN,

@@ -29,6 +29,7 @@ import numpy as np
 from mova_eval.errors import MediaError
 from mova_eval.media import AudioPreset
 from mova_eval.metrics.base import SET_LEVEL, Metric, MetricInfo, Output, require_package
+from mova_eval.metrics.features import panns  # light: registers the Cnn14 weights; torch loads lazily
 from mova_eval.spec import Clip, SuiteItem
 
 MODES = ("mova", "av_bench")
@@ -109,8 +110,6 @@ class InceptionScore(Metric):
 
     def load(self) -> None:
         require_package("is", "torch", "audio")
-        from mova_eval.metrics.features import panns
-
         self._model = panns.load_cnn14(self.sample_rate, self.device)
 
     def _audio(self, clip: Clip) -> np.ndarray:
@@ -129,8 +128,6 @@ class InceptionScore(Metric):
         """MOVA mode: the 527 sigmoid probabilities; av_bench mode: the 527 logits."""
         if self._model is None:
             self.load()
-        from mova_eval.metrics.features import panns
-
         out = panns.run_cnn14(self._model, self._audio(clip)[None])
         return out["clipwise_output" if self.mode == "mova" else "logits"][0].astype(np.float32)
 

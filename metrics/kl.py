@@ -19,6 +19,7 @@ import numpy as np
 from mova_eval.errors import MediaError
 from mova_eval.media import AudioPreset
 from mova_eval.metrics.base import POOLED_MEAN, ItemScore, Metric, MetricInfo, Output, require_package
+from mova_eval.metrics.features import panns  # light: registers the Cnn14 weights; torch loads lazily
 from mova_eval.spec import Clip, SuiteItem
 
 SAMPLE_RATE = 16000
@@ -59,8 +60,6 @@ class KLPanns(Metric):
 
     def load(self) -> None:
         require_package("kl", "torch", "audio")
-        from mova_eval.metrics.features import panns
-
         self._model = panns.load_cnn14(SAMPLE_RATE, self.device)
 
     def _prepare(self, clip: Clip) -> np.ndarray:
@@ -73,8 +72,6 @@ class KLPanns(Metric):
         return x - x.mean()
 
     def _logits(self, clip: Clip) -> np.ndarray:
-        from mova_eval.metrics.features import panns
-
         return panns.run_cnn14(self._model, self._prepare(clip)[None])["logits"][0]
 
     def _reference(self, path: str) -> np.ndarray:
