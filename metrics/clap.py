@@ -271,23 +271,36 @@ class ClapEncoder:
 
 def load_tokenizer(path: str | os.PathLike | None = None):
     """roberta-base tokenizer: ``path`` (a folder with vocab.json + merges.txt), else the registry's files, else the
-    Hugging Face cache / hub (``FacebookAI/roberta-base``)."""
+    Hugging Face cache (then the hub, unless ``HF_HUB_OFFLINE``) for ``FacebookAI/roberta-base``.
+
+    A loaded tokenizer must have roberta-base's 50 265 tokens: offline, ``transformers`` can build one with no
+    vocabulary without raising, which would silently give every text the same embedding."""
     from transformers import RobertaTokenizer
 
+    fix = "mova-eval weights fetch roberta_base_vocab && mova-eval weights fetch roberta_base_merges"
     if path:
-        return RobertaTokenizer.from_pretrained(str(path))
-    try:
-        folder = weights.resolve("roberta_base_vocab").parent
-        weights.resolve("roberta_base_merges")
-        return RobertaTokenizer.from_pretrained(str(folder))
-    except WeightsMissingError as missing:
+        tok = RobertaTokenizer.from_pretrained(str(path))
+    else:
         try:
-            return RobertaTokenizer.from_pretrained("FacebookAI/roberta-base")
-        except Exception as e:
-            raise MetricUnavailable(
-                "clap", f"the roberta-base tokenizer is neither in the weights folder nor in the Hugging Face cache "
-                        f"({type(e).__name__})",
-                "mova-eval weights fetch roberta_base_vocab && mova-eval weights fetch roberta_base_merges") from missing
+            folder = weights.resolve("roberta_base_vocab").parent
+            weights.resolve("roberta_base_merges")
+            tok = RobertaTokenizer.from_pretrained(str(folder))
+        except WeightsMissingError:
+            tok = None
+            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+            for local_only in (True,) if offline else (True, False):
+                try:
+                    tok = RobertaTokenizer.from_pretrained("FacebookAI/roberta-base", local_files_only=local_only)
+                    break
+                except Exception:
+                    continue
+            if tok is None:
+                raise MetricUnavailable("clap", "the roberta-base tokenizer is neither in the weights folder nor in "
+                                                "the Hugging Face cache", fix)
+    if len(tok) < 50265:
+        raise MetricUnavailable("clap", f"the roberta-base tokenizer loaded from {path or 'the cache'} has only "
+                                        f"{len(tok)} tokens (files missing?)", fix)
+    return tok
 
 
 _ENCODERS: dict[tuple, ClapEncoder] = {}
