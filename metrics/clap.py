@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from mova_eval import weights
-from mova_eval.errors import MediaError, MetricUnavailable, WeightsMissingError
+from mova_eval.errors import MediaError, MetricUnavailable, NotApplicable, WeightsMissingError
 from mova_eval.media import AudioPreset
 from mova_eval.metrics.base import CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output, require_package
 from mova_eval.spec import Clip, SuiteItem
@@ -220,9 +220,17 @@ def build_clap_model(state_dict: dict | None = None):
 
 
 def read_checkpoint(path) -> dict:
+    """A LAION ``.pt`` file, a ``transformers`` state dict (``.bin`` / ``.safetensors``), or a folder holding
+    ``model.safetensors`` or ``pytorch_model.bin`` (a converted ``ClapModel`` saved with ``save_pretrained``)."""
     import torch
 
-    p = str(path)
+    p = Path(path)
+    if p.is_dir():
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            if (p / name).is_file():
+                return read_checkpoint(p / name)
+        raise FileNotFoundError(f"{p}: no model.safetensors or pytorch_model.bin in this folder")
+    p = str(p)
     if p.endswith(".safetensors"):
         from safetensors.torch import load_file
 
@@ -357,7 +365,7 @@ class ClapScore(Metric):
         for a in item.audio_prompts:
             if a.strip():
                 return a
-        raise MetricUnavailable(self.info.name, f"item {item.id} has no audio prompt")
+        raise NotApplicable(f"item {item.id} has no audio prompt")
 
     def applies(self, item: SuiteItem) -> bool:
         return super().applies(item) and any(a.strip() for a in item.audio_prompts)
