@@ -46,7 +46,7 @@ def main() -> None:
                               (16000, 8.0, "Cnn14 16 kHz, 8 s clips (IS av_bench mode, KL)")):
         model = panns.load_cnn14(sr, "cpu") if args.real else panns.build_cnn14(sr, seed=0)
         x = (0.1 * rng.standard_normal((n, int(sr * seconds)))).astype(np.float32)
-        r = _rate(lambda: panns.run_cnn14(model, x, batch_size=n), n)
+        r = _rate(lambda m=model, x=x: panns.run_cnn14(m, x, batch_size=n), n)
         print(f"{what:<52} {r:8.2f} clips/s")
         del model
 

@@ -202,7 +202,6 @@ def clap_config():
 
 def build_clap_model(state_dict: dict | None = None):
     """A ``ClapModel`` in eval mode, from a LAION or ``transformers`` state dict (None: random weights)."""
-    import torch
     from transformers import ClapModel
 
     model = ClapModel(clap_config())
