@@ -217,3 +217,15 @@ def test_peak_and_int16_match_pyloudnorm_and_laion(models):
     np.testing.assert_array_equal(clap.peak_normalize(x, -1.0), pyln.normalize.peak(x, -1.0))
     y = pyln.normalize.peak(x, -1.0)
     np.testing.assert_array_equal(clap.int16_roundtrip(y), data.int16_to_float32(data.float32_to_int16(y)))
+
+
+def test_tokenizer_without_files_is_refused(monkeypatch, tmp_path, roberta_tokenizer_dir):
+    """Offline, transformers builds a vocabulary-less tokenizer without raising; we refuse it with the fix."""
+    from mova_eval.errors import MetricUnavailable
+
+    monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(MetricUnavailable, match="mova-eval weights fetch roberta_base_vocab"):
+        clap.load_tokenizer()
+    assert len(clap.load_tokenizer(roberta_tokenizer_dir)) == 50265
