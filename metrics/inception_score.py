@@ -1,0 +1,143 @@
+"""Inception Score over audio with the PANNs Cnn14 AudioSet tagger, in two named modes.
+
+``mode: mova`` (default) — as the MOVA toolkit (``metrics/audio_is_clap/IS.py``): mono 32 kHz audio zero-padded or cut
+to exactly 10 s, ``Cnn14_mAP=0.431.pth``, the 527 sigmoid ``clipwise_output`` turned back into logits
+(``log p − log(1−p)``, p clamped to [1e-8, 1−1e-8]), softmax, rows renormalised, then
+``IS = exp(mean_x Σ_y p(y|x)·(log(p(y|x)+1e-10) − log(p(y)+1e-10)))`` over every clip of a category in ONE split.
+``all`` is the mean of the category values, as MOVA reports (IS grows with set size, so it is not pooled).
+``is_std`` has no value in this mode (one split).
+
+``mode: av_bench`` — as av-benchmark / torch-fidelity ``isc``: mono 16 kHz audio (mean removed; the whole clip, or cut
+to ``duration`` seconds), ``Cnn14_16k_mAP=0.438.pth`` logits, float64 softmax, rows shuffled with
+``RandomState(2020)``, 10 splits; ``is`` is the mean and ``is_std`` the (N−1) standard deviation over splits, per
+category and over all clips pooled.
+
+Weights: the class-level availability check names the 32 kHz checkpoint (the default mode); ``av_bench`` mode checks
+the 16 kHz one when it loads, and an absent file is reported with its fetch command the same way.
+
+Bad input: silence is scored (it is a legitimate, if poor, generation; Cnn14 sees −100 dB everywhere); clips shorter
+than Cnn14's 32 STFT frames are rejected in ``av_bench`` mode (MOVA mode pads everything to 10 s); any input rate is
+resampled with soxr (MOVA used ffmpeg's resampler, see docs/metrics/is_kl.md).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from mova_eval.errors import MediaError
+from mova_eval.media import AudioPreset
+from mova_eval.metrics.base import SET_LEVEL, Metric, MetricInfo, Output, require_package
+from mova_eval.metrics.features import panns  # light: registers the Cnn14 weights; torch loads lazily
+from mova_eval.spec import Clip, SuiteItem
+
+MODES = ("mova", "av_bench")
+MIN_FRAMES = 32  # five 2× time poolings must leave at least one frame
+
+
+def mova_is(probs: np.ndarray, temperature: float = 1.0) -> float:
+    """MOVA's IS from sigmoid clipwise outputs [N, 527] (float64 throughout)."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-8, 1 - 1e-8)
+    logits = (np.log(p) - np.log1p(-p)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    q = np.exp(logits)
+    q /= q.sum(axis=1, keepdims=True)
+    py = q.mean(axis=0, keepdims=True)
+    kl = (q * (np.log(q + 1e-10) - np.log(py + 1e-10))).sum(axis=1)
+    return float(np.exp(kl.mean()))
+
+
+def split_is(logits: np.ndarray, splits: int = 10, seed: int = 2020, shuffle: bool = True) -> tuple[float, float]:
+    """torch-fidelity / av-benchmark ``isc``: (mean, N−1 std) of per-split IS over softmax(logits), float64."""
+    x = np.asarray(logits, dtype=np.float64)
+    n = x.shape[0]
+    if shuffle:
+        x = x[np.random.RandomState(seed).permutation(n)]
+    x = x - x.max(axis=1, keepdims=True)
+    log_p = x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+    p = np.exp(log_p)
+    scores = []
+    for i in range(splits):
+        lo, hi = i * n // splits, (i + 1) * n // splits
+        pc, lpc = p[lo:hi], log_p[lo:hi]
+        q = pc.mean(axis=0, keepdims=True)
+        scores.append(math.exp(float((pc * (lpc - np.log(q))).sum(axis=1).mean())))
+    s = np.asarray(scores)
+    return float(s.mean()), float(s.std(ddof=1)) if splits > 1 else math.nan
+
+
+class InceptionScore(Metric):
+    info = MetricInfo(
+        name="is",
+        outputs=(
+            Output("is", "higher", "", "Inception Score over PANNs Cnn14 AudioSet classes"),
+            Output("is_std", "none", "", "std of IS over splits (av_bench mode only)"),
+        ),
+        description="Audio Inception Score with PANNs Cnn14 (MOVA: 32 kHz, 10 s, one split per category)",
+        needs=frozenset({"audio"}),
+        extra="audio",
+        packages=("torch",),
+        weights=("panns_cnn14_32k",),
+        aggregation=SET_LEVEL,
+        version="1",
+        reference="OpenMOSS/MOVA evaluation/metrics/audio_is_clap/IS.py; av-benchmark av_bench/metrics/isc.py",
+    )
+
+    def __init__(self, options=None, device="cpu"):
+        super().__init__(options, device)
+        self.mode = self.options.get("mode", "mova")
+        if self.mode not in MODES:
+            raise ValueError(f"is: mode must be one of {MODES}, got {self.mode!r}")
+        self.splits = int(self.options.get("splits", 1 if self.mode == "mova" else 10))
+        self.seed = int(self.options.get("seed", 2020))
+        self.duration = self.options.get("duration")  # av_bench: cut to this many seconds (None = whole clip)
+        # MOVA: `all` = mean of category IS; av-benchmark: a statistic over every clip
+        self.all_is_category_mean = self.mode == "mova"
+        self._model = None
+
+    @property
+    def sample_rate(self) -> int:
+        return 32000 if self.mode == "mova" else 16000
+
+    def cache_token(self) -> str:
+        import json
+
+        from mova_eval import weights
+
+        name = "panns_cnn14_32k" if self.mode == "mova" else "panns_cnn14_16k"
+        return json.dumps({"v": self.info.version, "opt": self.options, "w": weights.fingerprint(name)}, sort_keys=True)
+
+    def load(self) -> None:
+        require_package("is", "torch", "audio")
+        self._model = panns.load_cnn14(self.sample_rate, self.device)
+
+    def _audio(self, clip: Clip) -> np.ndarray:
+        if self.mode == "mova":
+            return clip.audio_for(AudioPreset(32000, mono=True, duration=10.0, fit="pad", name="panns32k_10s"))
+        x = clip.audio_for(AudioPreset(16000, mono=True, name="panns16k"))
+        if self.duration is not None:
+            x = x[: int(round(float(self.duration) * 16000))]
+        hop = 160
+        if x.shape[-1] < (MIN_FRAMES - 1) * hop:
+            raise MediaError(clip.path, f"audio lasts {x.shape[-1] / 16000:.3f} s; Cnn14 needs at least "
+                                        f"{(MIN_FRAMES - 1) * hop / 16000:.2f} s")
+        return x - x.mean()
+
+    def features(self, clip: Clip, item: SuiteItem) -> np.ndarray:
+        """MOVA mode: the 527 sigmoid probabilities; av_bench mode: the 527 logits."""
+        if self._model is None:
+            self.load()
+        out = panns.run_cnn14(self._model, self._audio(clip)[None])
+        return out["clipwise_output" if self.mode == "mova" else "logits"][0].astype(np.float32)
+
+    def compute(self, features: Sequence[np.ndarray], items: Sequence[SuiteItem]) -> dict[str, float]:
+        f = np.stack([np.asarray(x, dtype=np.float64) for x in features])
+        if self.mode == "mova":
+            if self.splits != 1:
+                raise ValueError("is: mode 'mova' uses one split; use mode 'av_bench' for several")
+            return {"is": mova_is(f), "is_std": math.nan}
+        if len(f) < self.splits:
+            raise ValueError(f"is: {len(f)} clips cannot fill {self.splits} splits")
+        mean, std = split_is(f, self.splits, self.seed)
+        return {"is": mean, "is_std": std}

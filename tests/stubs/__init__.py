@@ -1,0 +1,1 @@
+"""Test-only import scaffolding for reference packages (never imported by project code)."""
