@@ -114,13 +114,16 @@ def _psd_sqrt(s: np.ndarray) -> np.ndarray:
     return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
+def _trace_sqrt_with(a: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr((Σ₁Σ₂)^½) given A = Σ₁^½: the eigenvalues of the symmetric PSD matrix A Σ₂ A."""
+    m = a @ sigma2 @ a
+    return float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2.0), 0.0, None)).sum())
+
+
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, method: str = "symmetric") -> float:
     """Tr((Σ₁Σ₂)^½) for PSD Σ₁, Σ₂ from eigenvalues (negative round-off eigenvalues count as 0)."""
     if method == "symmetric":
-        a = _psd_sqrt(np.asarray(sigma1, dtype=np.float64))
-        m = a @ np.asarray(sigma2, dtype=np.float64) @ a
-        lam = np.linalg.eigvalsh((m + m.T) / 2.0)
-        return float(np.sqrt(np.clip(lam, 0.0, None)).sum())
+        return _trace_sqrt_with(_psd_sqrt(np.asarray(sigma1, dtype=np.float64)), np.asarray(sigma2, dtype=np.float64))
     if method == "eigvals":
         lam = np.linalg.eigvals(np.asarray(sigma1, dtype=np.float64) @ np.asarray(sigma2, dtype=np.float64))
         return float(np.sqrt(lam.astype(np.complex128)).real.sum())
@@ -205,10 +208,16 @@ def frechet_inf(reference: GaussianStats, features: np.ndarray, *, steps: int = 
     rng = np.random.default_rng(seed)
     ns = [int(n) for n in np.linspace(min_n, f.shape[0], steps)]
     mu_r, cov_r = reference.mean, reference.cov(unbiased)
+    a = _psd_sqrt(cov_r) if method == "symmetric" else None
     pts = []
     for n in ns:
         s = GaussianStats.of(f[rng.choice(f.shape[0], size=n, replace=True)])
-        pts.append((n, frechet_distance(mu_r, cov_r, s.mean, s.cov(unbiased), method)))
+        c = s.cov(unbiased)
+        if a is None:
+            pts.append((n, frechet_distance(mu_r, cov_r, s.mean, c, method)))
+        else:  # same value, Σ_ref^½ computed once
+            d = s.mean - mu_r
+            pts.append((n, float(d @ d + np.trace(cov_r) + np.trace(c) - 2 * _trace_sqrt_with(a, c))))
     ys = np.array([p[1] for p in pts])
     xs = 1.0 / np.array(ns, dtype=np.float64)
     slope, intercept = np.polyfit(xs, ys, 1)
@@ -255,11 +264,101 @@ def bootstrap_ci(features: Sequence[np.ndarray], reference: GaussianStats, *, n_
         mu = (w @ x) / n
         xc = x - mu
         c = (xc * w[:, None]).T @ xc / (n - 1 if unbiased else n)
-        m = a @ c @ a
-        tr = float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
         d = mu - reference.mean
-        vals.append(float(d @ d + tr_ref + np.trace(c) - 2 * tr))
+        vals.append(float(d @ d + tr_ref + np.trace(c) - 2 * _trace_sqrt_with(a, c)))
     if not vals:
         return math.nan, math.nan
     lo, hi = np.percentile(vals, [50 * (1 - level), 100 - 50 * (1 - level)])
     return float(lo), float(hi)
+
+
+# ----------------------------------------------------------------------------------------------- set-level report
+
+
+AUTO_BOOTSTRAP, AUTO_BOOTSTRAP_MAX_DIM = 200, 512
+
+
+class SetValues(dict):
+    """``compute()``'s return value: {output: value} plus a ``note`` (n, protocol, warnings) and ``ci`` {output:
+    (low, high)} that the runner copies into the summary row."""
+
+    def __init__(self, values=(), note: str = "", ci: dict | None = None, details: dict | None = None):
+        super().__init__(values)
+        self.note = note
+        self.ci = dict(ci or {})
+        self.details = dict(details or {})
+
+
+def distance_report(clips: Sequence[np.ndarray], ref_stats: GaussianStats, ref_features: np.ndarray | None, *,
+                    unbiased: bool, n_boot: int | None = None, with_kid: bool = False, with_inf: bool = False,
+                    kid_subset: int = 1000, kid_subsets: int = 100, inf_min_n: int = 500, inf_steps: int = 25,
+                    seed: int = 0, unit: str = "clips") -> SetValues:
+    """Distance of the generated set (one array of feature rows per clip) to a reference: keys ``distance``,
+    ``kid``, ``inf``; the note states n and every caveat. Nothing is repeated to reach a sample size.
+    ``n_boot=None`` means 200 bootstrap replicates up to 512-d features and none above (each replicate costs an
+    eigendecomposition of a D×D matrix)."""
+    rows = [np.atleast_2d(np.asarray(c, np.float64)) for c in clips]
+    x = np.concatenate(rows) if rows else np.zeros((0, ref_stats.dim))
+    if x.shape[1] != ref_stats.dim:
+        raise ValueError(f"features are {x.shape[1]}-d but the reference is {ref_stats.dim}-d")
+    gen = GaussianStats.of(x)
+    need = 2 if unbiased else 1
+    if gen.n < max(need, 2):
+        raise ValueError(f"{gen.n} feature vector(s) from {len(rows)} {unit}: a covariance needs at least 2")
+    values = {"distance": frechet_from_stats(ref_stats, gen, unbiased=unbiased)}
+    notes = [f"n={len(rows)} {unit}" + (f" ({gen.n} feature vectors)" if gen.n != len(rows) else "")
+             + f" vs reference n={ref_stats.n}; {'unbiased (N−1)' if unbiased else 'biased (1/N)'} covariance"]
+    for w in (sample_size_warning(gen.n, gen.dim, "generated feature vectors"),
+              sample_size_warning(ref_stats.n, ref_stats.dim, "reference feature vectors")):
+        if w:
+            notes.append("WARNING: " + w)
+            import logging
+
+            logging.getLogger("mova_eval.frechet").warning(w)
+    ci = {}
+    if n_boot is None:
+        n_boot = AUTO_BOOTSTRAP if gen.dim <= AUTO_BOOTSTRAP_MAX_DIM else 0
+        if not n_boot:
+            notes.append(f"no CI: bootstrap is off by default for {gen.dim}-d features (set the bootstrap option)")
+    if n_boot > 0 and len(rows) >= 2:
+        ci["distance"] = bootstrap_ci(rows, ref_stats, n_boot=n_boot, unbiased=unbiased, seed=seed)
+        notes.append(f"95% CI: bootstrap over {unit}, {n_boot} replicates, seed {seed}")
+    details: dict = {"n_clips": len(rows), "n_vectors": gen.n, "dim": gen.dim, "reference_n": ref_stats.n}
+    if with_kid:
+        if ref_features is None or len(ref_features) < 2:
+            notes.append("KID: the reference stores no feature rows")
+        else:
+            k, ks, size = kid(x, ref_features, subset_size=kid_subset, n_subsets=kid_subsets, seed=seed)
+            values["kid"] = k
+            details["kid_std"], details["kid_subset"] = ks, size
+            notes.append(f"KID: polynomial kernel, unbiased MMD², subsets of {size}"
+                         + (f" × {kid_subsets}" if ks else " (one exact estimate)"))
+    if with_inf:
+        res = frechet_inf(ref_stats, x, steps=inf_steps, min_n=inf_min_n, seed=seed, unbiased=unbiased)
+        values["inf"] = res.score
+        details.update(inf_slope=res.slope, inf_r2=res.r2)
+        notes.append(f"∞: fit over n = {inf_min_n}…{gen.n} ({inf_steps} steps, rows drawn with replacement, "
+                     f"seed {seed}), r²={res.r2:.3f}" + (f"; WARNING: only {gen.n} rows, fewer than min_n — the fit "
+                                                          "uses oversampled sets" if gen.n < inf_min_n else ""))
+    return SetValues(values, note="; ".join(notes), ci=ci, details=details)
+
+
+def pack_features(emb: np.ndarray, **meta: float) -> np.ndarray:
+    """Feature rows [n, D] plus per-clip scalars (fps, source sample rate, flags) as one structured array [n], so a
+    set-level ``compute`` can report what it pooled (mixed frame rates, silent or padded clips) without guessing."""
+    emb = np.atleast_2d(np.asarray(emb, np.float32))
+    dt = [("emb", np.float32, (emb.shape[1],))] + [(k, np.float64) for k in meta]
+    out = np.zeros(emb.shape[0], dtype=dt)
+    out["emb"] = emb
+    for k, v in meta.items():
+        out[k] = v
+    return out
+
+
+def unpack_features(arr: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+    """(rows [n, D], per-clip scalars) from :func:`pack_features`; a plain 2-D array has no scalars."""
+    a = np.asarray(arr)
+    if a.dtype.names is None:
+        return np.atleast_2d(a.astype(np.float32)), {}
+    meta = {k: float(a[k][0]) for k in a.dtype.names if k != "emb"} if a.shape[0] else {}
+    return np.asarray(a["emb"]), meta
