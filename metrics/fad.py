@@ -11,7 +11,8 @@ checkpoint) → one 2048-d ``embedding`` per clip → unbiased covariance. With 
 rank-deficient; the summary note says so.
 
 Options: ``reference`` (a name built by ``mova-eval reference build``, or ``per_item`` to compare with the items' own
-reference audio), ``bootstrap`` (CI replicates, default 200), ``kid`` (default true), ``seed``.
+reference audio), ``bootstrap`` (CI replicates; default 200 up to 512-d features, none above), ``kid`` (default true),
+``inf_steps`` / ``inf_min_n`` (FAD-∞ fit, fadtk's 25 / 500), ``seed``.
 Silent clips are scored as the model hears them (they are a generation failure FAD should see) and counted in the
 note; clips shorter than 1 s are zero-padded as fadtk does and counted; source sample rates are listed.
 """
@@ -145,6 +146,8 @@ class _FADBase(Metric):
         rep = frechet.distance_report([e for e, _ in unpacked], ref_stats, ref_feats, unbiased=True,
                                       n_boot=_opt_int(self.options.get("bootstrap")),
                                       with_kid=bool(self.options.get("kid", True)), with_inf=self.with_inf,
+                                      inf_steps=int(self.options.get("inf_steps", 25)),
+                                      inf_min_n=int(self.options.get("inf_min_n", 500)),
                                       seed=int(self.options.get("seed", 0)))
         notes = [f"protocol {self.protocol} ({self.embedding}), {ref_note}", rep.note]
         silent = sum(int(m.get("silent", 0)) for _, m in unpacked)

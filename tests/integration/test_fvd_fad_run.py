@@ -98,7 +98,7 @@ def test_reference_build_then_run(env, capsys):
 
     outcome = _run(env, "metrics=distribution", "metrics.options.fvd.reference=real_fvd",
                    "metrics.options.fad.reference=real_fad", "metrics.options.fvd.bootstrap=10",
-                   "metrics.options.fad.bootstrap=0")
+                   "metrics.options.fad.bootstrap=0", "+metrics.options.fad.inf_steps=5")
     rows = {(r.metric, r.category): r for r in outcome.log.summary}
     fvd_all, fad_all = rows[("fvd", "all")], rows[("fad", "all")]
     assert fvd_all.n == 10 and fvd_all.mean is not None and fvd_all.mean > 0
