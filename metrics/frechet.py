@@ -199,13 +199,14 @@ class InfResult:
 
 
 def frechet_inf(reference: GaussianStats, features: np.ndarray, *, steps: int = 25, min_n: int = 500,
-                seed: int = 0, unbiased: bool = True, method: str = "symmetric") -> InfResult:
+                seed: Any = 0, unbiased: bool = True, method: str = "symmetric") -> InfResult:
     """FAD-∞ as fadtk's ``score_inf``: for ``steps`` sample sizes n evenly spaced from ``min_n`` to the number of
     feature rows, draw n rows with replacement, compute the distance to the reference, fit d(n) = a/n + b by least
-    squares and report b. fadtk draws from NumPy's global RNG; we seed a Generator (recorded by the caller)."""
+    squares and report b. fadtk draws from NumPy's global RNG; we seed a Generator (recorded by the caller), or use
+    the ``seed`` object itself when it has ``choice`` (a ``RandomState`` reproduces fadtk's draws exactly)."""
     f = np.asarray(features, np.float64)
     _check_finite(f, "features")
-    rng = np.random.default_rng(seed)
+    rng = seed if hasattr(seed, "choice") else np.random.default_rng(seed)
     ns = [int(n) for n in np.linspace(min_n, f.shape[0], steps)]
     mu_r, cov_r = reference.mean, reference.cov(unbiased)
     a = _psd_sqrt(cov_r) if method == "symmetric" else None

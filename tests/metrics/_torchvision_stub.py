@@ -2,11 +2,13 @@
 
 Reference packages such as cd-fvd import torchvision at module import but never call it on the paths the parity
 tests use. This meta-path finder serves any ``torchvision.*`` module as a placeholder whose classes raise when
-instantiated. It changes the whole process, so only tests that import a reference package install it, and project
-code never imports torchvision.
+instantiated. Use it as a context manager around the reference import: afterwards the finder and the placeholder modules are
+removed again, so other tests in the session still see that torchvision/torchaudio are absent. Project code never
+imports torchvision.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.machinery
 import sys
@@ -50,10 +52,19 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass
 
 
-def install(roots=("torchvision",)) -> None:
-    """Serve the named top-level packages as placeholders, unless a real one is importable."""
+@contextlib.contextmanager
+def installed(roots=("torchvision",)):
+    """Serve the named top-level packages as placeholders (unless a real one is importable) inside the block."""
     import importlib.util
 
     todo = [r for r in roots if r not in sys.modules and importlib.util.find_spec(r) is None]
-    if todo and not any(isinstance(f, _Finder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _Finder(todo))
+    finder = _Finder(todo) if todo else None
+    if finder:
+        sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        if finder:
+            sys.meta_path.remove(finder)
+            for name in [m for m in sys.modules if m.split(".")[0] in finder.roots]:
+                del sys.modules[name]

@@ -13,11 +13,11 @@ torch = pytest.importorskip("torch")
 from mova_eval.metrics.features import i3d  # noqa: E402
 
 
-def _reference_module():
+def _reference_module(name: str = "cdfvd.third_party.i3d.pytorch_i3d"):
     from tests.metrics import _torchvision_stub
 
-    _torchvision_stub.install()
-    return pytest.importorskip("cdfvd.third_party.i3d.pytorch_i3d")
+    with _torchvision_stub.installed():
+        return pytest.importorskip(name)
 
 
 def _randomize(model, seed: int) -> None:
@@ -57,8 +57,7 @@ def test_i3d_matches_cdfvd_with_seeded_weights(tmp_path):
 
 
 def test_torch_resize_matches_cdfvd_preprocess():
-    _reference_module()
-    utils = pytest.importorskip("cdfvd.third_party.i3d.utils")
+    utils = _reference_module("cdfvd.third_party.i3d.utils")
     video = np.random.default_rng(1).integers(0, 256, size=(2, 3, 37, 53, 3), dtype=np.uint8)
     want = utils.preprocess_i3d(video)
     got = i3d.to_unit_range(i3d.resize_bilinear_torch(video))
