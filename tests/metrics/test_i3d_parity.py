@@ -107,3 +107,24 @@ def test_real_tats_checkpoint_loads_strictly():
     with torch.no_grad():
         out = model(torch.zeros(1, 3, 16, 224, 224))
     assert out.shape == (1, 400) and torch.isfinite(out).all()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_biased_fvd_math_equals_cdfvd_stylegan_v_statistics():
+    """Same I3D-sized features → our biased-covariance Fréchet distance equals cd-fvd's ``compute_fvd_from_stats``
+    over StyleGAN-V's ``FeatureStats`` (raw Σx, Σxxᵀ / N − μμᵀ, scipy sqrtm) within 1e-6 relative."""
+    from mova_eval.metrics import frechet
+
+    fvd_mod = _reference_module("cdfvd.fvd")
+    rng = np.random.default_rng(4)
+    real = rng.normal(size=(600, 400)) * 0.5
+    fake = rng.normal(size=(600, 400)) * 0.6 + 0.05
+    stats = []
+    for x in (fake, real):
+        s = fvd_mod.FeatureStats(capture_mean_cov=True)
+        s.append(x.astype(np.float32))
+        stats.append(s)
+    want = fvd_mod.cdfvd.compute_fvd_from_stats(object.__new__(fvd_mod.cdfvd), *stats)
+    ours = frechet.frechet_from_stats(frechet.GaussianStats.of(real.astype(np.float32)),
+                                      frechet.GaussianStats.of(fake.astype(np.float32)), unbiased=False)
+    assert ours == pytest.approx(float(want), rel=1e-6)
