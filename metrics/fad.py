@@ -45,7 +45,6 @@ class _FADBase(Metric):
     weights_name: ClassVar[str | None]
     embedding: ClassVar[str]
     with_inf: ClassVar[bool] = False
-    per_frame: ClassVar[bool] = True
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
@@ -229,7 +228,6 @@ class FADPanns(_FADBase):
     protocol = "fad_panns16k"
     weights_name = None  # resolved by mova_eval.metrics.features.panns through the weights registry
     embedding = "panns_cnn14_16k"
-    per_frame = False
 
     @classmethod
     def availability(cls):

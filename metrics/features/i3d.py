@@ -13,6 +13,8 @@ centres: the TensorFlow FVD original). torch is imported lazily so that listing 
 """
 from __future__ import annotations
 
+import numpy as np
+
 from mova_eval import weights
 from mova_eval.weights import WeightSpec
 
@@ -151,7 +153,7 @@ def resize_bilinear_torch(frames, size: tuple[int, int] = (224, 224)):
     import torch
     import torch.nn.functional as F
 
-    x = torch.as_tensor(frames).float()
+    x = torch.from_numpy(np.array(frames, dtype=np.float32))  # a writable float copy
     b, t, h, w, c = x.shape
     x = x.reshape(b * t, h, w, c).permute(0, 3, 1, 2)
     x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
@@ -173,7 +175,7 @@ def resize_bilinear_tf1(frames, size: tuple[int, int] = (224, 224)):
     output pixel i reads source coordinate ``i · in/out`` (no half-pixel centres, no antialiasing)."""
     import torch
 
-    x = torch.as_tensor(frames).float()
+    x = torch.from_numpy(np.array(frames, dtype=np.float32))  # a writable float copy
     b, t, h, w, c = x.shape
     x = x.permute(0, 4, 1, 2, 3)  # B, C, T, H, W
     if (h, w) != tuple(size):
