@@ -147,7 +147,7 @@ class _FADBase(Metric):
                                       with_kid=bool(self.options.get("kid", True)), with_inf=self.with_inf,
                                       inf_steps=int(self.options.get("inf_steps", 25)),
                                       inf_min_n=int(self.options.get("inf_min_n", 500)),
-                                      seed=int(self.options.get("seed", 0)))
+                                      seed=int(self.options.get("seed", 0)), clusters=[it.id for it in items])
         notes = [f"protocol {self.protocol} ({self.embedding}), {ref_note}", rep.note]
         silent = sum(int(m.get("silent", 0)) for _, m in unpacked)
         padded = sum(int(m.get("padded", 0)) for _, m in unpacked)

@@ -242,14 +242,18 @@ def sample_size_warning(n: int, dim: int, what: str = "feature vectors") -> str:
 
 
 def bootstrap_ci(features: Sequence[np.ndarray], reference: GaussianStats, *, n_boot: int, unbiased: bool,
-                 seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+                 seed: int = 0, level: float = 0.95, clusters: Sequence[str] | None = None) -> tuple[float, float]:
     """Percentile CI of the distance to a fixed reference, resampling clips (each an array of feature rows) with
-    replacement; the rows of a clip move together. ``Σ_ref^½`` is computed once, so a replicate costs one weighted
-    scatter product and one ``eigvalsh``."""
+    replacement — or whole clusters of clips (``clusters[i]`` names clip i's prompt, so several seeds of one prompt
+    move together, as the per-item CIs do). ``Σ_ref^½`` is computed once, so a replicate costs one weighted scatter
+    product and one ``eigvalsh``."""
     if n_boot <= 0 or len(features) < 2:
         return math.nan, math.nan
     rows = [np.atleast_2d(np.asarray(f, np.float64)) for f in features]
-    owner = np.concatenate([np.full(r.shape[0], i) for i, r in enumerate(rows)])
+    cluster_of = (np.arange(len(rows)) if clusters is None
+                  else np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)[1])
+    n_clusters = int(cluster_of.max()) + 1
+    owner = np.concatenate([np.full(r.shape[0], cluster_of[i]) for i, r in enumerate(rows)])
     x = np.concatenate(rows)
     _check_finite(x, "features")
     ref_cov = reference.cov(unbiased)
@@ -258,7 +262,7 @@ def bootstrap_ci(features: Sequence[np.ndarray], reference: GaussianStats, *, n_
     rng = np.random.default_rng(seed)
     vals = []
     for _ in range(n_boot):
-        w = np.bincount(rng.integers(0, len(rows), len(rows)), minlength=len(rows))[owner].astype(np.float64)
+        w = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)[owner].astype(np.float64)
         n = w.sum()
         if n < (2 if unbiased else 1):
             continue
@@ -293,7 +297,7 @@ class SetValues(dict):
 def distance_report(clips: Sequence[np.ndarray], ref_stats: GaussianStats, ref_features: np.ndarray | None, *,
                     unbiased: bool, n_boot: int | None = None, with_kid: bool = False, with_inf: bool = False,
                     kid_subset: int = 1000, kid_subsets: int = 100, inf_min_n: int = 500, inf_steps: int = 25,
-                    seed: int = 0, unit: str = "clips") -> SetValues:
+                    seed: int = 0, unit: str = "clips", clusters: Sequence[str] | None = None) -> SetValues:
     """Distance of the generated set (one array of feature rows per clip) to a reference: keys ``distance``,
     ``kid``, ``inf``; the note states n and every caveat. Nothing is repeated to reach a sample size.
     ``n_boot=None`` means 200 bootstrap replicates up to 512-d features and none above (each replicate costs an
@@ -322,8 +326,9 @@ def distance_report(clips: Sequence[np.ndarray], ref_stats: GaussianStats, ref_f
         if not n_boot:
             notes.append(f"no CI: bootstrap is off by default for {gen.dim}-d features (set the bootstrap option)")
     if n_boot > 0 and len(rows) >= 2:
-        ci["distance"] = bootstrap_ci(rows, ref_stats, n_boot=n_boot, unbiased=unbiased, seed=seed)
-        notes.append(f"95% CI: bootstrap over {unit}, {n_boot} replicates, seed {seed}")
+        ci["distance"] = bootstrap_ci(rows, ref_stats, n_boot=n_boot, unbiased=unbiased, seed=seed, clusters=clusters)
+        over = f"prompts ({len(set(clusters))})" if clusters is not None else unit
+        notes.append(f"95% CI: bootstrap over {over}, {n_boot} replicates, seed {seed}")
     details: dict = {"n_clips": len(rows), "n_vectors": gen.n, "dim": gen.dim, "reference_n": ref_stats.n}
     if with_kid:
         if ref_features is None or len(ref_features) < 2:
@@ -333,7 +338,7 @@ def distance_report(clips: Sequence[np.ndarray], ref_stats: GaussianStats, ref_f
             values["kid"] = k
             details["kid_std"], details["kid_subset"] = ks, size
             notes.append(f"KID: polynomial kernel, unbiased MMD², subsets of {size}"
-                         + (f" × {kid_subsets}" if ks else " (one exact estimate)"))
+                         + (f" × {kid_subsets} (std {ks:.3g})" if ks else " (one exact estimate)"))
     if with_inf:
         res = frechet_inf(ref_stats, x, steps=inf_steps, min_n=inf_min_n, seed=seed, unbiased=unbiased)
         values["inf"] = res.score

@@ -179,7 +179,8 @@ class FVD(Metric):
         unpacked = [frechet.unpack_features(f) for f in features]
         rep = frechet.distance_report([e for e, _ in unpacked], self.reference.stats, self.reference.features,
                                       unbiased=self.protocol.unbiased, n_boot=_opt_int(self.options.get("bootstrap")),
-                                      with_kid=bool(self.options.get("kid", True)), seed=int(self.options.get("seed", 0)))
+                                      with_kid=bool(self.options.get("kid", True)), seed=int(self.options.get("seed", 0)),
+                                      clusters=[it.id for it in items])
         notes = [f"protocol {self.protocol.name}, reference {self.reference.name!r}", rep.note]
         rates = Counter(round(m.get("fps", math.nan), 3) for _, m in unpacked)
         if len(rates) > 1:

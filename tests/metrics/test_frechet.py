@@ -159,3 +159,14 @@ def test_sample_size_warning():
     assert "rank-deficient" in F.sample_size_warning(300, 400)
     assert "biased upward" in F.sample_size_warning(600, 400)
     assert F.sample_size_warning(4800, 128) == ""
+
+
+def test_bootstrap_clusters_move_seeds_of_a_prompt_together():
+    rng = np.random.default_rng(3)
+    ref = F.GaussianStats.of(rng.normal(size=(4000, 4)))
+    clips = [rng.normal(size=(4, 4)) + 0.3 for _ in range(40)]
+    twice = clips + [c + 1e-9 for c in clips]  # every prompt twice (two "seeds" with the same content)
+    lo_c, hi_c = F.bootstrap_ci(twice, ref, n_boot=300, unbiased=True, clusters=[f"p{i % 40}" for i in range(80)])
+    lo_i, hi_i = F.bootstrap_ci(twice, ref, n_boot=300, unbiased=True)
+    # treating the duplicates as independent understates the uncertainty
+    assert hi_c - lo_c > 1.1 * (hi_i - lo_i)
