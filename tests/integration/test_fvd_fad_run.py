@@ -181,3 +181,39 @@ def test_fad_per_item_reference_audio(env):
     same = m.compute(feats, items)
     assert same["fad"] == vals["fad"]  # deterministic (reference features come from the cache the second time)
     assert json.dumps(vals.details)  # details are JSON-serialisable for the run log
+
+
+class _FlagProbe(torch.nn.Module):
+    """Reports how it was called: feature 0 = 1 if rescale, feature 1 = 1 if resize, 2 = input mean, 3 = height."""
+
+    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False,
+                return_features: bool = False) -> torch.Tensor:
+        out = torch.zeros(x.shape[0], 400)
+        out[:, 0] = float(rescale)
+        out[:, 1] = float(resize)
+        out[:, 2] = x.float().mean()
+        out[:, 3] = float(x.shape[3])
+        return out
+
+
+@pytest.mark.parametrize("protocol, want", [("fvd_styleganv", (1, 1, 255.0, 48)), ("fvd_tf", (0, 0, 1.0, 224))])
+def test_protocols_call_the_torchscript_as_their_reference(tmp_path, monkeypatch, protocol, want):
+    d = tmp_path / "w"
+    d.mkdir()
+    torch.jit.script(_FlagProbe()).save(str(d / "i3d_torchscript.pt"))
+    monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(d))
+    m = fvd_mod.FVD({"protocol": protocol})
+    emb, _ = fvd_mod.frechet.unpack_features(
+        m.features(_clip(np.full((16, 48, 64, 3), 255, np.uint8)), SuiteItem("a", "c", "p")))
+    assert tuple(float(v) for v in emb[0, :4]) == pytest.approx(want)
+    assert m.protocol.unbiased == (protocol == "fvd_tf")
+
+
+def test_without_weights_fvd_and_fad_say_how_to_fetch(tmp_path, monkeypatch):
+    monkeypatch.delenv("MOVA_EVAL_WEIGHTS", raising=False)
+    monkeypatch.setenv("MOVA_EVAL_CACHE", str(tmp_path / "cache"))
+    outcome = _run(tmp_path, "metrics.only=[fvd,fad]", "suite.limit=1")
+    errs = set(outcome.items["error"].dropna())
+    assert any("mova-eval weights fetch i3d_torchscript" in e for e in errs)
+    assert any("mova-eval weights fetch vggish" in e for e in errs)
+    assert outcome.items["value"].isna().all()
