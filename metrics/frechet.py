@@ -233,11 +233,11 @@ def frechet_inf(reference: GaussianStats, features: np.ndarray, *, steps: int = 
 def sample_size_warning(n: int, dim: int, what: str = "feature vectors") -> str:
     """A note when n is small against the feature dimension (rank-deficient or high-variance covariance)."""
     if n <= dim:
-        return (f"only {n} {what} for {dim}-d features: the covariance is rank-deficient (rank ≤ {n - 1}), so the "
-                f"distance is dominated by estimation error and not comparable with large-sample values")
+        return (f"{n} {what} for {dim}-d features: rank-deficient covariance, the value is dominated by estimation "
+                f"error and not comparable with large-sample values")
     if n < 5 * dim:
-        return (f"{n} {what} for {dim}-d features (< 5×dim): the distance is biased upward and high-variance; "
-                f"compare only with values computed at the same n")
+        return (f"{n} {what} for {dim}-d features (< 5×dim): biased upward and high-variance, comparable only at "
+                f"equal n")
     return ""
 
 
@@ -281,6 +281,7 @@ def bootstrap_ci(features: Sequence[np.ndarray], reference: GaussianStats, *, n_
 
 
 AUTO_BOOTSTRAP, AUTO_BOOTSTRAP_MAX_DIM = 200, 512
+_WARNED: set[str] = set()
 
 
 class SetValues(dict):
@@ -317,9 +318,11 @@ def distance_report(clips: Sequence[np.ndarray], ref_stats: GaussianStats, ref_f
               sample_size_warning(ref_stats.n, ref_stats.dim, "reference feature vectors")):
         if w:
             notes.append("WARNING: " + w)
-            import logging
+            if w not in _WARNED:  # once per process: the same reference is reused by every group
+                _WARNED.add(w)
+                import logging
 
-            logging.getLogger("mova_eval.frechet").warning(w)
+                logging.getLogger("mova_eval.frechet").warning(w)
     ci = {}
     if n_boot is None:
         n_boot = AUTO_BOOTSTRAP if gen.dim <= AUTO_BOOTSTRAP_MAX_DIM else 0
