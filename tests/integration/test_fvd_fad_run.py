@@ -115,7 +115,7 @@ def test_reference_build_then_run(env, capsys):
 
 
 def test_missing_reference_is_reported_with_the_build_command(env):
-    outcome = _run(env, "metrics.only=[fvd]", "+metrics.options.fvd.reference=nope", "suite.limit=2")
+    outcome = _run(env, "metrics.only=[fvd]", "metrics.options.fvd.reference=nope", "suite.limit=2")
     errs = outcome.items["error"].dropna().unique()
     assert len(errs) == 1 and "mova-eval reference build nope --metric fvd" in errs[0]
     status = {m.name: m for m in outcome.log.metrics}["fvd"]
