@@ -148,7 +148,9 @@ class _FADBase(Metric):
                                       inf_steps=int(self.options.get("inf_steps", 25)),
                                       inf_min_n=int(self.options.get("inf_min_n", 500)),
                                       seed=int(self.options.get("seed", 0)), clusters=[it.id for it in items])
-        notes = [f"protocol {self.protocol} ({self.embedding}), {ref_note}", rep.note]
+        ex = self.extractor_id()
+        notes = [f"protocol {self.protocol} ({self.embedding}, {ex['weights']} sha256 {str(ex['weights_sha256'])[:12]}),"
+                 f" {ref_note}", rep.note]
         silent = sum(int(m.get("silent", 0)) for _, m in unpacked)
         padded = sum(int(m.get("padded", 0)) for _, m in unpacked)
         if silent:

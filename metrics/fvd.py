@@ -58,7 +58,6 @@ PROTOCOLS = {
                           "songweige/content-debiased-fvd cdfvd/fvd.py (model='i3d')"),
 }
 DEFAULT_PROTOCOL = "fvd_styleganv"
-_FEATURE_OPTIONS = ("protocol", "fps", "stride")
 
 
 class ShortClipError(MediaError):
@@ -181,7 +180,9 @@ class FVD(Metric):
                                       unbiased=self.protocol.unbiased, n_boot=_opt_int(self.options.get("bootstrap")),
                                       with_kid=bool(self.options.get("kid", True)), seed=int(self.options.get("seed", 0)),
                                       clusters=[it.id for it in items])
-        notes = [f"protocol {self.protocol.name}, reference {self.reference.name!r}", rep.note]
+        sha = weights.fingerprint(self.protocol.weights)
+        notes = [f"protocol {self.protocol.name} ({self.protocol.weights} sha256 {sha[:12]}), reference "
+                 f"{self.reference.name!r}", rep.note]
         rates = Counter(round(m.get("fps", math.nan), 3) for _, m in unpacked)
         if len(rates) > 1:
             notes.append("WARNING: mixed frame rates " + ", ".join(f"{k:g} fps×{v}" for k, v in sorted(rates.items()))
