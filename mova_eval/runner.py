@@ -290,19 +290,22 @@ def set_level_rows(metric: Metric, frame: pd.DataFrame, feature_cache: Cache, it
         excluded = sum(excluded_by_cat.values()) if group == "all" else excluded_by_cat.get(group, 0)
         try:
             values = metric.compute([feats[i] for i in idx], [its[i] for i in idx]) if idx else {}
-            note = ""
+            note = str(getattr(values, "note", "") or "")  # a compute() may attach a note and CIs to its values
         except Exception as e:
             values, note = {}, f"{type(e).__name__}: {e}"
+        cis = getattr(values, "ci", None) or {}
         if group == "all" and getattr(metric, "all_is_category_mean", False):
             per_cat = [r for r in out if r.category != "all"]
             values = {o.name: float(np.nanmean([r.mean for r in per_cat if r.metric == o.name and r.mean is not None]))
                       if per_cat else math.nan for o in info.outputs}
         for o in info.outputs:
             v = values.get(o.name, math.nan)
+            lo, hi = cis.get(o.name, (math.nan, math.nan))
             out.append(SummaryRow(metric=o.name, family=info.name, generator=generator, category=group,
-                                  mean=v if math.isfinite(v) else None, ci_low=None, ci_high=None, n=len(idx),
+                                  mean=v if math.isfinite(v) else None, ci_low=lo if math.isfinite(lo) else None,
+                                  ci_high=hi if math.isfinite(hi) else None, n=len(idx),
                                   excluded=excluded, direction=o.direction, unit=o.unit, aggregation=info.aggregation,
-                                  note=note or ("" if math.isfinite(v) else "no value")))
+                                  note=note if math.isfinite(v) else "; ".join(x for x in (note, "no value") if x)))
     return out
 
 

@@ -1,0 +1,270 @@
+"""FAD — Fréchet Audio Distance between generated soundtracks and named reference statistics (or per-item reference
+audio), with FAD-∞ and KID on the same embeddings.
+
+``fad`` (protocol ``fad_vggish``, as fadtk scores VGGish): audio → 16 kHz mono → 16-bit quantisation → zero-padded to
+at least 1 s → VGGish per 0.96 s example, **final ReLU removed**, no PCA → embeddings stored as float16 → every
+example of every clip pooled into one set (a clip contributes ~1 row per 0.96 s) → mean and unbiased covariance.
+FAD-∞ is fadtk's ``score_inf`` (25 sizes from 500 rows to all, drawn with replacement, linear fit against 1/n).
+
+``fad_panns`` (protocol ``fad_panns16k``, as av-benchmark's FD-PANN): audio → 16 kHz mono → PANNs Cnn14 (16 kHz
+checkpoint) → one 2048-d ``embedding`` per clip → unbiased covariance. With a few hundred clips this covariance is
+rank-deficient; the summary note says so.
+
+Options: ``reference`` (a name built by ``mova-eval reference build``, or ``per_item`` to compare with the items' own
+reference audio), ``bootstrap`` (CI replicates; default 200 up to 512-d features, none above), ``kid`` (default true),
+``inf_steps`` / ``inf_min_n`` (FAD-∞ fit, fadtk's 25 / 500), ``seed``.
+Silent clips are scored as the model hears them (they are a generation failure FAD should see) and counted in the
+note; clips shorter than 1 s are zero-padded as fadtk does and counted; source sample rates are listed.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from typing import ClassVar, Sequence
+
+import numpy as np
+
+from mova_eval import references, weights
+from mova_eval.errors import MetricUnavailable
+from mova_eval.media import AudioPreset
+from mova_eval.metrics import frechet
+from mova_eval.metrics.base import SET_LEVEL, Metric, MetricInfo, Output
+from mova_eval.metrics.features import vggish
+from mova_eval.spec import Clip, SuiteItem
+
+SAMPLE_RATE = 16_000
+MIN_SECONDS = 1.0
+PER_ITEM = "per_item"
+PANNS_16K_FILE = "Cnn14_16k_mAP=0.438.pth"
+
+
+class _FADBase(Metric):
+    __abstract__ = True
+    protocol: ClassVar[str]
+    weights_name: ClassVar[str | None]
+    embedding: ClassVar[str]
+    with_inf: ClassVar[bool] = False
+
+    def __init__(self, options=None, device="cpu"):
+        super().__init__(options, device)
+        self.model = None
+        self.reference = None
+
+    # ----------------------------------------------------------------------------------------- loading
+    def applies(self, item: SuiteItem) -> bool:
+        if self.options.get("reference") == PER_ITEM and not item.reference_audio:
+            return False
+        return super().applies(item)
+
+    def load(self) -> None:
+        self.load_extractor()
+        self.load_reference()
+
+    def load_extractor(self) -> None:
+        raise NotImplementedError
+
+    def load_reference(self) -> None:
+        name = self.options.get("reference")
+        metric = self.info.name
+        if name == PER_ITEM:
+            return
+        if not name:
+            raise MetricUnavailable(metric, f"no reference statistics chosen (set metrics.options.{metric}.reference="
+                                    f"NAME, or ={PER_ITEM} to use the items' reference audio)",
+                                    references.build_command("NAME", metric, self.protocol))
+        try:
+            ref = references.load(str(name), metric=metric, protocol=self.protocol)
+        except references.ReferenceError as e:
+            raise MetricUnavailable(metric, str(e).split(" — fix:")[0], e.command) from e
+        self.reference = references.check(ref, metric, self.protocol, self.extractor_id())
+
+    def extractor_id(self) -> dict:
+        return {"protocol": self.protocol, "embedding": self.embedding, "sample_rate": SAMPLE_RATE,
+                "weights": self.weights_name,
+                "weights_sha256": weights.fingerprint(self.weights_name) if self.weights_name else "registry",
+                "version": self.info.version}
+
+    def cache_token(self) -> str:
+        return json.dumps(self.extractor_id(), sort_keys=True, default=str)
+
+    # ----------------------------------------------------------------------------------------- features
+    def waveform(self, clip: Clip) -> tuple[np.ndarray, dict]:
+        x = np.asarray(clip.audio_for(AudioPreset(SAMPLE_RATE, mono=True, name="fad16k")), np.float64)
+        meta = {"sr": float(clip.sample_rate or math.nan), "silent": float(not np.any(x)), "padded": 0.0}
+        n_min = int(math.ceil(MIN_SECONDS * SAMPLE_RATE))
+        if x.shape[0] < n_min:
+            x = np.pad(x, (0, n_min - x.shape[0]))
+            meta["padded"] = 1.0
+        return x, meta
+
+    def features(self, clip: Clip, item: SuiteItem) -> np.ndarray:
+        if self.model is None:
+            self.load_extractor()
+        x, meta = self.waveform(clip)
+        emb = self.embed(x)
+        if not np.isfinite(emb).all():
+            raise frechet.NonFiniteFeaturesError(f"{clip.path}: {self.embedding} produced NaN/infinite embeddings")
+        return frechet.pack_features(emb, **meta)
+
+    def embed(self, wave: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------------------------- set level
+    def _per_item_reference(self, items: Sequence[SuiteItem]):
+        """Reference statistics from the group's own reference audio files (features cached like clips')."""
+        from mova_eval import media
+        from mova_eval.cache import Cache, make_key
+
+        cache = Cache("features")
+        rows, skipped = [], []
+        for it in items:
+            try:
+                clip = media.decode(it.reference_audio, video=False)
+                key = make_key("features", clip.content_hash, self.info.name, self.cache_token())
+                rows.append(frechet.unpack_features(cache.get_or_compute(key, lambda c=clip: self.features(c, it)))[0])
+            except Exception as e:  # one bad reference file must not sink the group
+                skipped.append(f"{it.id}: {type(e).__name__}: {e}")
+        if len(rows) < 2:
+            raise ValueError(f"per-item reference: only {len(rows)} usable reference audio file(s)"
+                             + (f" ({'; '.join(skipped[:3])})" if skipped else ""))
+        x = np.concatenate(rows)
+        note = f"reference = the items' own reference audio ({len(rows)} files" + (
+            f", {len(skipped)} unusable" if skipped else "") + ")"
+        return frechet.GaussianStats.of(x), x, note
+
+    def compute(self, features: Sequence[np.ndarray], items: Sequence[SuiteItem]) -> dict[str, float]:
+        if self.options.get("reference") == PER_ITEM:
+            ref_stats, ref_feats, ref_note = self._per_item_reference(items)
+        else:
+            if self.reference is None:
+                self.load_reference()
+            ref_stats, ref_feats = self.reference.stats, self.reference.features
+            ref_note = f"reference {self.reference.name!r}"
+        unpacked = [frechet.unpack_features(f) for f in features]
+        rep = frechet.distance_report([e for e, _ in unpacked], ref_stats, ref_feats, unbiased=True,
+                                      n_boot=_opt_int(self.options.get("bootstrap")),
+                                      with_kid=bool(self.options.get("kid", True)), with_inf=self.with_inf,
+                                      inf_steps=int(self.options.get("inf_steps", 25)),
+                                      inf_min_n=int(self.options.get("inf_min_n", 500)),
+                                      seed=int(self.options.get("seed", 0)), clusters=[it.id for it in items])
+        ex = self.extractor_id()
+        notes = [f"protocol {self.protocol} ({self.embedding}, {ex['weights']} sha256 {str(ex['weights_sha256'])[:12]}),"
+                 f" {ref_note}", rep.note]
+        silent = sum(int(m.get("silent", 0)) for _, m in unpacked)
+        padded = sum(int(m.get("padded", 0)) for _, m in unpacked)
+        if silent:
+            notes.append(f"{silent} silent clip(s) included as the embedder hears them")
+        if padded:
+            notes.append(f"{padded} clip(s) shorter than {MIN_SECONDS:g} s zero-padded (fadtk's rule)")
+        rates = Counter(int(m.get("sr", 0)) for _, m in unpacked)
+        if len(rates) > 1:
+            notes.append("mixed source sample rates " + ", ".join(f"{k} Hz×{v}" for k, v in sorted(rates.items()))
+                         + f", all resampled to {SAMPLE_RATE} Hz (soxr VHQ)")
+        name = self.info.name
+        values = {name: rep["distance"]}
+        if "kid" in rep:
+            values[f"{name}_kid"] = rep["kid"]
+        if "inf" in rep:
+            values[f"{name}_inf"] = rep["inf"]
+        return frechet.SetValues(values, note="; ".join(notes),
+                                 ci={name: rep.ci["distance"]} if "distance" in rep.ci else {}, details=rep.details)
+
+    def reference_meta(self, features: Sequence[np.ndarray]) -> dict:
+        metas = [frechet.unpack_features(f)[1] for f in features]
+        return {"silent_clips": sum(int(m.get("silent", 0)) for m in metas),
+                "padded_clips": sum(int(m.get("padded", 0)) for m in metas),
+                "source_sample_rates": dict(Counter(str(int(m.get("sr", 0))) for m in metas))}
+
+
+class FAD(_FADBase):
+    """FAD with VGGish embeddings, as fadtk computes it (see the module docstring)."""
+
+    info = MetricInfo(
+        name="fad",
+        outputs=(Output("fad", "lower", "", "Fréchet Audio Distance (VGGish, fadtk protocol)"),
+                 Output("fad_inf", "lower", "", "FAD-∞: FAD extrapolated to infinitely many samples (fadtk)"),
+                 Output("fad_kid", "lower", "", "KID on the VGGish embeddings")),
+        description="Fréchet Audio Distance with VGGish (fadtk protocol), FAD-∞ and KID",
+        needs=frozenset({"audio"}),
+        extra="audio",
+        packages=("torch",),
+        weights=(vggish.WEIGHTS.name,),
+        aggregation=SET_LEVEL,
+        version="1",
+        reference="microsoft/fadtk fad.py + model_loader.VGGishModel (harritaylor/torchvggish, no final ReLU)",
+    )
+    protocol = "fad_vggish"
+    weights_name = vggish.WEIGHTS.name
+    embedding = "vggish"
+    with_inf = True
+
+    def load_extractor(self) -> None:
+        self.model = vggish.load_vggish(weights.resolve(self.weights_name), self.device, final_relu=False)
+
+    def waveform(self, clip: Clip) -> tuple[np.ndarray, dict]:
+        x, meta = super().waveform(clip)
+        # fadtk converts every file to a 16-bit wav first; we quantise the same way (without sox's dither)
+        return np.clip(np.round(x * 32768.0), -32768, 32767) / 32768.0, meta
+
+    def embed(self, wave: np.ndarray) -> np.ndarray:
+        emb = vggish.embed(self.model, wave, self.device)
+        return emb.astype(np.float16).astype(np.float32)  # fadtk caches embeddings as float16
+
+
+class FADPanns(_FADBase):
+    """FAD with PANNs Cnn14 (16 kHz) clip embeddings, as av-benchmark's FD-PANN."""
+
+    info = MetricInfo(
+        name="fad_panns",
+        outputs=(Output("fad_panns", "lower", "", "Fréchet distance of PANNs Cnn14 (16 kHz) 2048-d clip embeddings"),
+                 Output("fad_panns_kid", "lower", "", "KID on the PANNs embeddings")),
+        description="Fréchet Audio Distance with PANNs Cnn14 16 kHz embeddings (av-benchmark FD-PANN)",
+        needs=frozenset({"audio"}),
+        extra="audio",
+        packages=("torch",),
+        aggregation=SET_LEVEL,
+        version="1",
+        reference="hkchengrex/av-benchmark FD-PANN (Cnn14_16k_mAP=0.438.pth, 'embedding' output)",
+    )
+    protocol = "fad_panns16k"
+    weights_name = None  # resolved by mova_eval.metrics.features.panns through the weights registry
+    embedding = "panns_cnn14_16k"
+
+    @classmethod
+    def availability(cls):
+        from importlib.util import find_spec
+
+        from mova_eval.metrics.base import Availability
+
+        base = super().availability()
+        if not base.ok:
+            return base
+        if find_spec("mova_eval.metrics.features.panns") is None:
+            return Availability(False, "the PANNs Cnn14 extractor (mova_eval.metrics.features.panns) is not part of "
+                                "this installation")
+        return Availability(True)
+
+    def load_extractor(self) -> None:
+        from mova_eval.metrics.features import panns  # lazy: written in another work branch
+
+        self.model = panns.load_cnn14(sample_rate=SAMPLE_RATE, device=self.device)
+
+    def extractor_id(self) -> dict:
+        """The Cnn14 16 kHz checkpoint is registered by the panns module; find it by its file name."""
+        out = super().extractor_id()
+        for name, spec in weights.registry().items():
+            if spec.filename == PANNS_16K_FILE:
+                out["weights"], out["weights_sha256"] = name, weights.fingerprint(name)
+        return out
+
+    def embed(self, wave: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(np.asarray(wave, np.float32))[None].to(self.device))
+        return out["embedding"].float().cpu().numpy().reshape(1, -1)
+
+
+def _opt_int(v) -> int | None:
+    return None if v is None else int(v)
