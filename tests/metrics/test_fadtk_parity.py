@@ -11,9 +11,9 @@ from mova_eval.metrics import frechet as F
 @pytest.fixture(scope="module")
 def fadtk_fad():
     pytest.importorskip("torch")
-    from tests.metrics import _torchvision_stub
+    from tests.stubs import torchvision_stub
 
-    with _torchvision_stub.installed(("torchvision", "torchaudio")):
+    with torchvision_stub.installed(("torchvision", "torchaudio")):
         return pytest.importorskip("fadtk.fad", reason="fadtk/hypy-utils not installed (requirements/test-nodeps.txt)")
 
 

@@ -14,9 +14,9 @@ from mova_eval.metrics.features import i3d  # noqa: E402
 
 
 def _reference_module(name: str = "cdfvd.third_party.i3d.pytorch_i3d"):
-    from tests.metrics import _torchvision_stub
+    from tests.stubs import torchvision_stub
 
-    with _torchvision_stub.installed():
+    with torchvision_stub.installed():
         return pytest.importorskip(name)
 
 

@@ -7,6 +7,7 @@ raises when instantiated. Import ``transformers`` before calling :func:`install`
 """
 from __future__ import annotations
 
+import contextlib
 import enum
 import importlib.abc
 import importlib.machinery
@@ -97,3 +98,20 @@ def uninstall() -> None:
             sys.meta_path.remove(f)
         for name in [n for n in sys.modules if n.split(".")[0] in f.roots]:
             del sys.modules[name]
+
+
+@contextlib.contextmanager
+def installed(roots=("torchvision",)):
+    """Serve the named top-level packages as placeholders inside the block (unless a real one is importable), then
+    remove the finder and the placeholder modules, so later tests still see torchvision as absent."""
+    import importlib.util
+
+    todo = tuple(r for r in roots if r not in sys.modules and importlib.util.find_spec(r) is None)
+    if not todo:
+        yield
+        return
+    install(todo)
+    try:
+        yield
+    finally:
+        uninstall()
