@@ -36,7 +36,6 @@ from mova_eval.spec import Clip, SuiteItem
 SAMPLE_RATE = 16_000
 MIN_SECONDS = 1.0
 PER_ITEM = "per_item"
-PANNS_16K_FILE = "Cnn14_16k_mAP=0.438.pth"
 
 
 class _FADBase(Metric):
@@ -223,40 +222,19 @@ class FADPanns(_FADBase):
         needs=frozenset({"audio"}),
         extra="audio",
         packages=("torch",),
+        weights=("panns_cnn14_16k",),
         aggregation=SET_LEVEL,
         version="1",
         reference="hkchengrex/av-benchmark FD-PANN (Cnn14_16k_mAP=0.438.pth, 'embedding' output)",
     )
     protocol = "fad_panns16k"
-    weights_name = None  # resolved by mova_eval.metrics.features.panns through the weights registry
+    weights_name = "panns_cnn14_16k"  # registered by mova_eval.metrics.features.panns
     embedding = "panns_cnn14_16k"
 
-    @classmethod
-    def availability(cls):
-        from importlib.util import find_spec
-
-        from mova_eval.metrics.base import Availability
-
-        base = super().availability()
-        if not base.ok:
-            return base
-        if find_spec("mova_eval.metrics.features.panns") is None:
-            return Availability(False, "the PANNs Cnn14 extractor (mova_eval.metrics.features.panns) is not part of "
-                                "this installation")
-        return Availability(True)
-
     def load_extractor(self) -> None:
-        from mova_eval.metrics.features import panns  # lazy: written in another work branch
+        from mova_eval.metrics.features import panns
 
         self.model = panns.load_cnn14(sample_rate=SAMPLE_RATE, device=self.device)
-
-    def extractor_id(self) -> dict:
-        """The Cnn14 16 kHz checkpoint is registered by the panns module; find it by its file name."""
-        out = super().extractor_id()
-        for name, spec in weights.registry().items():
-            if spec.filename == PANNS_16K_FILE:
-                out["weights"], out["weights_sha256"] = name, weights.fingerprint(name)
-        return out
 
     def embed(self, wave: np.ndarray) -> np.ndarray:
         import torch
