@@ -236,16 +236,21 @@ def crop_track(frames, track: Track, crop_scale: float = 0.40) -> np.ndarray:
         bs = s[i]
         pad = int(bs * (1 + 2 * crop_scale))
         my, mx = cy[i] + pad, cx[i] + pad
-        # rows/cols of the padded frame the reference slices (Python slice semantics, negative starts included)
-        rows = np.arange(h + 2 * pad)[int(my - bs) : int(my + bs * (1 + 2 * crop_scale))] - pad
-        cols = np.arange(w + 2 * pad)[int(mx - bs * (1 + crop_scale)) : int(mx + bs * (1 + crop_scale))] - pad
-        if rows.size == 0 or cols.size == 0:
+        # the rows/cols of the padded frame the reference slices (Python slice semantics, negative starts included),
+        # in frame coordinates; padding is only materialised where the crop leaves the frame
+        r0, r1, _ = slice(int(my - bs), int(my + bs * (1 + 2 * crop_scale))).indices(h + 2 * pad)
+        c0, c1, _ = slice(int(mx - bs * (1 + crop_scale)), int(mx + bs * (1 + crop_scale))).indices(w + 2 * pad)
+        r0, r1, c0, c1 = r0 - pad, r1 - pad, c0 - pad, c1 - pad
+        if r1 <= r0 or c1 <= c0:
             raise ValueError(f"empty face crop at frame {n} (box {b[i].round(1).tolist()})")
-        face = np.full((rows.size, cols.size, 3), PAD_VALUE, dtype=np.uint8)
-        rin, cin = (rows >= 0) & (rows < h), (cols >= 0) & (cols < w)
-        if rin.any() and cin.any():
-            face[np.ix_(rin, cin)] = img[rows[rin][:, None], cols[cin][None, :]]
-        out[i] = cv2.resize(face, (CROP, CROP))
+        if r0 >= 0 and c0 >= 0 and r1 <= h and c1 <= w:
+            face = img[r0:r1, c0:c1]
+        else:
+            face = np.full((r1 - r0, c1 - c0, 3), PAD_VALUE, dtype=np.uint8)
+            ir0, ir1, ic0, ic1 = max(r0, 0), min(r1, h), max(c0, 0), min(c1, w)
+            if ir1 > ir0 and ic1 > ic0:
+                face[ir0 - r0 : ir1 - r0, ic0 - c0 : ic1 - c0] = img[ir0:ir1, ic0:ic1]
+        out[i] = cv2.resize(np.ascontiguousarray(face), (CROP, CROP))
     return out
 
 

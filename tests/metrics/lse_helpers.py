@@ -132,7 +132,7 @@ def reference_score_crops(ref_net, crops_bgr, audio_int16, work: Path, vshift: i
 def reference_pipeline_with_boxes(frames_rgb, audio_int16, boxes, work: Path, syncnet_path: Path, min_track: int):
     """The reference pipeline from tracking on (``_track``, ``_crop`` with its ffmpeg audio slice, ``evaluate``),
     given per-frame detections (``boxes``: [n, 5] per frame) and lossless frames. Returns per-track
-    (frames, bboxes, crops, (offset, conf, dist))."""
+    (frames, bboxes, crops, (offset, conf, dist) or None without ``syncnet_path``, audio slice)."""
     from unittest import mock
 
     import cv2
@@ -166,16 +166,18 @@ def reference_pipeline_with_boxes(frames_rgb, audio_int16, boxes, work: Path, sy
         def release(self):
             self._w.release()
 
-    ref_net = S()
-    ref_net.load_state_dict(torch.load(syncnet_path, map_location="cpu"))
-    ref_net.eval()
+    ref_net = None
+    if syncnet_path is not None:
+        ref_net = S()
+        ref_net.load_state_dict(torch.load(syncnet_path, map_location="cpu"))
+        ref_net.eval()
     out = []
     with mock.patch.object(sp.cv2, "VideoWriter", Capture):
         for i, t in enumerate(tracks):
             pipe._crop(t, frame_paths, str(audio_wav), work / "cropped" / f"{i:05d}")
             crops = np.stack(written[-1])
             _, seg = wavfile.read(work / "cropped" / f"{i:05d}.wav")
-            score = reference_score_crops(ref_net, crops, seg, work / f"score{i}")
+            score = reference_score_crops(ref_net, crops, seg, work / f"score{i}") if ref_net is not None else None
             out.append((t["frame"], t["bbox"], crops, score, seg))
     return out
 

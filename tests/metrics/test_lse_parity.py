@@ -98,6 +98,30 @@ def test_pipeline_matches_reference_given_same_boxes(nets, tmp_path):
     assert s.dist == pytest.approx(ref_score[2], abs=TOL)
 
 
+@pytest.mark.parametrize("where", ["inside", "edge", "far_outside"])
+def test_crops_match_reference(tmp_path, where):
+    """Face crops equal the reference's byte for byte, inside the frame and over an edge (grey padding). A box
+    centred far above the frame makes the reference's slice start at a negative index, giving an empty crop: the
+    reference crashes in cv2.resize, we refuse that track with a reason."""
+    box = {"inside": (120, 100, 220, 210), "edge": (-30, 120, 80, 235), "far_outside": (150, -200, 260, -90)}[where]
+    frames, audio, boxes = synthetic_clip(n_frames=24, size=(240, 320), faces=(box,), seed=1)
+    boxes = [np.array([list(box) + [0.99]])] * len(frames)
+    a16 = lse.to_int16(audio)
+    params = lse.MODES["mova"]
+    ours = lse.find_tracks(boxes, [(0, len(frames))], params)
+    if where == "far_outside":
+        import cv2
+
+        with pytest.raises(cv2.error):
+            reference_pipeline_with_boxes(frames, a16, boxes, tmp_path, None, min_track=params.min_track)
+        with pytest.raises(ValueError, match="empty face crop"):
+            lse.crop_track(frames, ours[0], params.crop_scale)
+        return
+    ref = reference_pipeline_with_boxes(frames, a16, boxes, tmp_path, None, min_track=params.min_track)
+    assert len(ours) == len(ref) == 1
+    np.testing.assert_array_equal(lse.crop_track(frames, ours[0], params.crop_scale)[..., ::-1], ref[0][2])
+
+
 def _two_faces(right_first: bool):
     """60 frames: a left face missing every 9th frame, a right face drifting down, a spurious box at frame 17."""
     rng = np.random.default_rng(0)
