@@ -64,6 +64,25 @@ def run_ours(clips, syncnet_path, s3fd_path):
     return time.perf_counter() - t0, results
 
 
+@contextlib.contextmanager
+def _quiet_fds():
+    """Silence stdout/stderr at the file-descriptor level (the reference's ffmpeg children print there)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
 def run_reference(clips, syncnet_path, s3fd_path, work: Path):
     from syncnet_python import syncnet_pipeline as sp
 
@@ -88,7 +107,7 @@ def run_reference(clips, syncnet_path, s3fd_path, work: Path):
             return boxes[i] if i < len(boxes) else np.empty((0, 5))
 
         pipe.s3fd.detect_faces = detect
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with _quiet_fds():
             offs, confs, dists, *_ = pipe.inference(str(path), None, cache_dir=str(work / f"ref{k}"))
         results.append((offs[0], confs[0], dists[0]) if offs else None)
     return time.perf_counter() - t0, results

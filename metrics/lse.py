@@ -34,7 +34,8 @@ import numpy as np
 from mova_eval import weights
 from mova_eval.errors import ConfigError, MediaError
 from mova_eval.media import AudioPreset, frame_indices
-from mova_eval.metrics.base import POOLED_MEAN, ItemScore, Metric, MetricInfo, Output, require_package
+from mova_eval.metrics.base import (POOLED_MEAN, Availability, ItemScore, Metric, MetricInfo, Output,
+                                    require_package)
 from mova_eval.spec import Clip, SuiteItem
 
 FPS = 25
@@ -443,6 +444,16 @@ class LSEMetric(Metric):
         self.params = MODES[self.mode]
         self._syncnet = self._s3fd = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def availability(cls) -> Availability:
+        """As the base class, but one command fetches every missing checkpoint at once."""
+        av = super().availability()
+        if av.ok or not av.reason.startswith("weights"):
+            return av
+        missing = [w for w in cls.info.weights if weights.fingerprint(w) == "absent"]
+        return Availability(False, f"weights {', '.join(repr(w) for w in missing)} are missing",
+                            "mova-eval weights fetch " + " ".join(missing))
 
     def load(self) -> None:
         require_package("LSE", "torch", "lipsync")

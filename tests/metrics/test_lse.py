@@ -51,11 +51,11 @@ def _score(metric, tmp_path, frames, audio, fps=25.0):
 def test_unavailable_without_weights_names_the_fetch_command(monkeypatch, tmp_path):
     monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(tmp_path))
     av = lse.LSEMetric.availability()
-    assert not av.ok and "syncnet_v2" in av.reason and av.command == "mova-eval weights fetch syncnet_v2"
+    assert not av.ok and "syncnet_v2" in av.reason and av.command == "mova-eval weights fetch syncnet_v2 sfd_face"
     from mova_eval.runner import select_metrics
 
     plan = select_metrics({"only": ["lse"]}, "cpu")
-    assert not plan.metrics and "mova-eval weights fetch syncnet_v2" in plan.failed_requested["lse"]
+    assert not plan.metrics and "mova-eval weights fetch syncnet_v2 sfd_face" in plan.failed_requested["lse"]
 
 
 def test_options_are_checked():
