@@ -393,7 +393,11 @@ def run_pipeline(frames_rgb, audio_int16: np.ndarray, p: Params, *, syncnet, det
     if not valid:
         res.reason = "no face track could be scored: " + "; ".join(sorted(set(res.errors)))
         return res
-    res.chosen = valid[choose_track([s for _, s in valid])][0]
+    best = choose_track([s for _, s in valid])
+    if best < 0:  # the toolkit would report its initial 0.0 values here; we refuse instead
+        res.reason = "no face track has C − D above −100 (the toolkit's starting value)"
+        return res
+    res.chosen = valid[best][0]
     return res
 
 
