@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -161,3 +162,21 @@ def test_mediapipe_detector_finds_a_real_face():
     assert len(boxes[0]) == 1 and len(boxes[1]) == 0
     x1, y1, x2, y2, score = boxes[0][0]
     assert 140 < x1 < 220 and 230 < x2 < 320 and 40 < y1 < 130 and 170 < y2 < 260 and score > 0.5
+
+
+def test_track_choice_is_max_c_minus_d_first_on_ties():
+    ts = lse.TrackScore
+    assert lse.choose_track([ts(0, 5.0, 7.0, 10), ts(1, 6.0, 8.0, 10), ts(2, 4.0, 9.0, 10)]) == 0
+    assert lse.choose_track([ts(0, 1.0, 9.0, 10), ts(1, 3.0, 8.0, 10)]) == 1
+    assert lse.choose_track([ts(0, 0.0, 150.0, 10)]) == -1  # below the toolkit's −100 start: refused
+
+
+def test_availability_lists_only_the_missing_checkpoint(weight_files, tmp_path, monkeypatch):
+    monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(weight_files["syncnet_v2"].parent) + os.pathsep + str(tmp_path))
+    (weight_files["syncnet_v2"].parent / "sfd_face.pth").rename(tmp_path / "moved.pth")
+    try:
+        av = lse.LSEMetric.availability()
+        assert not av.ok and av.command == "mova-eval weights fetch sfd_face"
+        assert lse.LSEMediapipeMetric.availability().ok or "mediapipe" in lse.LSEMediapipeMetric.availability().reason
+    finally:
+        (tmp_path / "moved.pth").rename(weight_files["syncnet_v2"].parent / "sfd_face.pth")
