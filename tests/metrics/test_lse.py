@@ -180,3 +180,19 @@ def test_availability_lists_only_the_missing_checkpoint(weight_files, tmp_path, 
         assert lse.LSEMediapipeMetric.availability().ok or "mediapipe" in lse.LSEMediapipeMetric.availability().reason
     finally:
         (tmp_path / "moved.pth").rename(weight_files["syncnet_v2"].parent / "sfd_face.pth")
+
+
+def test_lse_mediapipe_scores_a_real_face_clip(weight_files, tmp_path):
+    """End to end with the weight-free detector: a still portrait for 30 frames → one track, finite values under
+    the MediaPipe output names (SyncNet weights are random here, so the values themselves mean nothing)."""
+    pytest.importorskip("mediapipe")
+    skdata = pytest.importorskip("skimage.data")
+    frames = np.repeat(skdata.astronaut()[None], 30, axis=0)
+    audio = synthetic_clip(n_frames=30)[1]
+    with env_with({"syncnet_v2": weight_files["syncnet_v2"]}):
+        m = lse.LSEMediapipeMetric()
+        assert m.availability().ok  # no S3FD weights needed
+        s = _score(m, tmp_path, frames, audio)
+    assert set(s.values) == {"lse_c_mediapipe", "lse_d_mediapipe"} and not s.errors
+    assert all(math.isfinite(v) for v in s.values.values())
+    assert s.details["detector"] == "mediapipe" and len(s.details["tracks"]) == 1
