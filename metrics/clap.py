@@ -50,7 +50,7 @@ weights.register(WeightSpec(
     filename="630k-audioset-fusion-best.pt",
     urls=("https://huggingface.co/lukewys/laion_clap/resolve/main/630k-audioset-fusion-best.pt",),
     license="CC0-1.0 (LAION-AI/CLAP)",
-    used_by=("clap", "clap_mova"),
+    used_by=("clap", "clap_mova", "fad_clap"),
     size=None,
     description="LAION-CLAP HTSAT-tiny + RoBERTa, fusion, trained on LAION-Audio-630K + AudioSet (1.86 GB); "
                 "contains the fine-tuned RoBERTa text tower",
