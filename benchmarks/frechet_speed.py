@@ -3,9 +3,9 @@
     python benchmarks/frechet_speed.py                 # all figures, seeded random weights where real ones are absent
     python benchmarks/frechet_speed.py --clips 600 --extract vggish   # stream real extraction for 600 synthetic clips
 
-Prints: features/s of each extractor on CPU (I3D ours, I3D TorchScript if its file is present, VGGish, PANNs Cnn14 if
-that module is installed); the time of one Fréchet distance between two 10,000 × 2,048 feature sets (statistics
-accumulation and the distance separately); and the peak RSS while streaming N clips' features into the statistics
+Prints: features/s of each extractor on CPU (I3D ours, I3D TorchScript if its file is present, VGGish, CLAP fusion
+(fad_clap's 10 s windows), PANNs Cnn14 if that module is installed); the time of one Fréchet distance between two
+10,000 × 2,048 feature sets (statistics accumulation and the distance separately); and the peak RSS while streaming N clips' features into the statistics
 (only features are kept, never clips). Speed does not depend on weight values, so random weights give true timings.
 """
 from __future__ import annotations
@@ -59,6 +59,7 @@ def bench_extractors(threads: int) -> None:
     t_front = _timeit(lambda: vggish.log_mel_examples(wave))
     t = _timeit(lambda: vggish.embed(v, wave))
     print(f"  VGGish (8 s clip = 8 examples)  {8 / t:8.1f} examples/s  ({1 / t:.2f} clips/s; log-mel {t_front * 1000:.1f} ms)")
+    bench_clap()
     try:
         from mova_eval.metrics.features import panns  # noqa: F401
     except ImportError:
@@ -72,6 +73,21 @@ def bench_extractors(threads: int) -> None:
         print(f"  PANNs Cnn14 16 kHz (8 s clip)   {1 / t:8.2f} clips/s")
     except Exception as e:  # weights absent here
         print(f"  PANNs Cnn14 16 kHz              skipped: {type(e).__name__}: {e}")
+
+
+def bench_clap() -> None:
+    """fad_clap's extractor: fadtk's 10 s windows every 1 s through the CLAP fusion audio tower (random weights)."""
+    try:
+        from mova_eval.metrics import clap, fad
+
+        m = fad.FADClap({})
+        m.model = clap.ClapEncoder(clap.build_clap_model(None), None)
+    except ImportError as e:
+        print(f"  CLAP fusion (fad_clap)          skipped: {e}")
+        return
+    wave = np.random.default_rng(0).normal(size=8 * 48_000) * 0.1
+    t = _timeit(lambda: m.embed(wave), repeat=1)
+    print(f"  CLAP fusion, fad_clap (8 s clip = 8 windows of 10 s)  {8 / t:6.2f} windows/s  ({1 / t:.3f} clips/s)")
 
 
 def bench_frechet(n: int, d: int) -> None:
@@ -96,7 +112,7 @@ def bench_stream(clips: int, extract: str | None) -> None:
 
     rng = np.random.default_rng(1)
     before = _rss_mb()
-    shapes = {"fvd_i3d": (1, 400), "fad_vggish": (8, 128), "fad_panns": (1, 2048)}
+    shapes = {"fvd_i3d": (1, 400), "fad_vggish": (8, 128), "fad_panns": (1, 2048), "fad_clap": (8, 512)}
     stats = {k: frechet.GaussianStats(s[1]) for k, s in shapes.items()}
     model = None
     if extract == "vggish":

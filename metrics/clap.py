@@ -50,7 +50,7 @@ weights.register(WeightSpec(
     filename="630k-audioset-fusion-best.pt",
     urls=("https://huggingface.co/lukewys/laion_clap/resolve/main/630k-audioset-fusion-best.pt",),
     license="CC0-1.0 (LAION-AI/CLAP)",
-    used_by=("clap", "clap_mova"),
+    used_by=("clap", "clap_mova", "fad_clap"),
     size=None,
     description="LAION-CLAP HTSAT-tiny + RoBERTa, fusion, trained on LAION-Audio-630K + AudioSet (1.86 GB); "
                 "contains the fine-tuned RoBERTa text tower",
@@ -250,6 +250,8 @@ class ClapEncoder:
         import torch
         import torch.nn.functional as F
 
+        if self.tokenizer is None:
+            raise RuntimeError("this CLAP encoder was loaded for audio embeddings only (load_encoder(text=False))")
         tok = self.tokenizer(list(texts), padding="max_length", truncation=True, max_length=TEXT_MAX_TOKENS,
                              return_tensors="pt")
         with torch.inference_mode():
@@ -311,17 +313,23 @@ def load_tokenizer(path: str | os.PathLike | None = None):
 
 
 _ENCODERS: dict[tuple, ClapEncoder] = {}
+_MODELS: dict[tuple, object] = {}
 _ENC_LOCK = threading.Lock()
 
 
-def load_encoder(device: str = "cpu", checkpoint: str | None = None, tokenizer: str | None = None) -> ClapEncoder:
-    """The CLAP encoder, loaded once per process and shared by ``clap`` and ``clap_mova``."""
+def load_encoder(device: str = "cpu", checkpoint: str | None = None, tokenizer: str | None = None,
+                 text: bool = True) -> ClapEncoder:
+    """The CLAP encoder, loaded once per process; the network is shared by ``clap``, ``clap_mova`` and
+    ``fad_clap``. ``text=False`` (audio embeddings only, as FAD needs) loads no tokenizer."""
     path = Path(checkpoint) if checkpoint else weights.resolve(CKPT)
-    key = (str(path), str(tokenizer), str(device))
+    key = (str(path), str(tokenizer) if text else None, str(device))
     with _ENC_LOCK:
         if key not in _ENCODERS:
-            tok = load_tokenizer(tokenizer)
-            _ENCODERS[key] = ClapEncoder(build_clap_model(read_checkpoint(path)), tok, device)
+            tok = load_tokenizer(tokenizer) if text else None
+            mkey = (str(path), str(device))
+            if mkey not in _MODELS:
+                _MODELS[mkey] = build_clap_model(read_checkpoint(path))
+            _ENCODERS[key] = ClapEncoder(_MODELS[mkey], tok, device)
         return _ENCODERS[key]
 
 

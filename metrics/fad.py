@@ -10,9 +10,18 @@ FAD-∞ is fadtk's ``score_inf`` (25 sizes from 500 rows to all, drawn with repl
 checkpoint) → one 2048-d ``embedding`` per clip → unbiased covariance. With a few hundred clips this covariance is
 rank-deficient; the summary note says so.
 
+``fad_clap`` (protocol ``fad_clap_fusion``, fadtk's CLAP windowing): audio → 48 kHz mono → 16-bit quantisation (fadtk's
+wav) → LAION's int16 round-trip → a 10 s window starting at every whole second (0, 1, 2 … s while the window starts
+inside the clip), each zero-padded to 10 s → the LAION-CLAP ``630k-audioset-fusion-best`` audio embedding that the
+``clap`` metrics compute (metrics/clap.py: same network, same front end, no peak normalisation) → float16 → all windows
+of all clips pooled (an 8 s clip gives 8 rows of 512-d) → unbiased covariance. fadtk's ``clap-laion-audio`` applies
+this windowing to the *non-fusion* ``630k-audioset-best.pt``; we use the fusion checkpoint the CLAP score already
+loads, so values are not comparable with fadtk's ``clap-laion-audio`` numbers (the protocol name says which).
+
 Options: ``reference`` (a name built by ``mova-eval reference build``, or ``per_item`` to compare with the items' own
 reference audio), ``bootstrap`` (CI replicates; default 200 up to 512-d features, none above), ``kid`` (default true),
-``inf_steps`` / ``inf_min_n`` (FAD-∞ fit, fadtk's 25 / 500), ``seed``.
+``inf_steps`` / ``inf_min_n`` (FAD-∞ fit, fadtk's 25 / 500), ``seed``. ``reference_from`` is set by the runner
+when the reference name comes from the suite's declared ``references`` (the note says which source was used).
 Silent clips are scored as the model hears them (they are a generation failure FAD should see) and counted in the
 note; clips shorter than 1 s are zero-padded as fadtk does and counted; source sample rates are listed.
 """
@@ -28,7 +37,7 @@ import numpy as np
 from mova_eval import references, weights
 from mova_eval.errors import MetricUnavailable
 from mova_eval.media import AudioPreset
-from mova_eval.metrics import frechet
+from mova_eval.metrics import clap, frechet
 from mova_eval.metrics.base import SET_LEVEL, Metric, MetricInfo, Output
 from mova_eval.metrics.features import vggish
 from mova_eval.spec import Clip, SuiteItem
@@ -44,6 +53,8 @@ class _FADBase(Metric):
     weights_name: ClassVar[str | None]
     embedding: ClassVar[str]
     with_inf: ClassVar[bool] = False
+    sample_rate: ClassVar[int] = SAMPLE_RATE
+    min_seconds: ClassVar[float] = MIN_SECONDS  # fadtk's min_len: shorter clips are zero-padded to it
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
@@ -70,7 +81,8 @@ class _FADBase(Metric):
             return
         if not name:
             raise MetricUnavailable(metric, f"no reference statistics chosen (set metrics.options.{metric}.reference="
-                                    f"NAME, or ={PER_ITEM} to use the items' reference audio)",
+                                    f"NAME, or ={PER_ITEM} to use the items' reference audio, or declare it in the "
+                                    f"suite: references: {{{metric}: NAME}})",
                                     references.build_command("NAME", metric, self.protocol))
         try:
             ref = references.load(str(name), metric=metric, protocol=self.protocol)
@@ -79,7 +91,7 @@ class _FADBase(Metric):
         self.reference = references.check(ref, metric, self.protocol, self.extractor_id())
 
     def extractor_id(self) -> dict:
-        return {"protocol": self.protocol, "embedding": self.embedding, "sample_rate": SAMPLE_RATE,
+        return {"protocol": self.protocol, "embedding": self.embedding, "sample_rate": self.sample_rate,
                 "weights": self.weights_name,
                 "weights_sha256": weights.fingerprint(self.weights_name) if self.weights_name else "registry",
                 "version": self.info.version}
@@ -89,9 +101,10 @@ class _FADBase(Metric):
 
     # ----------------------------------------------------------------------------------------- features
     def waveform(self, clip: Clip) -> tuple[np.ndarray, dict]:
-        x = np.asarray(clip.audio_for(AudioPreset(SAMPLE_RATE, mono=True, name="fad16k")), np.float64)
+        sr = self.sample_rate
+        x = np.asarray(clip.audio_for(AudioPreset(sr, mono=True, name=f"fad{sr // 1000}k")), np.float64)
         meta = {"sr": float(clip.sample_rate or math.nan), "silent": float(not np.any(x)), "padded": 0.0}
-        n_min = int(math.ceil(MIN_SECONDS * SAMPLE_RATE))
+        n_min = int(math.ceil(self.min_seconds * sr))
         if x.shape[0] < n_min:
             x = np.pad(x, (0, n_min - x.shape[0]))
             meta["padded"] = 1.0
@@ -140,6 +153,7 @@ class _FADBase(Metric):
                 self.load_reference()
             ref_stats, ref_feats = self.reference.stats, self.reference.features
             ref_note = f"reference {self.reference.name!r}"
+        ref_note += f" (chosen by {references.reference_source(self.info.name, self.options)})"
         unpacked = [frechet.unpack_features(f) for f in features]
         rep = frechet.distance_report([e for e, _ in unpacked], ref_stats, ref_feats, unbiased=True,
                                       n_boot=_opt_int(self.options.get("bootstrap")),
@@ -155,11 +169,11 @@ class _FADBase(Metric):
         if silent:
             notes.append(f"{silent} silent clip(s) included as the embedder hears them")
         if padded:
-            notes.append(f"{padded} clip(s) shorter than {MIN_SECONDS:g} s zero-padded (fadtk's rule)")
+            notes.append(f"{padded} clip(s) shorter than {self.min_seconds:g} s zero-padded (fadtk's rule)")
         rates = Counter(int(m.get("sr", 0)) for _, m in unpacked)
         if len(rates) > 1:
             notes.append("mixed source sample rates " + ", ".join(f"{k} Hz×{v}" for k, v in sorted(rates.items()))
-                         + f", all resampled to {SAMPLE_RATE} Hz (soxr VHQ)")
+                         + f", all resampled to {self.sample_rate} Hz (soxr VHQ)")
         name = self.info.name
         values = {name: rep["distance"]}
         if "kid" in rep:
@@ -203,8 +217,7 @@ class FAD(_FADBase):
 
     def waveform(self, clip: Clip) -> tuple[np.ndarray, dict]:
         x, meta = super().waveform(clip)
-        # fadtk converts every file to a 16-bit wav first; we quantise the same way (without sox's dither)
-        return np.clip(np.round(x * 32768.0), -32768, 32767) / 32768.0, meta
+        return pcm16(x), meta
 
     def embed(self, wave: np.ndarray) -> np.ndarray:
         emb = vggish.embed(self.model, wave, self.device)
@@ -242,6 +255,78 @@ class FADPanns(_FADBase):
         with torch.no_grad():
             out = self.model(torch.from_numpy(np.asarray(wave, np.float32))[None].to(self.device))
         return out["embedding"].float().cpu().numpy().reshape(1, -1)
+
+
+class FADClap(_FADBase):
+    """FAD with LAION-CLAP fusion audio embeddings over fadtk's 10 s windows (see the module docstring)."""
+
+    info = MetricInfo(
+        name="fad_clap",
+        outputs=(Output("fad_clap", "lower", "", "Fréchet distance of LAION-CLAP (630k-audioset fusion) 512-d "
+                                                 "embeddings of 10 s windows every 1 s (fadtk's CLAP windowing)"),
+                 Output("fad_clap_inf", "lower", "", "FAD-∞ on the CLAP window embeddings (fadtk)"),
+                 Output("fad_clap_kid", "lower", "", "KID on the CLAP window embeddings")),
+        description="Fréchet Audio Distance with LAION-CLAP 630k-audioset-fusion embeddings, fadtk's 10 s / 1 s "
+                    "windows",
+        needs=frozenset({"audio"}),
+        extra="audio",
+        packages=("torch", "transformers"),
+        weights=(clap.CKPT,),
+        aggregation=SET_LEVEL,
+        version="1",
+        reference="microsoft/fadtk model_loader.CLAPLaionModel windowing; embeddings as metrics/clap.py "
+                  "(LAION-CLAP get_audio_embedding_from_data, 630k-audioset-fusion-best)",
+    )
+    protocol = "fad_clap_fusion"
+    weights_name = clap.CKPT
+    embedding = "laion_clap_630k_audioset_fusion"
+    sample_rate = clap.SAMPLE_RATE
+    min_seconds = 0.0  # fadtk sets no minimum for CLAP; every window is zero-padded to 10 s anyway
+    with_inf = True
+    window = clap.MAX_LEN          # 10 s at 48 kHz
+    hop = clap.SAMPLE_RATE         # 1 s
+    batch = 8                      # windows per forward pass
+
+    def load_extractor(self) -> None:
+        from mova_eval.metrics.base import require_package
+
+        require_package(self.info.name, "torch", "audio")
+        require_package(self.info.name, "transformers", "audio")
+        import transformers  # noqa: F401  (before anything could install a torchvision stand-in)
+
+        self.model = clap.load_encoder(self.device, text=False)
+
+    def extractor_id(self) -> dict:
+        return {**super().extractor_id(), "window_s": self.window / self.sample_rate, "hop_s": self.hop / self.sample_rate}
+
+    def waveform(self, clip: Clip) -> tuple[np.ndarray, dict]:
+        x, meta = super().waveform(clip)
+        # fadtk: a 16-bit wav at 48 kHz, read back ÷32768, then LAION's int16 round-trip before the windows
+        return clap.int16_roundtrip(pcm16(x)), meta
+
+    def windows(self, wave: np.ndarray) -> list[np.ndarray]:
+        """fadtk's CLAP windows: one starting at every hop inside the clip, each zero-padded to the full window."""
+        out = []
+        for start in range(0, wave.shape[0], self.hop):
+            w = wave[start:start + self.window]
+            out.append(np.pad(w, (0, self.window - w.shape[0])) if w.shape[0] < self.window else w)
+        return out
+
+    def embed(self, wave: np.ndarray) -> np.ndarray:
+        import torch
+
+        rng = np.random.RandomState(0)  # unused: a window is exactly 10 s, so LAION's fusion chunk draw never runs
+        rows = []
+        wins = self.windows(wave)
+        for i in range(0, len(wins), self.batch):
+            feats = [clap.audio_features(w, rng) for w in wins[i:i + self.batch]]
+            rows.append(self.model.audio_embeddings(torch.stack([f[0] for f in feats]), [f[1] for f in feats]))
+        return np.concatenate(rows).astype(np.float16).astype(np.float32)  # fadtk stores embeddings as float16
+
+
+def pcm16(x: np.ndarray) -> np.ndarray:
+    """fadtk converts every file to a 16-bit wav first; we quantise the same way (without sox's dither)."""
+    return np.clip(np.round(x * 32768.0), -32768, 32767) / 32768.0
 
 
 def _opt_int(v) -> int | None:

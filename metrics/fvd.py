@@ -115,7 +115,7 @@ class FVD(Metric):
         name = self.options.get("reference")
         if not name:
             raise MetricUnavailable(self.info.name, "no reference statistics chosen (set metrics.options.fvd."
-                                    "reference=NAME)", references.build_command("NAME", "fvd", self.protocol.name))
+                                    "reference=NAME, or declare it in the suite: references: {fvd: NAME})", references.build_command("NAME", "fvd", self.protocol.name))
         try:
             ref = references.load(str(name), metric="fvd", protocol=self.protocol.name)
         except references.ReferenceError as e:
@@ -182,7 +182,7 @@ class FVD(Metric):
                                       clusters=[it.id for it in items])
         sha = weights.fingerprint(self.protocol.weights)
         notes = [f"protocol {self.protocol.name} ({self.protocol.weights} sha256 {sha[:12]}), reference "
-                 f"{self.reference.name!r}", rep.note]
+                 f"{self.reference.name!r} (chosen by {references.reference_source('fvd', self.options)})", rep.note]
         rates = Counter(round(m.get("fps", math.nan), 3) for _, m in unpacked)
         if len(rates) > 1:
             notes.append("WARNING: mixed frame rates " + ", ".join(f"{k:g} fps×{v}" for k, v in sorted(rates.items()))

@@ -51,7 +51,7 @@ def build(name: str, metric: str, source: str | Path, *, protocol: str | None = 
         raise references.ReferenceError(f"reference {name!r} already exists; pass --force to replace it")
     cls = get_metric_class(metric)
     if not hasattr(cls, "load_extractor") or not hasattr(cls, "extractor_id"):
-        raise ConfigError(f"metric {metric!r} does not use reference statistics (fvd, fad, fad_panns do)")
+        raise ConfigError(f"metric {metric!r} does not use reference statistics (fvd, fad, fad_panns, fad_clap do)")
     opts = dict(options or {})
     if protocol:
         opts["protocol"] = protocol
@@ -137,7 +137,7 @@ def register(subparsers) -> None:
                                   "--protocol fvd_styleganv\n  mova-eval reference build verse_gt --metric fad --from DIR")
     b.add_argument("name", metavar="NAME")
     b.add_argument("--from", dest="source", required=True, metavar="DIR", help="folder of real clips / audio files")
-    b.add_argument("--metric", required=True, help="fvd, fad or fad_panns")
+    b.add_argument("--metric", required=True, help="fvd, fad, fad_panns or fad_clap")
     b.add_argument("--protocol", help="named protocol (fvd: fvd_styleganv, fvd_tf, fvd_cdfvd)")
     b.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help="extra metric option (e.g. fps=25)")
     b.add_argument("--device", default="cpu")

@@ -54,6 +54,39 @@ def check_name(name: str) -> str:
     return name
 
 
+def reference_source(metric: str, options: dict) -> str:
+    """Where a metric's ``reference`` option came from, for the summary note."""
+    return str(options.get("reference_from") or f"metrics.options.{metric}.reference")
+
+
+def with_suite_references(metrics_cfg: dict, suite) -> dict:
+    """The metrics config with each ``metrics.options.<metric>.reference`` the user left unset (missing or null)
+    taken from the suite's declared ``references`` ({metric: NAME}); an explicit option wins. Filled entries get
+    ``reference_from: suite <name>`` so the note and the run log say which source was used. A suite naming a
+    metric that takes no reference statistics is a configuration error."""
+    declared = dict(getattr(suite, "references", None) or {})
+    if not declared:
+        return metrics_cfg
+    from mova_eval.errors import ConfigError
+    from mova_eval.registry import metric_classes
+
+    classes = metric_classes()
+    wrong = [m for m in declared if m not in classes or not hasattr(classes[m], "load_reference")]
+    if wrong:
+        users = sorted(m for m, c in classes.items() if hasattr(c, "load_reference"))
+        raise ConfigError(f"suite {suite.name!r} declares references for {wrong}, which take no reference "
+                          f"statistics (metrics that do: {users})")
+    out = dict(metrics_cfg)
+    options = {k: dict(v or {}) for k, v in (metrics_cfg.get("options") or {}).items()}
+    for metric, name in declared.items():
+        opts = options.setdefault(metric, {})
+        if opts.get("reference") in (None, ""):
+            opts["reference"] = name
+            opts["reference_from"] = f"suite {suite.name} (references.{metric})"
+    out["options"] = options
+    return out
+
+
 def build_command(name: str, metric: str, protocol: str | None) -> str:
     cmd = f"mova-eval reference build {name} --metric {metric} --from DIR"
     return cmd + (f" --protocol {protocol}" if protocol else "")

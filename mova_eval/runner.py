@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from mova_eval import media, stats
+from mova_eval import media, references, stats
 from mova_eval.cache import Cache, cache_root, make_key
 from mova_eval.errors import ConfigError, MediaError, MetricUnavailable, MovaEvalError, NotApplicable
 from mova_eval.metrics.base import CORPUS, ItemScore, Metric, SET_LEVEL
@@ -405,7 +405,7 @@ def run(cfg: dict) -> RunOutcome:
     timings["plan"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    plan = select_metrics(cfg.get("metrics", {}), device, progress)
+    plan = select_metrics(references.with_suite_references(cfg.get("metrics", {}), suite), device, progress)
     timings["load_metrics"] = time.perf_counter() - t0
     if not plan.metrics and not plan.failed_requested:
         raise ConfigError("no metric can run with this configuration; `mova-eval ls` shows what each one needs")

@@ -189,10 +189,15 @@ def load_suite(cfg: Mapping[str, Any]) -> Suite:
                            hf_dataset=cfg.get("hf_dataset", VERSE_HF_DATASET), version=int(cfg.get("version", 1)))
     else:
         raise SuiteError(str(kind), "unknown suite loader (known: verse, smoke)")
+    from dataclasses import replace
+
+    refs = cfg.get("references") or {}
+    if not isinstance(refs, Mapping) or not all(isinstance(v, str) or v is None for v in refs.values()):
+        raise SuiteError(f"suite {suite.name}", "references must map metric names to reference names "
+                         "(e.g. references: {fvd: real_videos, fad: per_item})")
+    suite = replace(suite, references={str(k): v for k, v in refs.items() if v})
     limit = cfg.get("limit")
     if limit:
-        from dataclasses import replace
-
         suite = replace(suite, items=suite.items[: int(limit)])
     return suite
 

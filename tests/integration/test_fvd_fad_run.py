@@ -217,3 +217,25 @@ def test_without_weights_fvd_and_fad_say_how_to_fetch(tmp_path, monkeypatch):
     assert any("mova-eval weights fetch i3d_torchscript" in e for e in errs)
     assert any("mova-eval weights fetch vggish" in e for e in errs)
     assert outcome.items["value"].isna().all()
+
+
+def test_suite_declared_reference_is_used_unless_an_option_names_one(env):
+    """references: {fad: NAME} in the suite config reaches FAD; metrics.options.fad.reference overrides it; the
+    summary note and the run log say which source chose the reference."""
+    real = _real_folder(env, n=3)
+    from mova_eval.reference_cli import build
+
+    build("suite_fad", "fad", real, progress=False)
+    build("option_fad", "fad", real, progress=False)
+    base = ["metrics.only=[fad]", "suite.limit=3", "+metrics.options.fad.bootstrap=0", "+metrics.options.fad.inf_steps=3",
+            "suite.references.fad=suite_fad"]
+    by_suite = _run(env, *base)
+    row = {(r.metric, r.category): r for r in by_suite.log.summary}[("fad", "all")]
+    assert row.mean is not None and row.n == 3
+    assert "reference 'suite_fad' (chosen by suite smoke (references.fad))" in row.note
+    status = {m.name: m for m in by_suite.log.metrics}["fad"]
+    assert status.options["reference"] == "suite_fad" and status.options["reference_from"].startswith("suite smoke")
+    explicit = _run(env, *base, "metrics.options.fad.reference=option_fad")
+    row = {(r.metric, r.category): r for r in explicit.log.summary}[("fad", "all")]
+    assert "reference 'option_fad' (chosen by metrics.options.fad.reference)" in row.note
+    assert by_suite.log.config_hash != explicit.log.config_hash
