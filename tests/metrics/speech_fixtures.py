@@ -67,3 +67,28 @@ def mux(path: Path, audio: np.ndarray, frames: np.ndarray | None = None, fps: fl
 
 def clip_of(path: Path):
     return media.decode(path)
+
+
+def impact_clip(path: Path, times: list[float], seconds: float = 4.0, audio_offset: float = 0.0,
+                size: tuple[int, int] = (96, 128)) -> Path:
+    """A textured picture that jumps 6 px at each impact time, with a click at the same instants
+    (shifted by ``audio_offset`` seconds): the flow peaks and the audio onsets coincide when the offset is 0."""
+    rng = np.random.default_rng(7)
+    base = (rng.random((size[0] + 64, size[1] + 64)) * 255).astype(np.uint8)
+    n = int(round(seconds * FPS))
+    jump_frames = {int(round(t * FPS)) for t in times}
+    frames, shift = [], 0
+    for i in range(n):
+        if i in jump_frames:
+            shift += 6
+        y = x = 16 + (shift % 32)
+        g = base[y:y + size[0], x:x + size[1]]
+        frames.append(np.repeat(g[..., None], 3, axis=2))
+    audio = np.zeros(int(round(seconds * SR)), dtype=np.float32)
+    click = (rng.standard_normal(int(0.03 * SR)) * np.exp(-np.linspace(0, 8, int(0.03 * SR)))).astype(np.float32) * 0.8
+    for t in times:
+        s = int(round((t + audio_offset) * SR))
+        if 0 <= s < audio.size - click.size:
+            audio[s:s + click.size] += click
+    audio += (rng.standard_normal(audio.size) * 1e-3).astype(np.float32)
+    return media.encode(path, np.stack(frames), FPS, audio, SR)
