@@ -283,3 +283,22 @@ def test_av_align_failures_are_nan_with_reason_or_mova_zero(clips):
     # IoU rules: each video peak matched once; empty sets give 0.0 as in MOVA
     assert iou(np.array([1.0, 1.01]), np.array([1.0]), 24)[0] == pytest.approx(0.5)
     assert iou(np.array([]), np.array([]), 24)[0] == 0.0
+
+
+def test_mybench_multispeaker_references_parse_as_mova_counts_them():
+    """MOVA's 27 cpCER references: 26 with 2 speakers, 1 with 3; 13 contain Chinese (mova-toolkit.md §1.5.8)."""
+    from tests.conftest import shared_path
+
+    from mova_eval.metrics.features.text_norm import normalize, split_speakers
+    from mova_eval.suites import detect_language
+
+    lines = [ln for ln in shared_path("verse-bench", "mybench_multispeaker_references.txt").read_text(
+        encoding="utf-8").splitlines() if ln.strip()]
+    assert len(lines) == 27
+    counts = [len(split_speakers(ln)) for ln in lines]
+    assert sorted(counts) == [2] * 26 + [3]
+    langs = [detect_language(ln) for ln in lines]
+    assert langs.count("zh") == 13
+    for ln, lang in zip(lines, langs):
+        spk = split_speakers(ln)
+        assert "S00" not in spk and all(normalize(t, lang) for t in spk.values())
