@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from mova_eval.errors import ConfigError
 from mova_eval.media import AudioPreset
 from mova_eval.metrics.base import CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output
 from mova_eval.spec import Clip, SuiteItem
@@ -91,9 +92,12 @@ class AvAlignMetric(Metric):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
+        if set(self.options) - {"failures"}:
+            raise ConfigError(f"metrics.options.av_align: unknown option(s) {sorted(set(self.options) - {'failures'})}; "
+                              "known: failures")
         self.failures = self.options.get("failures", "nan")
         if self.failures not in ("nan", "zero"):
-            raise ValueError(f"av_align: failures must be 'nan' or 'zero', got {self.failures!r}")
+            raise ConfigError(f"av_align: failures must be 'nan' or 'zero', got {self.failures!r}")
 
     def _fail(self, reason: str, details: dict) -> ItemScore:
         if self.failures == "zero":

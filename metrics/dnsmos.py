@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mova_eval.errors import MissingDependencyError
+from mova_eval.errors import ConfigError, MissingDependencyError
 from mova_eval.media import AudioPreset
 from mova_eval.metrics.base import CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output
 from mova_eval.spec import Clip, SuiteItem
@@ -141,6 +141,9 @@ class DnsmosMetric(Metric):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
+        unknown = sorted(set(self.options) - {"personalized", "mova_s16", "all_items"})
+        if unknown:
+            raise ConfigError(f"metrics.options.dnsmos: unknown option(s) {unknown}; known: all_items, mova_s16, personalized")
         self.personalized = bool(self.options.get("personalized", False))
         self.s16 = bool(self.options.get("mova_s16", False))
         self.all_items = bool(self.options.get("all_items", False))

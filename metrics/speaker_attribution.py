@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mova_eval.errors import MissingDependencyError
+from mova_eval.errors import ConfigError, MissingDependencyError
 from mova_eval.metrics.base import CORPUS, ItemScore, Metric, MetricInfo, Output
 from mova_eval.spec import Clip, SuiteItem
 
@@ -142,12 +142,14 @@ class _CpErrorRate(Metric):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        from mova_eval.metrics.features.asr import AsrConfig
+        from mova_eval.metrics.features.asr import AsrConfig, check_options
 
+        check_options(self.info.name, self.options,
+                      ("num_speakers", "distance_threshold", "min_silence_ms", "vad_threshold", "t2s"))
         self.asr = AsrConfig.from_options(self.options, device)
         self.mode = self.options.get("num_speakers", "reference")
         if self.mode not in ("reference", "estimate"):
-            raise ValueError(f"{self.info.name}: num_speakers must be 'reference' or 'estimate', got {self.mode!r}")
+            raise ConfigError(f"{self.info.name}: num_speakers must be 'reference' or 'estimate', got {self.mode!r}")
         self.threshold = float(self.options.get("distance_threshold", 0.25))
         self.min_silence_ms = int(self.options.get("min_silence_ms", 250))
         self.vad_threshold = float(self.options.get("vad_threshold", 0.5))

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from mova_eval.errors import NotApplicable
+from mova_eval.errors import ConfigError, NotApplicable
 from mova_eval.media import AudioPreset
 from mova_eval.metrics.base import CORPUS, ItemScore, Metric, MetricInfo, Output
 from mova_eval.spec import Clip, SuiteItem
@@ -71,12 +71,13 @@ class _ErrorRate(Metric):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        from mova_eval.metrics.features.asr import AsrConfig
+        from mova_eval.metrics.features.asr import AsrConfig, check_options
 
+        check_options(self.info.name, self.options, ("empty_hypothesis", "t2s"))
         self.asr = AsrConfig.from_options(self.options, device)
         self.empty = self.options.get("empty_hypothesis", "nan")
         if self.empty not in ("nan", "score"):
-            raise ValueError(f"{self.info.name}: empty_hypothesis must be 'nan' or 'score', got {self.empty!r}")
+            raise ConfigError(f"{self.info.name}: empty_hypothesis must be 'nan' or 'score', got {self.empty!r}")
         self.t2s = bool(self.options.get("t2s", False))
 
     def load(self) -> None:

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from mova_eval.cache import Cache, make_key
-from mova_eval.errors import MissingDependencyError
+from mova_eval.errors import ConfigError, MetricUnavailable, MissingDependencyError
 
 SAMPLE_RATE = 16_000
 DEFAULT_MODEL = "tiny.en"
@@ -54,14 +54,15 @@ class AsrConfig:
     temperature: float = 0.0
     vad_filter: bool = False
 
+    KEYS = ("backend", "model", "device", "compute_type", "cpu_threads", "beam_size", "temperature", "vad_filter")
+
     @classmethod
     def from_options(cls, options: Mapping[str, Any], device: str = "cpu") -> "AsrConfig":
-        known = {"backend", "model", "device", "compute_type", "cpu_threads", "beam_size", "temperature", "vad_filter"}
-        opts = {k: v for k, v in options.items() if k in known}
+        opts = {k: v for k, v in options.items() if k in cls.KEYS}
         opts.setdefault("device", "cuda" if str(device).startswith("cuda") else "cpu")
         cfg = cls(**opts)
         if cfg.backend not in ("faster-whisper", "openai-whisper"):
-            raise ValueError(f"asr backend must be 'faster-whisper' or 'openai-whisper', got {cfg.backend!r}")
+            raise ConfigError(f"asr backend must be 'faster-whisper' or 'openai-whisper', got {cfg.backend!r}")
         return cfg
 
     @property
@@ -75,6 +76,14 @@ class AsrConfig:
         return {"backend": self.backend, "model": self.model, "model_id": model_identity(self),
                 "compute_type": self.resolved_compute_type, "beam_size": self.beam_size,
                 "temperature": self.temperature, "vad_filter": self.vad_filter}
+
+
+def check_options(metric: str, options: Mapping[str, Any], own: tuple[str, ...]) -> None:
+    """A misspelt option must not silently fall back to a default (it would still change the cache key)."""
+    unknown = sorted(set(options) - set(AsrConfig.KEYS) - set(own))
+    if unknown:
+        raise ConfigError(f"metrics.options.{metric}: unknown option(s) {unknown}; "
+                          f"known: {sorted(set(AsrConfig.KEYS) | set(own))}")
 
 
 def bundled_model_path() -> Path:
@@ -117,15 +126,25 @@ class _Loaded:
                 from faster_whisper import WhisperModel
             except ImportError as e:
                 raise MissingDependencyError("faster-whisper ASR", "faster_whisper", "speech") from e
-            self.model = WhisperModel(_model_source(cfg), device=cfg.device, compute_type=cfg.resolved_compute_type,
-                                      cpu_threads=int(cfg.cpu_threads))
+            try:
+                self.model = WhisperModel(_model_source(cfg), device=cfg.device,
+                                          compute_type=cfg.resolved_compute_type, cpu_threads=int(cfg.cpu_threads))
+            except Exception as e:  # hub unreachable, unknown name, CUDA missing…: say which model and why
+                raise MetricUnavailable(
+                    "whisper", f"cannot load faster-whisper model {cfg.model!r} ({type(e).__name__}: {e})",
+                    "a local CTranslate2 model folder via metrics.options.<metric>.model=PATH, or network "
+                    "access to the Hugging Face hub for named models") from e
             self.multilingual = bool(self.model.model.is_multilingual)
         else:
             try:
                 import whisper
             except ImportError as e:
                 raise MissingDependencyError("openai-whisper ASR", "whisper", "speech (pip install openai-whisper)") from e
-            self.model = whisper.load_model(cfg.model, device=cfg.device)
+            try:
+                self.model = whisper.load_model(cfg.model, device=cfg.device)
+            except Exception as e:
+                raise MetricUnavailable("whisper", f"cannot load openai-whisper model {cfg.model!r} "
+                                        f"({type(e).__name__}: {e})", "a local .pt path or network access") from e
             self.multilingual = bool(self.model.is_multilingual)
 
     def transcribe(self, audio: np.ndarray, language: str) -> dict:

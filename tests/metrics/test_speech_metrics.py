@@ -302,3 +302,20 @@ def test_mybench_multispeaker_references_parse_as_mova_counts_them():
     for ln, lang in zip(lines, langs):
         spk = split_speakers(ln)
         assert "S00" not in spk and all(normalize(t, lang) for t in spk.values())
+
+
+def test_bad_options_and_unloadable_models_are_clear_errors():
+    from mova_eval.errors import ConfigError, MetricUnavailable
+    from mova_eval.metrics.av_align import AvAlignMetric
+    from mova_eval.metrics.dnsmos import DnsmosMetric
+    from mova_eval.metrics.speaker_attribution import CpWerMetric
+    from mova_eval.metrics.wer import CerMetric, WerMetric
+
+    for cls, opts in ((WerMetric, {"modle": "large-v3"}), (CpWerMetric, {"num_speakers": "three"}),
+                      (DnsmosMetric, {"personalised": True}), (AvAlignMetric, {"failures": "ignore"}),
+                      (WerMetric, {"backend": "sensevoice"})):
+        with pytest.raises(ConfigError):
+            cls(opts)
+    # a hub model with the hub unreachable (HF_HUB_OFFLINE=1 in tests): unavailable, naming the model and the fix
+    with pytest.raises(MetricUnavailable, match="large-v3"):
+        CerMetric({"model": "large-v3"}).load()
