@@ -211,6 +211,12 @@ def test_cpwer_rises_when_the_voices_swap_lines(clips, cpwer_metric):
     assert swapped.values["cpwer"] > good.values["cpwer"] + 0.2, (good.details, swapped.details)
     assert good.values["cpwer_speaker_count_error"] == abs(good.details["speakers_estimated"] - 2)
     assert good.details["cpwer_num"] / good.details["cpwer_den"] == pytest.approx(good.values["cpwer"])
+    # estimating the speaker count instead: the clusters are the threshold cut (transcripts come from the cache)
+    from mova_eval.metrics.speaker_attribution import CpWerMetric
+
+    est = CpWerMetric({"num_speakers": "estimate"}).score(clips["dialogue"], it)
+    assert len(est.details["hypothesis_speakers"]) == est.details["speakers_estimated"]
+    assert est.details["clustering"] == "estimate" and math.isfinite(est.values["cpwer"])
 
 
 def test_cpwer_silence_is_no_speech(clips, cpwer_metric):
