@@ -325,3 +325,20 @@ def test_bad_options_and_unloadable_models_are_clear_errors():
     # a hub model with the hub unreachable (HF_HUB_OFFLINE=1 in tests): unavailable, naming the model and the fix
     with pytest.raises(MetricUnavailable, match="large-v3"):
         CerMetric({"model": "large-v3"}).load()
+
+
+def test_verse_bench_speech_items_are_split_between_wer_and_cer(verse_prompts):
+    """Every Verse-Bench speech item is claimed by exactly one of wer/cer (121 English, 122 Chinese);
+    none has speaker tags, so cpwer/cpcer apply to none of them; set3 is all speech."""
+    from mova_eval.metrics.speaker_attribution import CpCerMetric, CpWerMetric
+    from mova_eval.metrics.wer import CerMetric, WerMetric
+    from mova_eval.suites import load_verse
+
+    suite = load_verse(str(verse_prompts))
+    wer, cer, cpw, cpc = WerMetric(), CerMetric(), CpWerMetric(), CpCerMetric()
+    speech = [it for it in suite.items if it.has_speech]
+    assert len(speech) == 243
+    assert sum(wer.applies(it) for it in speech) == 121 and sum(cer.applies(it) for it in speech) == 122
+    assert all(wer.applies(it) != cer.applies(it) for it in speech)
+    assert not any(cpw.applies(it) or cpc.applies(it) for it in suite.items)
+    assert all(it.has_speech for it in suite.items if it.category == "set3")
