@@ -102,7 +102,7 @@ def _model_source(cfg: AsrConfig) -> str:
 
 
 def model_identity(cfg: AsrConfig) -> str:
-    """The name, plus size+mtime of the weights file for local models, so a swapped file invalidates the cache."""
+    """The name, plus the byte size of the weights file for local models, so a swapped model invalidates the cache."""
     src = _model_source(cfg)
     p = Path(src)
     f = p / "model.bin" if p.is_dir() else p
