@@ -108,17 +108,17 @@ class DnsmosModels:
             return cls._cache[key]
 
     def score(self, audio16k: np.ndarray) -> dict:
-        """Mean P.808 and calibrated SIG/BAK/OVRL over the windows of one track in [-1, 1]. All windows of a track
-        go through each model as one batch (both graphs take a free batch axis); values equal per-window runs."""
-        segs = windows(audio16k)
+        """Mean P.808 and calibrated SIG/BAK/OVRL over the windows of one track in [-1, 1]."""
+        p808, sig, bak, ovr = [], [], [], []
         poly = POLY[self.personalized]
-        p808 = self.p808.run(None, {"input_1": np.concatenate([p808_features(s) for s in segs])})[0][:, 0]
-        raw = self.primary.run(None, {"input_1": np.stack(segs).astype(np.float32)})[0]
-        sig = np.polyval(poly["sig"], raw[:, 0].astype(np.float64))
-        bak = np.polyval(poly["bak"], raw[:, 1].astype(np.float64))
-        ovr = np.polyval(poly["ovr"], raw[:, 2].astype(np.float64))
+        for seg in windows(audio16k):
+            p808.append(float(self.p808.run(None, {"input_1": p808_features(seg)})[0][0][0]))
+            raw = self.primary.run(None, {"input_1": seg.astype(np.float32)[None]})[0][0]
+            sig.append(float(np.polyval(poly["sig"], raw[0])))
+            bak.append(float(np.polyval(poly["bak"], raw[1])))
+            ovr.append(float(np.polyval(poly["ovr"], raw[2])))
         return {"dnsmos_p808": float(np.mean(p808)), "dnsmos_sig": float(np.mean(sig)),
-                "dnsmos_bak": float(np.mean(bak)), "dnsmos_ovrl": float(np.mean(ovr)), "windows": len(segs)}
+                "dnsmos_bak": float(np.mean(bak)), "dnsmos_ovrl": float(np.mean(ovr)), "windows": len(p808)}
 
 
 class DnsmosMetric(Metric):
