@@ -1,0 +1,168 @@
+"""DNSMOS: Microsoft's non-intrusive speech-quality predictors, P.808 MOS and P.835 SIG/BAK/OVRL.
+
+Models: the ONNX files shipped inside the ``speechmos`` package (``dnsmos_models/model_v8.onnx`` for P.808,
+``dnsmos_models/sig_bak_ovr.onnx`` for P.835; ``pdnsmos_models/sig_bak_ovr.onnx`` with option
+``personalized: true``), run here with our own onnxruntime code.
+
+Windowing as the MOVA toolkit's ``eval_dnsmos.py`` and ``speechmos.dnsmos`` (identical): 16 kHz mono; the track is
+doubled (``append(x, x)``) until it holds at least 9.01 s (an 8 s clip becomes 16 s, so windows straddle the loop
+seam); ``floor(len/16000 − 9.01) + 1`` windows of 9.01 s at a 1 s hop; P.808 sees the log-mel
+(n_fft 321, hop 160, 120 mels, ``(power_to_db(ref=max)+40)/40``) of each window minus its last 160 samples;
+P.835 sees raw samples and its raw outputs go through the DNS-Challenge polynomial calibration. Each score is the
+mean over windows. MOVA reports ``dnsmos_p808`` only (its "DNSMOS", set3).
+
+Differences from MOVA, on purpose: the 16 kHz track comes from our decoder and soxr (MOVA: the ffmpeg CLI writing
+s16 PCM; the difference is below the int16 quantisation step), and digital silence is recorded as NaN with the
+reason (MOVA scores it). ``mova_s16: true`` quantises to int16 first, as MOVA's wav round-trip does.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from mova_eval.errors import ConfigError, MissingDependencyError
+from mova_eval.media import AudioPreset
+from mova_eval.metrics.base import CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output
+from mova_eval.spec import Clip, SuiteItem
+
+SR = 16_000
+INPUT_LENGTH = 9.01
+PRESET = AudioPreset(SR, mono=True, name="dnsmos16k")
+# DNS-Challenge dnsmos_local.py calibration polynomials (highest power first)
+POLY = {
+    False: {"sig": (-0.08397278, 1.22083953, 0.0052439), "bak": (-0.13166888, 1.60915514, -0.39604546),
+            "ovr": (-0.06766283, 1.11546468, 0.04602535)},
+    True: {"sig": (-0.01019296, 0.02751166, 1.19576786, -0.24348726),
+           "bak": (-0.04976499, 0.44276479, -0.1644611, 0.96883132),
+           "ovr": (-0.00533021, 0.005101, 1.18058466, -0.11236046)},
+}
+
+
+def model_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("speechmos")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("DNSMOS ONNX models", "speechmos", "speech")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def windows(audio: np.ndarray, fs: int = SR) -> list[np.ndarray]:
+    """The 9.01 s windows DNSMOS scores (tiling short audio by doubling, 1 s hop)."""
+    need = int(INPUT_LENGTH * fs)
+    x = np.asarray(audio, dtype=np.float32)
+    if x.size == 0:
+        raise ValueError("empty audio")
+    while x.size < need:
+        x = np.append(x, x)
+    n = int(np.floor(x.size / fs) - INPUT_LENGTH) + 1
+    out = []
+    for i in range(n):
+        seg = x[int(i * fs): int((i + INPUT_LENGTH) * fs)]
+        if seg.size >= need:
+            out.append(seg)
+    return out
+
+
+def p808_features(seg: np.ndarray) -> np.ndarray:
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=seg[:-160], sr=SR, n_fft=321, hop_length=160, n_mels=120)
+    return ((librosa.power_to_db(mel, ref=np.max) + 40) / 40).T.astype(np.float32)[None]
+
+
+class DnsmosModels:
+    """The two onnxruntime sessions, created once per process (thread-safe: ORT sessions allow concurrent run)."""
+
+    _cache: dict = {}
+    _lock = threading.Lock()
+
+    def __init__(self, personalized: bool = False, providers: list[str] | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise MissingDependencyError("DNSMOS", "onnxruntime", "speech") from e
+        d = model_dir()
+        primary = d / ("pdnsmos_models" if personalized else "dnsmos_models") / "sig_bak_ovr.onnx"
+        p808 = d / "dnsmos_models" / "model_v8.onnx"
+        for f in (primary, p808):
+            if not f.is_file():
+                raise MissingDependencyError(f"DNSMOS model file {f}", "speechmos", "speech")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 2
+        provs = providers or ["CPUExecutionProvider"]
+        self.primary = ort.InferenceSession(str(primary), so, providers=provs)
+        self.p808 = ort.InferenceSession(str(p808), so, providers=provs)
+        self.personalized = personalized
+
+    @classmethod
+    def get(cls, personalized: bool = False, device: str = "cpu") -> "DnsmosModels":
+        provs = ["CUDAExecutionProvider", "CPUExecutionProvider"] if str(device).startswith("cuda") else None
+        key = (personalized, tuple(provs or ()))
+        with cls._lock:
+            if key not in cls._cache:
+                cls._cache[key] = cls(personalized, provs)
+            return cls._cache[key]
+
+    def score(self, audio16k: np.ndarray) -> dict:
+        """Mean P.808 and calibrated SIG/BAK/OVRL over the windows of one track in [-1, 1]."""
+        p808, sig, bak, ovr = [], [], [], []
+        poly = POLY[self.personalized]
+        for seg in windows(audio16k):
+            p808.append(float(self.p808.run(None, {"input_1": p808_features(seg)})[0][0][0]))
+            raw = self.primary.run(None, {"input_1": seg.astype(np.float32)[None]})[0][0]
+            sig.append(float(np.polyval(poly["sig"], raw[0])))
+            bak.append(float(np.polyval(poly["bak"], raw[1])))
+            ovr.append(float(np.polyval(poly["ovr"], raw[2])))
+        return {"dnsmos_p808": float(np.mean(p808)), "dnsmos_sig": float(np.mean(sig)),
+                "dnsmos_bak": float(np.mean(bak)), "dnsmos_ovrl": float(np.mean(ovr)), "windows": len(p808)}
+
+
+class DnsmosMetric(Metric):
+    info = MetricInfo(
+        name="dnsmos",
+        outputs=(
+            Output("dnsmos_p808", "higher", "MOS", "DNSMOS P.808 MOS (MOVA's 'DNSMOS')"),
+            Output("dnsmos_sig", "higher", "MOS", "DNSMOS P.835 speech signal quality"),
+            Output("dnsmos_bak", "higher", "MOS", "DNSMOS P.835 background noise quality"),
+            Output("dnsmos_ovrl", "higher", "MOS", "DNSMOS P.835 overall quality"),
+        ),
+        description="Non-intrusive speech quality (Microsoft DNSMOS, ONNX models from the speechmos package)",
+        needs=frozenset({"audio", "speech"}),
+        extra="speech",
+        packages=("onnxruntime", "librosa", "speechmos"),
+        aggregation=CATEGORY_MEAN,
+        version="1",
+        reference="OpenMOSS/MOVA evaluation/metrics/dnsmos/eval_dnsmos.py; speechmos.dnsmos (microsoft/DNS-Challenge)",
+    )
+
+    def __init__(self, options=None, device="cpu"):
+        super().__init__(options, device)
+        unknown = sorted(set(self.options) - {"personalized", "mova_s16", "all_items"})
+        if unknown:
+            raise ConfigError(f"metrics.options.dnsmos: unknown option(s) {unknown}; known: all_items, mova_s16, personalized")
+        self.personalized = bool(self.options.get("personalized", False))
+        self.s16 = bool(self.options.get("mova_s16", False))
+        self.all_items = bool(self.options.get("all_items", False))
+
+    def applies(self, item: SuiteItem) -> bool:
+        """Speech items by default (MOVA reports set3, all speech); ``all_items: true`` scores every clip."""
+        return self.all_items or item.has_speech
+
+    def load(self) -> None:
+        DnsmosModels.get(self.personalized, self.device)
+
+    def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
+        x = np.asarray(clip.audio_for(PRESET), dtype=np.float32)
+        if self.s16:
+            x = (np.clip(np.round(x * 32768.0), -32768, 32767) / 32768.0).astype(np.float32)
+        names = [o.name for o in self.info.outputs]
+        if x.size == 0 or not np.any(x):
+            reason = "no speech: the audio track is digital silence (DNSMOS would rate the tiling of nothing)"
+            return ItemScore({n: math.nan for n in names}, {}, {n: reason for n in names})
+        x = np.clip(x, -1.0, 1.0)
+        r = DnsmosModels.get(self.personalized, self.device).score(x)
+        return ItemScore({n: r[n] for n in names}, {"windows": r["windows"], "personalized": self.personalized})

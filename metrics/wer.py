@@ -1,0 +1,157 @@
+"""WER (English items) and CER (Chinese items) of a Whisper transcript against the item's speech text.
+
+Reference: the suite item's ``speech_text`` (Verse-Bench ``speech_prompt.text``); when the line quoted in
+``prompt`` differs from it (``item.extra["prompt_quote_differs"]``, 23 Verse-Bench items) the details say so.
+Multi-speaker references lose their ``[S01]`` tags here (speaker-aware scoring is ``cpwer``/``cpcer``).
+
+Hypothesis: :mod:`mova_eval.metrics.features.asr` (faster-whisper tiny.en on CPU by default, language forced to
+the item's). Normalisation: :mod:`mova_eval.metrics.features.text_norm` (Whisper English normaliser; Chinese:
+punctuation and whitespace removed). Alignment: jiwer ``process_words`` / ``process_characters``.
+
+Aggregation is corpus-level (Σ S+D+I / Σ reference words or characters, per category and over all), from
+``wer_num``/``wer_den`` (``cer_num``/``cer_den``) in the details; the per-item value is that item's own ratio.
+
+No-speech outcomes: a silent track (below −60 dBFS RMS) or an empty transcript is recorded as NaN with the reason
+(option ``empty_hypothesis: nan``, the default). ``empty_hypothesis: score`` instead counts it as all deletions
+(error rate 1.0), which is the right choice when comparing generators that sometimes fail to speak; the summary's
+``excluded`` count shows how many items the default left out. A Chinese item with an English-only model
+(the default tiny.en) is never scored: NaN with the option to set.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mova_eval.errors import ConfigError, NotApplicable
+from mova_eval.media import AudioPreset
+from mova_eval.metrics.base import CORPUS, ItemScore, Metric, MetricInfo, Output
+from mova_eval.spec import Clip, SuiteItem
+
+ASR_PRESET = AudioPreset(16_000, mono=True, name="asr16k")
+SILENCE_DBFS = -60.0
+
+
+def error_counts(ref: str, hyp: str, unit: str) -> dict:
+    """S, D, I, H of ``hyp`` against ``ref`` (normalised strings); unit 'word' or 'char'. Empty strings allowed."""
+    import jiwer
+
+    if unit == "char":
+        r, h = list(ref), list(hyp)
+    else:
+        r, h = ref.split(), hyp.split()
+    if not r:
+        return {"substitutions": 0, "deletions": 0, "insertions": len(h), "hits": 0}
+    if not h:
+        return {"substitutions": 0, "deletions": len(r), "insertions": 0, "hits": 0}
+    # jiwer splits on spaces: characters are scored as space-joined tokens so inner spaces never count
+    o = jiwer.process_words(" ".join(r), " ".join(h))
+    return {"substitutions": o.substitutions, "deletions": o.deletions, "insertions": o.insertions, "hits": o.hits}
+
+
+def silence_reason(audio: np.ndarray) -> str | None:
+    """Why an ASR metric has nothing to score (digital silence or below −60 dBFS), else None."""
+    if audio.size == 0:
+        return "no speech: the audio track is empty"
+    ms = float(np.mean(np.square(audio, dtype=np.float64)))
+    if ms == 0.0 or 10 * math.log10(ms) < SILENCE_DBFS:
+        return f"no speech: the audio track is silent (RMS below {SILENCE_DBFS:.0f} dBFS)"
+    return None
+
+
+class _ErrorRate(Metric):
+    """Shared WER/CER body; subclasses fix the language, the unit and the output name."""
+
+    __abstract__ = True
+    language: str = "en"
+    unit: str = "word"
+
+    def applies(self, item: SuiteItem) -> bool:
+        return item.has_speech and item.language == self.language
+
+    def __init__(self, options=None, device="cpu"):
+        super().__init__(options, device)
+        from mova_eval.metrics.features.asr import AsrConfig, check_options
+
+        check_options(self.info.name, self.options, ("empty_hypothesis", "t2s"))
+        self.asr = AsrConfig.from_options(self.options, device)
+        self.empty = self.options.get("empty_hypothesis", "nan")
+        if self.empty not in ("nan", "score"):
+            raise ConfigError(f"{self.info.name}: empty_hypothesis must be 'nan' or 'score', got {self.empty!r}")
+        self.t2s = bool(self.options.get("t2s", False))
+
+    def load(self) -> None:
+        from mova_eval.metrics.features import asr
+
+        if self.language == "en" or not asr.is_english_only(self.asr.model):  # else every item says why
+            asr.get_model(self.asr)
+
+    def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
+        from mova_eval.metrics.features import asr
+        from mova_eval.metrics.features.text_norm import normalize, strip_tags
+
+        out = self.info.outputs[0].name
+        if not item.has_speech:
+            raise NotApplicable(f"item {item.id} has no speech text")
+        reference = strip_tags(item.speech_text)
+        details = {"reference": reference, "reference_source": "speech_prompt.text",
+                   "prompt_quote_differs": bool(item.extra.get("prompt_quote_differs", False)),
+                   "asr_model": self.asr.model, "asr_backend": self.asr.backend, "language": self.language}
+        try:
+            asr.check_language(self.asr, self.language, self.info.name)
+        except asr.EnglishOnlyModel as e:
+            return ItemScore({out: math.nan}, details, {out: str(e)})
+        ref_n = normalize(reference, self.language, self.t2s)
+        if not ref_n:
+            return ItemScore({out: math.nan}, details, {out: "reference is empty after normalisation"})
+        audio = clip.audio_for(ASR_PRESET)
+        quiet = silence_reason(audio)
+        if quiet is None:
+            try:
+                tr = asr.transcribe(audio, self.language, self.asr)
+            except asr.EnglishOnlyModel as e:  # a local model folder that turns out English-only
+                return ItemScore({out: math.nan}, details, {out: f"unavailable: {e}"})
+            hyp = tr["text"]
+            details.update(transcript=hyp, asr_segments=tr["segments"])
+        else:
+            hyp = ""
+            details.update(transcript="", no_speech=quiet)
+        hyp_n = normalize(hyp, self.language, self.t2s)
+        details.update(reference_normalized=ref_n, hypothesis_normalized=hyp_n)
+        if not hyp_n and self.empty == "nan":
+            return ItemScore({out: math.nan}, details, {out: quiet or "no speech: the transcript is empty"})
+        c = error_counts(ref_n, hyp_n, self.unit)
+        num = c["substitutions"] + c["deletions"] + c["insertions"]
+        den = c["hits"] + c["substitutions"] + c["deletions"]
+        details.update(c, **{f"{out}_num": num, f"{out}_den": den})
+        return ItemScore({out: num / den}, details)
+
+
+class WerMetric(_ErrorRate):
+    language, unit = "en", "word"
+    info = MetricInfo(
+        name="wer",
+        outputs=(Output("wer", "lower", "fraction", "word error rate of the Whisper transcript (English items)"),),
+        description="Word error rate of English speech (Whisper ASR, Whisper English normaliser, jiwer)",
+        needs=frozenset({"audio", "speech"}),
+        extra="speech",
+        packages=("faster_whisper", "jiwer", "whisper_normalizer"),
+        aggregation=CORPUS,
+        version="1",
+        reference="jiwer word alignment; openai/whisper EnglishTextNormalizer",
+    )
+
+
+class CerMetric(_ErrorRate):
+    language, unit = "zh", "char"
+    info = MetricInfo(
+        name="cer",
+        outputs=(Output("cer", "lower", "fraction", "character error rate of the Whisper transcript (Chinese items)"),),
+        description="Character error rate of Chinese speech (multilingual Whisper ASR, punctuation/space-free chars)",
+        needs=frozenset({"audio", "speech"}),
+        extra="speech",
+        packages=("faster_whisper", "jiwer"),
+        aggregation=CORPUS,
+        version="1",
+        reference="jiwer alignment over characters; MOVA cpCER remove_punct normalisation",
+    )

