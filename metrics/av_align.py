@@ -14,8 +14,8 @@ IoU = matches / (A + V − matches), and 0.0 when both sets are empty (MOVA's ru
 Differences from MOVA, on purpose: frames come from our PyAV decoder (MOVA: ``cv2.VideoCapture``; same FFmpeg
 decode, RGB→grey instead of BGR→grey, which is the same luma formula) and the 44.1 kHz track from soxr (MOVA:
 ffmpeg). MOVA scores a clip 0.0 on any failure (fewer than 2 frames, a decoding or librosa error) and keeps it
-in the mean; we record NaN with the reason and the summary counts it as excluded. Option ``failures: zero``
-reproduces MOVA's mean by scoring those failures 0.0 (the reason stays in the details).
+in the mean; we record NaN with the reason and the summary counts it as excluded. MOVA's category mean is
+recoverable from ours without scoring failures: mean × n / (n + excluded).
 """
 from __future__ import annotations
 
@@ -92,16 +92,11 @@ class AvAlignMetric(Metric):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        if set(self.options) - {"failures"}:
-            raise ConfigError(f"metrics.options.av_align: unknown option(s) {sorted(set(self.options) - {'failures'})}; "
-                              "known: failures")
-        self.failures = self.options.get("failures", "nan")
-        if self.failures not in ("nan", "zero"):
-            raise ConfigError(f"av_align: failures must be 'nan' or 'zero', got {self.failures!r}")
+        if self.options:
+            raise ConfigError(f"metrics.options.av_align: unknown option(s) {sorted(self.options)}; it takes none")
 
-    def _fail(self, reason: str, details: dict) -> ItemScore:
-        if self.failures == "zero":
-            return ItemScore({"av_align": 0.0}, {**details, "failure": reason, "scored_as": "0.0 (MOVA rule)"})
+    @staticmethod
+    def _fail(reason: str, details: dict) -> ItemScore:
         return ItemScore({"av_align": math.nan}, details, {"av_align": reason})
 
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:

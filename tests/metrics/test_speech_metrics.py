@@ -278,14 +278,15 @@ def test_av_align_drops_with_an_audio_offset(tmp_path):
     assert shifted.values["av_align"] < aligned.values["av_align"] - 0.5, shifted.details
 
 
-def test_av_align_failures_are_nan_with_reason_or_mova_zero(clips):
+def test_av_align_failures_are_nan_with_reason(clips):
+    from mova_eval.errors import ConfigError
     from mova_eval.metrics.av_align import AvAlignMetric, iou
 
     it = SuiteItem(id="s", category="sfx", prompt="p")
     s = AvAlignMetric().score(clips["silent"], it)
     assert math.isnan(s.values["av_align"]) and "silence" in s.errors["av_align"]
-    z = AvAlignMetric({"failures": "zero"}).score(clips["silent"], it)
-    assert z.values["av_align"] == 0.0 and "silence" in z.details["failure"]
+    with pytest.raises(ConfigError, match="takes none"):
+        AvAlignMetric({"failures": "zero"})
     # IoU rules: each video peak matched once; empty sets give 0.0 as in MOVA
     assert iou(np.array([1.0, 1.01]), np.array([1.0]), 24)[0] == pytest.approx(0.5)
     assert iou(np.array([]), np.array([]), 24)[0] == 0.0
