@@ -30,14 +30,16 @@ def _print_summary(outcome) -> None:
     rows = [r for r in log.summary if r.category == "all"]
     print(f"\nrun {log.run_id} ({log.status}) → {outcome.run_dir}")
     if rows:
-        header = f"{'metric':<16} {'generator':<12} {'mean':>10} {'95% CI':>21} {'n':>5} {'excl':>5}  note"
+        mw = max(16, *(len(r.metric) + 2 for r in rows))
+        gw = max(12, *(len(r.generator) for r in rows))
+        header = f"{'metric':<{mw}} {'generator':<{gw}} {'mean':>10} {'95% CI':>21} {'n':>5} {'excl':>5}  note"
         print(header)
         print("-" * len(header))
         for r in sorted(rows, key=lambda r: (r.family, r.metric, r.generator)):
             arrow = {"higher": "↑", "lower": "↓"}.get(r.direction, " ")
             mean = "nan" if r.mean is None else f"{r.mean:.4g}"
             ci = "" if r.ci_low is None else f"[{r.ci_low:.4g}, {r.ci_high:.4g}]"
-            print(f"{r.metric + ' ' + arrow:<16} {r.generator:<12} {mean:>10} {ci:>21} {r.n:>5} {r.excluded:>5}  {r.note}")
+            print(f"{r.metric + ' ' + arrow:<{mw}} {r.generator:<{gw}} {mean:>10} {ci:>21} {r.n:>5} {r.excluded:>5}  {r.note}")
     unavailable = [m for m in log.metrics if not m.available]
     if unavailable:
         print("\nnot run here:")
