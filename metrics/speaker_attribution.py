@@ -5,11 +5,15 @@ multi-speaker set, our smoke dialogue). MOVA gets a diarized transcript from a r
 locally, from models that ship in PyPI packages:
 
 1. silero-vad (ONNX) segments the 16 kHz track (``min_silence_ms`` 250, threshold 0.5);
-2. resemblyzer embeds every segment (256-d, L2-normalised);
-3. average-linkage agglomerative clustering on cosine distance cuts the tree at the reference speaker count
+2. speaker-change detection: turns separated by a short pause land in one VAD segment, so every segment is cut
+   into 1.0 s windows (0.25 s hop) embedded by resemblyzer; the windows of the whole clip are clustered like the
+   segments in step 4 (to the reference count, or at the threshold); a segment is split where the window label
+   changes, at the quietest point near the change; runs shorter than ``min_turn_s`` (0.5 s) join a neighbour;
+3. resemblyzer embeds every resulting segment (256-d, L2-normalised);
+4. average-linkage agglomerative clustering on cosine distance cuts the tree at the reference speaker count
    (option ``num_speakers: estimate`` cuts at ``distance_threshold`` instead); the count the threshold cut finds is
    always reported (details ``speakers_estimated``) and scored as ``*_speaker_count_error`` = |estimated − reference|;
-4. each segment is transcribed with the shared Whisper (:mod:`mova_eval.metrics.features.asr`), language forced;
+5. each segment is transcribed with the shared Whisper (:mod:`mova_eval.metrics.features.asr`), language forced;
    each cluster's segments are joined in time order into one hypothesis speaker.
 
 Scoring (MOVA ``speaker_metrics.cp_cer`` ≡ meeteval ``cp_word_error_rate``): per speaker the reference turns are
@@ -113,6 +117,112 @@ def embed_segments(audio16k: np.ndarray, segs: Sequence[tuple[int, int]]) -> np.
     return np.stack(embs) if embs else np.zeros((0, 256), np.float32)
 
 
+WIN_FRAMES, HOP_FRAMES = 100, 25  # resemblyzer mel frames are 10 ms: 1.0 s windows, 0.25 s hop
+_FRAME = 160
+
+
+def window_embeddings(audio16k: np.ndarray, segs: Sequence[tuple[int, int]]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Resemblyzer embeddings of sliding windows inside every segment and (segment index, centre sample) of each.
+
+    Shorter windows than resemblyzer's 1.6 s partials: turns of generated dialogue are often 1–2 s long. A segment
+    shorter than one window gives one embedding of the whole segment."""
+    import torch
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    enc = _encoder()
+    embs, where = [], []
+    for k, (s, e) in enumerate(segs):
+        mel = wav_to_mel_spectrogram(np.asarray(audio16k[s:e], dtype=np.float32))
+        if len(mel) <= WIN_FRAMES:
+            starts, win = [0], len(mel)
+        else:
+            starts, win = list(range(0, len(mel) - WIN_FRAMES + 1, HOP_FRAMES)), WIN_FRAMES
+            if starts[-1] + WIN_FRAMES < len(mel):  # cover the tail
+                starts.append(len(mel) - WIN_FRAMES)
+        batch = torch.from_numpy(np.stack([mel[i:i + win] for i in starts]))
+        with _LOCK, torch.no_grad():
+            embs.append(enc(batch).numpy())
+        where += [(k, min(e, s + (i + win // 2) * _FRAME)) for i in starts]
+    return (np.concatenate(embs) if embs else np.zeros((0, 256), np.float32)), where
+
+
+def _quietest(audio16k: np.ndarray, lo: int, hi: int) -> int:
+    """Sample in [lo, hi) at the centre of the quietest 50 ms stretch (the pause between turns when there is one)."""
+    x = np.asarray(audio16k[lo:hi], dtype=np.float64)
+    hop = _FRAME  # 10 ms frames, 50 ms moving average
+    n = len(x) // hop
+    if n < 1:
+        return (lo + hi) // 2
+    energy = np.convolve((x[:n * hop].reshape(n, hop) ** 2).mean(axis=1), np.ones(5) / 5, mode="same")
+    low = np.flatnonzero(energy <= energy.min() * 1.05 + 1e-12)
+    run = low[(low >= low[0]) & (low - low[0] == np.arange(len(low)))]  # the first contiguous quiet run
+    return lo + int((run[0] + run[-1] + 1) * hop // 2)
+
+
+def split_at_speaker_changes(audio16k: np.ndarray, segs: Sequence[tuple[int, int]], n_speakers: int | None,
+                             distance_threshold: float, min_turn_s: float = 0.5) -> list[tuple[int, int]]:
+    """Cut VAD segments where the speaker of consecutive windows changes (windows of the whole clip clustered
+    together, so a one-speaker segment normally keeps one label); runs shorter than ``min_turn_s`` are merged
+    into a neighbour so that embedding noise does not chop a turn."""
+    embs, where = window_embeddings(audio16k, segs)
+    if len(embs) < 2:
+        return list(segs)
+    labels, _ = cluster(embs, n_speakers, distance_threshold)
+    min_len = int(min_turn_s * SR)
+    out: list[tuple[int, int]] = []
+    for k, (s, e) in enumerate(segs):
+        idx = [i for i, (j, _) in enumerate(where) if j == k]
+        cents = [where[i][1] for i in idx]
+        lab = [int(labels[i]) for i in idx]
+        runs = _runs(lab)
+
+        def length(r):
+            a = s if r[1] == 0 else (cents[r[1] - 1] + cents[r[1]]) // 2
+            b = e if r[2] == len(cents) - 1 else (cents[r[2]] + cents[r[2] + 1]) // 2
+            return b - a
+
+        while len(runs) > 1:
+            lens = [length(r) for r in runs]
+            i = int(np.argmin(lens))
+            if lens[i] >= min_len:
+                break
+            # a too-short run takes the label of its longer neighbour
+            j = i - 1 if i == len(runs) - 1 or (i > 0 and lens[i - 1] >= lens[i + 1]) else i + 1
+            for w in range(runs[i][1], runs[i][2] + 1):
+                lab[w] = runs[j][0]
+            runs = _runs(lab)
+        edges = [s]
+        for r0, r1 in zip(runs, runs[1:]):
+            c0, c1 = cents[r0[2]], cents[r1[1]]
+            # the change lies between the last window of one run and the first of the next: a hop either side
+            cut = _quietest(audio16k, max(edges[-1], c0 - HOP_FRAMES * _FRAME), min(e, c1 + HOP_FRAMES * _FRAME))
+            if edges[-1] < cut < e:
+                edges.append(cut)
+        edges.append(e)
+        # snapping can bring two cuts close: a piece shorter than min_turn_s joins its longer neighbour
+        while len(edges) > 2:
+            lens = np.diff(edges)
+            i = int(np.argmin(lens))
+            if lens[i] >= min_len:
+                break
+            left = lens[i - 1] if i > 0 else -1
+            right = lens[i + 1] if i + 1 < len(lens) else -1
+            del edges[i if left >= right else i + 1]
+        out += list(zip(edges[:-1], edges[1:]))
+    return out
+
+
+def _runs(labels: Sequence[int]) -> list[list[int]]:
+    """[label, first index, last index] of each run of equal consecutive labels."""
+    runs: list[list[int]] = []
+    for w, l in enumerate(labels):
+        if runs and runs[-1][0] == l:
+            runs[-1][2] = w
+        else:
+            runs.append([l, w, w])
+    return runs
+
+
 def cluster(embs: np.ndarray, n_speakers: int | None, distance_threshold: float) -> tuple[np.ndarray, int]:
     """Labels 0..k-1 for each embedding (cut at ``n_speakers`` or, when None, at the threshold) and the number
     of speakers the threshold cut finds."""
@@ -145,7 +255,8 @@ class _CpErrorRate(Metric):
         from mova_eval.metrics.features.asr import AsrConfig, check_options
 
         check_options(self.info.name, self.options,
-                      ("num_speakers", "distance_threshold", "min_silence_ms", "vad_threshold", "t2s"))
+                      ("num_speakers", "distance_threshold", "min_silence_ms", "vad_threshold", "t2s",
+                       "split_turns", "min_turn_s"))
         self.asr = AsrConfig.from_options(self.options, device)
         self.mode = self.options.get("num_speakers", "reference")
         if self.mode not in ("reference", "estimate"):
@@ -154,6 +265,10 @@ class _CpErrorRate(Metric):
         self.min_silence_ms = int(self.options.get("min_silence_ms", 250))
         self.vad_threshold = float(self.options.get("vad_threshold", 0.5))
         self.t2s = bool(self.options.get("t2s", False))
+        self.split_turns = bool(self.options.get("split_turns", True))
+        self.min_turn_s = float(self.options.get("min_turn_s", 0.5))
+        if self.min_turn_s < 0:
+            raise ConfigError(f"{self.info.name}: min_turn_s must be ≥ 0, got {self.min_turn_s}")
 
     def applies(self, item: SuiteItem) -> bool:
         return item.has_speech and item.language == self.language and (item.num_speakers or 0) >= 2
@@ -183,8 +298,11 @@ class _CpErrorRate(Metric):
         if not segs:
             reason = quiet or "no speech: silero-vad found no speech segment"
             return ItemScore({n: math.nan for n in names}, details, {n: reason for n in names})
-        labels, n_est = cluster(embed_segments(audio, segs), None if self.mode == "estimate" else n_ref,
-                                self.threshold)
+        k_ref = None if self.mode == "estimate" else n_ref
+        details["vad_segments"] = len(segs)
+        if self.split_turns:
+            segs = split_at_speaker_changes(audio, segs, k_ref, self.threshold, self.min_turn_s)
+        labels, n_est = cluster(embed_segments(audio, segs), k_ref, self.threshold)
         details.update(speakers_estimated=n_est, segments=[
             {"start": round(s / SR, 3), "end": round(e / SR, 3), "speaker": int(k)} for (s, e), k in zip(segs, labels)])
         values = {cnt: float(abs(n_est - n_ref))}
@@ -221,7 +339,7 @@ class _CpErrorRate(Metric):
 
 _COMMON = dict(needs=frozenset({"audio", "speech"}), extra="speech",
                packages=("faster_whisper", "jiwer", "silero_vad", "resemblyzer", "scipy"), aggregation=CORPUS,
-               version="1")
+               version="2")
 
 
 class CpWerMetric(_CpErrorRate):
