@@ -557,6 +557,7 @@ def encode(path: str | Path, video: np.ndarray | None, fps: float | None, audio:
                 vstream = out.add_stream("libx264", rate=rate)
                 vstream.pix_fmt = "yuv420p"
                 vstream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+            vstream.thread_count = 1
             h, w = video.shape[1:3]
             if not lossless and (h % 2 or w % 2):
                 raise ValueError(f"H.264 yuv420p needs even frame sizes, got {w}x{h}")
