@@ -1,8 +1,10 @@
-"""fadtk's published VGGish scores (``fadtk/test/samples_FAD_scores.csv``: the bundled opus samples against the
-packaged ``fma_pop`` statistics), reproduced with our FAD — only with the real ``vggish-10086976.pth`` present.
+"""fadtk's published VGGish scores (``fadtk/test/samples_FAD_scores.csv``: each bundled sample and ``samples/all``
+against the packaged ``fma_pop`` statistics), reproduced with our FAD — only with the real ``vggish-10086976.pth``.
 
-Tolerance 3 %: fadtk converts files with the sox binary (16-bit, dithered) while we resample with soxr and quantise
-without dither; this bound is our expectation, not yet measured (no real weights on the development machine)."""
+Tolerance: fadtk's own check (``fadtk/test/__main__.py``, fadtk 1.1.0): over all rows (every file's individual FAD
+and ``samples/all``) the largest absolute difference divided by the mean of the computed scores must be < 5 %.
+It also covers our resampler differing from fadtk's (sox binary, dithered 16-bit; we use soxr, no dither). Not yet
+run here (no real weights on the development machine)."""
 from __future__ import annotations
 
 import csv
@@ -22,7 +24,7 @@ def _fadtk_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def test_fadtk_samples_all_vs_fma_pop():
+def test_fadtk_samples_vs_fma_pop():
     from mova_eval import media, weights
     from mova_eval.errors import WeightsMissingError
     from mova_eval.metrics import fad, frechet
@@ -34,13 +36,20 @@ def test_fadtk_samples_all_vs_fma_pop():
         pytest.skip(str(e))
     root = _fadtk_dir()
     with open(root / "test" / "samples_FAD_scores.csv") as f:
-        want = {r["song_id"]: float(r["FAD_vggish_fma_pop"]) for r in csv.DictReader(f)}["samples/all"]
+        want = {r["song_id"]: float(r["FAD_vggish_fma_pop"]) for r in csv.DictReader(f)}
     with np.load(root / "stats" / "fma_pop.npz") as z:
         mu, cov = z["vggish.mu"], z["vggish.cov"]
     m = fad.FAD({"reference": fad.PER_ITEM})
     m.load_extractor()
-    rows = [frechet.unpack_features(m.features(media.decode(p, video=False), SuiteItem(p.stem, "c", "")))[0]
-            for p in sorted((root / "test" / "samples").glob("*.*"))]
-    gen = frechet.GaussianStats.of(np.concatenate(rows))
-    got = frechet.frechet_distance(mu, cov, gen.mean, gen.cov(unbiased=True))
-    assert got == pytest.approx(want, rel=0.03)
+    files = sorted((root / "test" / "samples").glob("*.*"))
+    rows = {f"samples/{p.stem}": frechet.unpack_features(m.features(media.decode(p, video=False),
+                                                                    SuiteItem(p.stem, "c", "")))[0] for p in files}
+    rows["samples/all"] = np.concatenate(list(rows.values()))
+    assert set(rows) <= set(want) and "samples/all" in want
+    got = {}
+    for name, x in rows.items():  # fadtk: np.cov (÷(N−1)) of the file's (or all files') frame embeddings
+        gen = frechet.GaussianStats.of(x)
+        got[name] = frechet.frechet_distance(mu, cov, gen.mean, gen.cov(unbiased=True))
+    worst = max(got, key=lambda k: abs(got[k] - want[k]))
+    share = abs(got[worst] - want[worst]) / np.mean(list(got.values()))
+    assert share < 0.05, f"{worst}: ours {got[worst]:.4f}, fadtk {want[worst]:.4f} ({100 * share:.2f} % of the mean)"
