@@ -62,15 +62,9 @@ class AudioLDM2(AudioStage):
         self.pipe, self.checkpoint_hash = load_pipeline("AudioLDM2Pipeline", self.config, self.device, "AudioLDM 2")
         lm = self.pipe.language_model
         if not hasattr(lm, "_update_model_kwargs_for_generation"):
-            import diffusers
-            import transformers
-
-            from mova_eval.errors import MissingDependencyError
-
-            raise MissingDependencyError(
-                f"AudioLDM 2 (diffusers {diffusers.__version__} drives its {type(lm).__name__} language model through "
-                f"generation helpers that transformers {transformers.__version__} no longer has)",
-                "transformers<5", command="pip install 'transformers<5'  (in the environment that runs AudioLDM 2)")
+            # transformers 5 dropped GenerationMixin from bare models like GPT2Model; diffusers' AudioLDM 2 loop
+            # still calls this one helper after each step. Give this instance the helper's behaviour for that loop.
+            lm._update_model_kwargs_for_generation = _next_step_kwargs
 
     def make(self, video_path, duration_s, prompt, seed):
         cfg = self.config
@@ -78,6 +72,21 @@ class AudioLDM2(AudioStage):
                         num_inference_steps=int(cfg.get("num_inference_steps", 200)),
                         guidance_scale=float(cfg.get("guidance_scale", 3.5)), generator=torch_generator(self.device, seed))
         return out.audios[0], int(self.pipe.vocoder.config.sampling_rate)
+
+
+def _next_step_kwargs(outputs, model_kwargs, **_):
+    """What AudioLDM 2's language-model loop needs between steps (diffusers ``generate_language_model``): carry the
+    key/value cache the forward pass returned, and extend the 2-D attention mask by the one position just appended
+    (the next step feeds only that position, at the cache's length). Matches a cache-free recompute (test)."""
+    import torch
+
+    cache = getattr(outputs, "past_key_values", None)
+    if cache is not None:
+        model_kwargs["past_key_values"] = cache
+    mask = model_kwargs.get("attention_mask")
+    if mask is not None:
+        model_kwargs["attention_mask"] = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
+    return model_kwargs
 
 
 class MMAudio(AudioStage):

@@ -74,19 +74,63 @@ def test_bad_audio_stage_name_is_a_config_error():
         Cascade({"name": "cascade", "video": {"name": "synthetic"}, "audio": {"name": "nope"}})
 
 
-@pytest.mark.slow
-def test_audioldm2_stage_runs_or_names_the_transformers_incompatibility(tmp_path):
+TINY_AUDIOLDM2 = {"name": "audioldm2", "pipeline_factory": "tests.integration.tiny_diffusers:tiny_audioldm2",
+                  "num_inference_steps": 2, "guidance_scale": 3.5, "negative_prompt": "Low quality.", "offload": "none"}
+
+
+def test_audioldm2_language_model_loop_matches_a_cache_free_recompute():
+    """The stage's transformers-5 helper drives diffusers' GPT-2 loop (cached, one new position per step) to the
+    same hidden states as recomputing the whole sequence without a cache, padded prompts included."""
+    import torch
     import transformers
 
-    from mova_eval.errors import MissingDependencyError
     from mova_eval.generators._audio_stages import AudioLDM2
 
-    stage = AudioLDM2({"name": "audioldm2", "pipeline_factory": "tests.integration.tiny_diffusers:tiny_audioldm2",
-                       "num_inference_steps": 2, "offload": "none"}, "cpu")
-    if int(transformers.__version__.split(".")[0]) >= 5:
-        with pytest.raises(MissingDependencyError, match="transformers<5"):
-            stage.load()
-        return
+    stage = AudioLDM2(TINY_AUDIOLDM2, "cpu")
     stage.load()
-    audio, sr = stage.make(None, 0.5, "rain on a roof", 0)
-    assert sr == 16000 and audio.shape[-1] == 8000 and np.isfinite(audio).all()
+    lm = stage.pipe.language_model
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        assert not hasattr(type(lm), "_update_model_kwargs_for_generation")  # the gap the helper fills
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, lm.config.n_embd)
+    mask = torch.ones(2, 5, dtype=torch.long)
+    mask[1, 3:] = 0  # a padded prompt
+    with torch.no_grad():
+        got = stage.pipe.generate_language_model(x, attention_mask=mask, max_new_tokens=4)
+        seq, m = x, mask
+        for _ in range(4):
+            h = lm(inputs_embeds=seq, attention_mask=m, use_cache=False).last_hidden_state[:, -1:]
+            seq, m = torch.cat([seq, h], 1), torch.cat([m, m.new_ones((2, 1))], 1)
+    assert got.shape == (2, 4, lm.config.n_embd)
+    torch.testing.assert_close(got, seq[:, -4:], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_wan21_then_audioldm2_makes_one_muxed_clip():
+    from mova_eval.generators._audio_stages import AudioLDM2
+
+    stage = AudioLDM2(TINY_AUDIOLDM2, "cpu")
+    stage.load()
+    audio, sr = stage.make(None, 0.5, "rain on a roof", 3)
+    audio = np.asarray(audio)
+    assert sr == 16000 and audio.shape == (8000,) and np.isfinite(audio).all() and np.abs(audio).max() > 0
+    again, _ = stage.make(None, 0.5, "rain on a roof", 3)
+    np.testing.assert_array_equal(audio, np.asarray(again))  # seeded
+
+    cfg = compose(["generator=cascade"])["generator"]
+    cfg["video"] = TINY_WAN
+    cfg["audio"] = {**cfg["audio"], **TINY_AUDIOLDM2}
+    gen = Cascade(cfg)
+    gen.load()
+    assert gen._load_error is None, gen._load_error
+    res = generate(gen, [GenRequest("x#s0", ITEM, 0)], cache_enabled=False, progress=False)["x#s0"]
+    assert res.ok, res.error
+    a = res.provenance["audio_stage"]
+    assert a["name"] == "audioldm2" and a["kind"] == "t2a" and a["prompt_sent"] == "rain on a tin roof thunder"
+    assert a["settings"]["num_inference_steps"] == 2 and a["settings"]["negative_prompt"] == "Low quality."
+    clip = media.decode(res.path)
+    silent = media.decode(res.path.replace(".mp4", ".video.mp4"))
+    assert np.array_equal(clip.video, silent.video) and clip.video.shape == (9, 16, 16, 3)
+    assert clip.has_audio and clip.sample_rate == 16000 and np.isfinite(clip.audio).all()
+    assert abs(clip.audio.shape[-1] / 16000 - 9 / 16) < 0.1  # the stage was asked for the video's duration
+    gen.close()
