@@ -20,9 +20,16 @@ class AudioStage:
     kind: ClassVar[str]  # "v2a" (sees the video) or "t2a" (text only)
     package: ClassVar[str]
     install: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}  # the stage's published settings; generator.audio.* keys override them
 
     def __init__(self, config: Mapping[str, Any], device: str):
-        self.config, self.device = dict(config), device
+        self.config, self.device = self.with_defaults(config), device
+
+    @classmethod
+    def with_defaults(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The stage's own defaults under the given keys (null = the default), so switching ``generator.audio.name``
+        never carries another stage's sampler settings along."""
+        return {**cls.defaults, **{k: v for k, v in config.items() if v is not None}}
 
     @classmethod
     def ready(cls, config: Mapping[str, Any]) -> tuple[bool, str, str | None]:
@@ -33,7 +40,7 @@ class AudioStage:
             return True, "", None
         if importlib.util.find_spec(cls.package) is None:
             return False, f"the package {cls.package!r} is not installed", cls.install
-        return cls._weights_ready(config)
+        return cls._weights_ready(cls.with_defaults(config))
 
     @classmethod
     def _weights_ready(cls, config: Mapping[str, Any]) -> tuple[bool, str, str | None]:
@@ -53,6 +60,8 @@ class AudioLDM2(AudioStage):
     """Text-to-audio; published sampling: 200 steps, guidance 3.5, negative prompt "Low quality."."""
 
     name, kind, package, install = "audioldm2", "t2a", "diffusers", DIFFUSERS_INSTALL
+    defaults = {"model_id": "cvssp/audioldm2", "num_inference_steps": 200, "guidance_scale": 3.5,
+                "negative_prompt": "Low quality.", "dtype": "float16"}
 
     @classmethod
     def _weights_ready(cls, config):
@@ -62,15 +71,9 @@ class AudioLDM2(AudioStage):
         self.pipe, self.checkpoint_hash = load_pipeline("AudioLDM2Pipeline", self.config, self.device, "AudioLDM 2")
         lm = self.pipe.language_model
         if not hasattr(lm, "_update_model_kwargs_for_generation"):
-            import diffusers
-            import transformers
-
-            from mova_eval.errors import MissingDependencyError
-
-            raise MissingDependencyError(
-                f"AudioLDM 2 (diffusers {diffusers.__version__} drives its {type(lm).__name__} language model through "
-                f"generation helpers that transformers {transformers.__version__} no longer has)",
-                "transformers<5", command="pip install 'transformers<5'  (in the environment that runs AudioLDM 2)")
+            # transformers 5 dropped GenerationMixin from bare models like GPT2Model; diffusers' AudioLDM 2 loop
+            # still calls this one helper after each step. Give this instance the helper's behaviour for that loop.
+            lm._update_model_kwargs_for_generation = _next_step_kwargs
 
     def make(self, video_path, duration_s, prompt, seed):
         cfg = self.config
@@ -80,11 +83,28 @@ class AudioLDM2(AudioStage):
         return out.audios[0], int(self.pipe.vocoder.config.sampling_rate)
 
 
+def _next_step_kwargs(outputs, model_kwargs, **_):
+    """What AudioLDM 2's language-model loop needs between steps (diffusers ``generate_language_model``): carry the
+    key/value cache the forward pass returned, and extend the 2-D attention mask by the one position just appended
+    (the next step feeds only that position, at the cache's length). Matches a cache-free recompute (test)."""
+    import torch
+
+    cache = getattr(outputs, "past_key_values", None)
+    if cache is not None:
+        model_kwargs["past_key_values"] = cache
+    mask = model_kwargs.get("attention_mask")
+    if mask is not None:
+        model_kwargs["attention_mask"] = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
+    return model_kwargs
+
+
 class MMAudio(AudioStage):
     """Video(+text)-to-audio (hkchengrex/MMAudio). Published demo settings: large_44k_v2, 25 Euler steps,
     cfg_strength 4.5, 8 s."""
 
     name, kind, package, install = "mmaudio", "v2a", "mmaudio", MMAUDIO_INSTALL
+    defaults = {"variant": "large_44k_v2", "num_steps": 25, "cfg_strength": 4.5, "negative_prompt": "",
+                "dtype": "bfloat16"}
 
     def load(self) -> None:
         import torch
@@ -135,6 +155,7 @@ class HunyuanFoley(AudioStage):
     """Video(+text)-to-audio (Tencent-Hunyuan/HunyuanVideo-Foley). Published: 50 steps, guidance 4.5, 48 kHz."""
 
     name, kind, package, install = "hunyuan_foley", "v2a", "hunyuanvideo_foley", FOLEY_INSTALL
+    defaults = {"checkpoint": "tencent/HunyuanVideo-Foley", "num_inference_steps": 50, "guidance_scale": 4.5}
 
     @classmethod
     def _weights_ready(cls, config):
@@ -160,7 +181,10 @@ class HunyuanFoley(AudioStage):
 
             raise ConfigError("hunyuan_foley needs generator.audio.config_path (the model config yaml in its repo, "
                               "e.g. configs/hunyuanvideo-foley-xxl.yaml)")
-        self.model_dict, self.cfg = mu.load_model(str(ckpt), self.config["config_path"], self.device)
+        import torch
+
+        # upstream keeps this device in its model dict and autocasts on its ``.type``: a torch.device, not a str
+        self.model_dict, self.cfg = mu.load_model(str(ckpt), self.config["config_path"], torch.device(self.device))
         self.feature_process, self.denoise = feature_process, mu.denoise_process
         self.checkpoint_hash = checkpoint_fingerprint(ckpt)
         self.impl = None

@@ -128,9 +128,13 @@ def tiny_audioldm2():
     tok.model_max_length = 77
     tok2 = word_tokenizer(cls=T5TokenizerFast)
     tok2.model_max_length = 77
-    return AudioLDM2Pipeline(vae=vae, text_encoder=clap, text_encoder_2=t5, projection_model=projection,
+    pipe = AudioLDM2Pipeline(vae=vae, text_encoder=clap, text_encoder_2=t5, projection_model=projection,
                              language_model=lm, tokenizer=tok, tokenizer_2=tok2, feature_extractor=ClapFeatureExtractor(),
                              unet=unet, scheduler=scheduler, vocoder=vocoder)
+    for module in pipe.components.values():  # inference mode, as from_pretrained leaves them (no dropout)
+        if isinstance(module, torch.nn.Module):
+            module.eval()
+    return pipe
 
 
 def brightness_v2a():
