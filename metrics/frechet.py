@@ -1,7 +1,7 @@
 """Fréchet distance, KID and FAD-∞ on feature sets — the shared math of FVD and FAD (no Metric class here).
 
-Why our own: almost every reference repository calls ``scipy.linalg.sqrtm(..., disp=False)``, which SciPy 1.18
-removed and which several SciPy releases got wrong (``../shared/reference/metrics.md`` §4.2). Here everything is
+Why our own: almost every reference repository takes the matrix square root with ``scipy.linalg.sqrtm`` and its
+``disp=False`` flag, which SciPy 1.18 removed and which several SciPy releases got wrong (``../shared/reference/metrics.md`` §4.2). Here everything is
 float64 and the trace term ``Tr((Σ₁Σ₂)^½)`` comes from eigenvalues:
 
 * ``"symmetric"`` (default): ``A = Σ₁^½`` from ``eigh``, then ``Σ √max(λ, 0)`` over ``eigvalsh(A Σ₂ A)`` — the
