@@ -15,17 +15,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from mova_eval import media, references, stats
-from mova_eval.cache import Cache, cache_root, make_key
-from mova_eval.errors import ConfigError, MediaError, MetricUnavailable, MovaEvalError, NotApplicable
-from mova_eval.metrics.base import CORPUS, ItemScore, Metric, SET_LEVEL
-from mova_eval.registry import generator_classes, get_generator_class, get_metric_class, metric_classes
+from mova_eval.cache import Cache, make_key
+from mova_eval.errors import ConfigError, MediaError, MovaEvalError
+from mova_eval.metrics.base import CORPUS, ItemScore, Metric
+from mova_eval.registry import get_generator_class, get_metric_class, metric_classes
 from mova_eval.results import (ItemLog, MetricStatus, RunLog, SummaryRow, now, read_run_json, rows_to_frame,
                                write_run_json)
 from mova_eval.spec import GenRequest, GenResult, Suite, SuiteItem
@@ -68,7 +68,7 @@ class MetricPlan:
     failed_requested: dict[str, str] = field(default_factory=dict)  # explicitly asked for but cannot run → reason
 
 
-def select_metrics(mcfg: dict, device: str, progress: bool = True) -> MetricPlan:
+def select_metrics(mcfg: dict, device: str) -> MetricPlan:
     """Instantiate the requested metrics. With ``only`` unset, every metric that can run here; a metric the user
     named explicitly but which cannot run records NaN with its reason on every item it applies to."""
     only = mcfg.get("only")
@@ -198,8 +198,6 @@ def _is_set_level_cls(cls) -> bool:
 
 
 def _format_error(e: BaseException) -> str:
-    if isinstance(e, (MediaError, MetricUnavailable, NotApplicable)):
-        return f"{type(e).__name__}: {e}"
     return f"{type(e).__name__}: {e}"
 
 
@@ -294,7 +292,7 @@ def set_level_rows(metric: Metric, frame: pd.DataFrame, feature_cache: Cache, it
         except Exception as e:
             values, note = {}, f"{type(e).__name__}: {e}"
         cis = getattr(values, "ci", None) or {}
-        if group == "all" and getattr(metric, "all_is_category_mean", False):
+        if group == "all" and metric.all_is_category_mean:
             per_cat = [r for r in out if r.category != "all"]
             values = {o.name: float(np.nanmean([r.mean for r in per_cat if r.metric == o.name and r.mean is not None]))
                       if per_cat else math.nan for o in info.outputs}
@@ -405,7 +403,7 @@ def run(cfg: dict) -> RunOutcome:
     timings["plan"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    plan = select_metrics(references.with_suite_references(cfg.get("metrics", {}), suite), device, progress)
+    plan = select_metrics(references.with_suite_references(cfg.get("metrics", {}), suite), device)
     timings["load_metrics"] = time.perf_counter() - t0
     if not plan.metrics and not plan.failed_requested:
         raise ConfigError("no metric can run with this configuration; `mova-eval ls` shows what each one needs")
