@@ -1,0 +1,146 @@
+"""Lip-sync numbers of other benchmarks: the same SyncNet v2 + S3FD pipeline as MOVA's ``lse``, other aggregation.
+
+Everything up to the per-track SyncNet scores is ``mova_eval.metrics.lse`` (scene cuts, S3FD at 0.25 with conf
+0.9, IoU tracking with 25 missed frames, min face size 100, crop scale 0.4, 224² crops, ±15 offsets, 5-frame /
+20-MFCC windows; see its docstring). What differs, from ../shared/reference/metrics-2.md §5:
+
+``lse_latentsync`` — ByteDance LatentSync ``eval/eval_sync_conf.py`` (``eval/syncnet_detect.py``,
+``eval/syncnet/syncnet_eval.py``): shots of ≥ 50 frames and tracks longer than 50 detections; a video's value is
+the **mean confidence over all its face tracks** (MOVA takes the one track with the largest C − D); a video with no
+track is skipped (NaN here); the set value is the mean over videos. T2AV-Compass "LS" and VABench "LSA" use it.
+
+``lipsync_offset_avgen`` — microsoft AVGen-Bench ``eval/syncnet_python`` (``batch_eval.py``, ``inference.py``,
+``SyncNetInstance.py``): shots ≥ 30 frames, tracks > 30; for each track the **|AV offset| in frames** (0–15) at
+the minimum distance; only tracks with SyncNet confidence ≥ ``track_conf_th`` count (AVGen's ``--conf_th``: its code
+default is 5.0, its README runs 1.0); the set value pools **all passing tracks of all videos** (a clip with three
+faces weighs three times), so the per-clip rows carry the track sum and count and the summary divides the sums
+(the ``corpus`` rule). A video with no passing track drops out (NaN here), as in AVGen. Lower is better.
+
+Deviations shared with ``lse`` (no lossy intermediates: LatentSync re-encodes crops to mp4v + AAC, AVGen writes XVID
+crops) are listed in docs/metrics/lse.md and docs/metrics/lse_variants.md.
+"""
+from __future__ import annotations
+
+import math
+
+from mova_eval.errors import ConfigError
+from mova_eval.metrics.base import CORPUS, POOLED_MEAN, ItemScore, MetricInfo, Output
+from mova_eval.metrics.lse import ClipResult, LSEMetric, Params
+from mova_eval.spec import Clip
+
+LATENTSYNC = Params(min_track=50)
+AVGEN = Params(min_track=30)
+AVGEN_TRACK_CONF_TH = 5.0  # AVGen-Bench batch_eval.py's default --conf_th (its README example passes 1.0)
+
+
+class _VariantBase(LSEMetric):
+    __abstract__ = True
+    variant: str
+    variant_params: Params
+    _OPTIONS: frozenset = frozenset({"detector"})
+
+    def __init__(self, options=None, device="cpu"):
+        opts = dict(options or {})
+        unknown = set(opts) - set(self._OPTIONS)
+        if unknown:
+            hint = " (the variant fixes its protocol; use the metric 'lse' for MOVA's modes)" if "mode" in unknown else ""
+            raise ConfigError(f"metrics.options.{self.info.name}: unknown option(s) {sorted(unknown)}{hint}; "
+                              f"known: {sorted(self._OPTIONS)}")
+        super().__init__({k: v for k, v in opts.items() if k == "detector"}, device)
+        self.options = opts
+        self.mode = self.variant
+        self.params = self.variant_params
+
+    def _tracks(self, res: ClipResult) -> list[dict]:
+        return [{"start": int(t.frames[0]), "end": int(t.frames[-1]) + 1,
+                 **({"offset": s.offset, "conf": s.conf, "dist": s.dist} if s else {"error": e})}
+                for t, s, e in zip(res.tracks, res.scores, res.errors)]
+
+    def _base_details(self, res: ClipResult, clip: Clip) -> dict:
+        return {"variant": self.variant, "min_track": self.params.min_track, "n_frames_25fps": res.n_frames,
+                "source_fps": clip.fps, "scenes": len(res.scenes), "face_detections": res.n_detections,
+                "tracks": self._tracks(res)}
+
+    @staticmethod
+    def _no_tracks_reason(res: ClipResult) -> str:
+        return res.reason or "no face track could be scored: " + "; ".join(sorted({e for e in res.errors if e}))
+
+
+class LSELatentSyncMetric(_VariantBase):
+    """Mean SyncNet confidence over every face track of a clip (LatentSync's evaluation)."""
+
+    variant = "latentsync"
+    variant_params = LATENTSYNC
+    info = MetricInfo(
+        name="lse_latentsync",
+        outputs=(Output("lse_c_latentsync", "higher", "",
+                        "mean SyncNet confidence over all face tracks of the clip (LatentSync eval; min track 50)"),),
+        description="Lip-sync confidence as LatentSync evaluates it (mean over tracks); not MOVA's LSE-C",
+        needs=frozenset({"video", "audio"}),
+        extra="lipsync",
+        packages=("torch", "cv2", "python_speech_features", "scipy"),
+        weights=("syncnet_v2", "sfd_face"),
+        aggregation=POOLED_MEAN,
+        version="1",
+        reference="bytedance/LatentSync eval/eval_sync_conf.py + eval/syncnet (joonson/syncnet_python)",
+    )
+
+    def _item_score(self, res: ClipResult, clip: Clip) -> ItemScore:
+        name = self.info.outputs[0].name
+        details = self._base_details(res, clip)
+        confs = [s.conf for s in res.scores if s is not None]
+        if not confs:
+            reason = self._no_tracks_reason(res)
+            return ItemScore({name: math.nan}, details, {name: reason})
+        offsets = [s.offset for s in res.scores if s is not None]
+        details.update(n_tracks_scored=len(confs), offset=int(sum(offsets) / len(offsets)))
+        return ItemScore({name: sum(confs) / len(confs)}, details)
+
+
+class LipsyncOffsetAVGenMetric(_VariantBase):
+    """|SyncNet AV offset| in frames over confident face tracks, pooled over tracks (AVGen-Bench "Lip")."""
+
+    variant = "avgen"
+    variant_params = AVGEN
+    _OPTIONS = frozenset({"detector", "track_conf_th"})
+    info = MetricInfo(
+        name="lipsync_offset_avgen",
+        outputs=(Output("lipsync_offset_avgen", "lower", "frames",
+                        "mean |SyncNet AV offset| (25 fps frames) over tracks with confidence ≥ track_conf_th, "
+                        "pooled over tracks (AVGen-Bench Lip; min track 30)"),),
+        description="Lip-sync offset as AVGen-Bench reports it (|offset| in frames, pooled over confident tracks)",
+        needs=frozenset({"video", "audio"}),
+        extra="lipsync",
+        packages=("torch", "cv2", "python_speech_features", "scipy"),
+        weights=("syncnet_v2", "sfd_face"),
+        aggregation=CORPUS,
+        version="1",
+        reference="microsoft/AVGen-Bench eval/syncnet_python (batch_eval.py, inference.py, SyncNetInstance.py)",
+    )
+
+    def __init__(self, options=None, device="cpu"):
+        super().__init__(options, device)
+        th = self.options.get("track_conf_th", AVGEN_TRACK_CONF_TH)
+        try:
+            self.track_conf_th = float(th)
+        except (TypeError, ValueError):
+            raise ConfigError(f"metrics.options.{self.info.name}.track_conf_th must be a number, got {th!r}") from None
+        if not math.isfinite(self.track_conf_th):
+            raise ConfigError(f"metrics.options.{self.info.name}.track_conf_th must be finite, got {th!r}")
+
+    def _item_score(self, res: ClipResult, clip: Clip) -> ItemScore:
+        name = self.info.outputs[0].name
+        details = self._base_details(res, clip)
+        details["track_conf_th"] = self.track_conf_th
+        scored = [s for s in res.scores if s is not None]
+        if not scored:
+            reason = self._no_tracks_reason(res)
+            return ItemScore({name: math.nan}, details, {name: reason})
+        passing = [abs(s.offset) for s in scored if s.conf >= self.track_conf_th]
+        if not passing:
+            reason = (f"no face track has SyncNet confidence ≥ {self.track_conf_th:g} "
+                      f"({len(scored)} scored, best {max(s.conf for s in scored):.3f}); AVGen-Bench drops such videos")
+            return ItemScore({name: math.nan}, details, {name: reason})
+        details.update({f"{name}_num": float(sum(passing)), f"{name}_den": float(len(passing)),
+                        "n_tracks_passing": len(passing)})
+        return ItemScore({name: sum(passing) / len(passing)}, details)
