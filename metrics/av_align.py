@@ -25,7 +25,7 @@ import numpy as np
 
 from mova_eval.errors import ConfigError
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.base import Card, CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output
 from mova_eval.spec import Clip, SuiteItem
 
 AUDIO_SR = 44_100
@@ -88,6 +88,21 @@ class AvAlignMetric(Metric):
         aggregation=CATEGORY_MEAN,
         version="1",
         reference="OpenMOSS/MOVA evaluation/metrics/av_quality/av_align_score.py (from guyyariv/TempoTokens)",
+        card=Card(
+            ranges=(
+                ('av_align', '[0, 1]'),
+            ),
+            scale='×1 (IoU as a fraction)',
+            tables=(
+                "none located: MOVA's evaluation README lists it as a 'paper score' but it is not in Table 4 (MOVA "
+                "toolkit variant, set1+2+3)",
+            ),
+            reference_values=(
+                "MOVA-360p 0.238 (MOVA evaluation README, toolkit reproduces it; MOVA scores failures 0.0, we "
+                "exclude them)",
+            ),
+            docs='docs/metrics/av_align.md',
+        ),
     )
 
     def __init__(self, options=None, device="cpu"):

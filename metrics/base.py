@@ -42,6 +42,25 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Card:
+    """What a reader needs to put a number next to a published one (``mova-eval ls --metric NAME``).
+
+    ``ranges``: (output name, the values it can take) for every output. ``scale``: the factor between our value and
+    the reference's raw value, and how papers print it (×1, ×100, %). ``tables``: published tables that report this
+    metric, each naming the protocol variant it used ("none" if no table does). ``reference_values``: what the
+    reference implementation gives on real data, with its source, when known. Unit and direction are on
+    :class:`Output`. (Pairs rather than a dict keep MetricInfo hashable.)
+    """
+
+    ranges: tuple[tuple[str, str], ...]
+    scale: str
+    tables: tuple[str, ...]
+    reference_values: tuple[str, ...] = ()
+    notes: str = ""
+    docs: str = ""  # the docs page, relative to the repository root
+
+
+@dataclass(frozen=True)
 class MetricInfo:
     name: str  # registry name, used in `metrics.only=[...]`
     outputs: tuple[Output, ...]
@@ -53,6 +72,11 @@ class MetricInfo:
     aggregation: str = CATEGORY_MEAN
     version: str = "1"  # bump when numbers can change; part of every cache key
     reference: str = ""  # the reference implementation it matches, for the docs and the run log
+    card: Card | None = None  # what `mova-eval ls --metric NAME` prints besides the outputs
+
+    def value_range(self, output: str) -> str:
+        """The card's range of one output ('' when no card states it)."""
+        return dict(self.card.ranges).get(output, "") if self.card else ""
 
     def output(self, name: str) -> Output:
         for o in self.outputs:

@@ -38,7 +38,7 @@ import numpy as np
 from mova_eval import weights
 from mova_eval.errors import MediaError, MetricUnavailable, NotApplicable, WeightsMissingError
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output, require_package
+from mova_eval.metrics.base import Card, CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output, require_package
 from mova_eval.spec import Clip, SuiteItem
 from mova_eval.weights import WeightSpec
 
@@ -349,6 +349,16 @@ class ClapScore(Metric):
         version="1",
         reference="LAION-AI/CLAP CLAP_Module(enable_fusion=True).get_audio_embedding_from_data / get_text_embedding; "
                   "Verse-Bench tool text choice",
+        card=Card(
+            ranges=(
+                ('clap', '[-1, 1] (cosine)'),
+            ),
+            scale='×1 (cosine)',
+            tables=(
+                'none with this exact model and input: the MOVA number is clap_mova',
+            ),
+            docs='docs/metrics/clap.md',
+        ),
     )
     #: rate the soundtrack is resampled to before being handed to the 48 kHz model
     input_rate = SAMPLE_RATE
@@ -425,6 +435,20 @@ class ClapMova(ClapScore):
         aggregation=CATEGORY_MEAN,
         version="1",
         reference="OpenMOSS/MOVA evaluation/metrics/audio_is_clap/eval_audio_is_clap.py (clip_single_score)",
+        card=Card(
+            ranges=(
+                ('clap_mova', '[-1, 1] (cosine)'),
+            ),
+            scale='×1 (cosine)',
+            tables=(
+                "none located: MOVA's evaluation README lists it as a 'paper score' but it is not in Table 4 (MOVA "
+                "toolkit variant: 32 kHz input, set1+2+3)",
+            ),
+            reference_values=(
+                'MOVA-360p 0.268 (MOVA evaluation README; the toolkit reproduces it)',
+            ),
+            docs='docs/metrics/clap.md',
+        ),
     )
     input_rate = 32000
     silence = "nan"

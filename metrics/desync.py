@@ -40,7 +40,7 @@ import numpy as np
 from mova_eval import weights
 from mova_eval.errors import ConfigError, MediaError
 from mova_eval.media import AudioPreset, VideoPreset
-from mova_eval.metrics.base import (CATEGORY_MEAN, POOLED_MEAN, ItemScore, Metric, MetricInfo, Output,
+from mova_eval.metrics.base import (Card, CATEGORY_MEAN, POOLED_MEAN, ItemScore, Metric, MetricInfo, Output,
                                     require_package)
 from mova_eval.spec import Clip, SuiteItem
 
@@ -220,6 +220,26 @@ class DeSyncMetric(Metric):
         version="1",
         reference="hkchengrex/av-benchmark av_bench/synchformer + extract_video.py/extract.py/evaluate.py "
                   "(OpenMOSS/MOVA evaluation/metrics/av_quality copy)",
+        card=Card(
+            ranges=(
+                ('desync', '[0, 2] s in steps of 0.1 s per clip (the mean of two multiples of 0.2 s)'),
+            ),
+            scale='×1 (seconds)',
+            tables=(
+                "MOVA paper Table 4 (Verse-Bench objective comparison), column DeSync: this variant (MOVA toolkit = "
+                "av-benchmark with L = 7.9 s, mean of the set1/2/3 means)",
+                'MMAudio paper tables: av-benchmark with L = 8 s on VGGSound (same rule, other clip length)',
+            ),
+            reference_values=(
+                'MOVA-360p: paper 0.475, MOVA toolkit 0.475 on set1+2+3 (evaluation README)',
+                "Table 4: LTX-2 0.451, Ovi 0.515, WAN2.1+MMAudio 0.260, MOVA-720p 0.485, MOVA-360p dual CFG 0.351, "
+                "MOVA-720p dual CFG 0.370",
+                "av-benchmark on MMAudio S-16kHz, VGGSound test: 0.4891 reproduced vs 0.483 in the MMAudio paper "
+                "(hkchengrex/MMAudio#90; 8 s clips)",
+            ),
+            notes='MOVA and av-benchmark autocast to fp16 on CUDA; we run fp32.',
+            docs='docs/metrics/desync.md',
+        ),
     )
     _OPTIONS = {"video_batch"}
 
@@ -273,4 +293,21 @@ class DeSyncAVGenMetric(DeSyncMetric):
         aggregation=POOLED_MEAN,
         version="1",
         reference="microsoft/AVGen-Bench eval/Syncformer/batch_eval.py (v-iashin/Synchformer transforms)",
+        card=Card(
+            ranges=(
+                ('desync_avgen', '[0, 2] s'),
+            ),
+            scale="×1 (seconds); AVGen's normalised AV_n = 100·max(0, 1 − value/0.5 s) is not computed",
+            tables=(
+                "AVGen-Bench README 'AV' column (this variant: one window, |softmax-expected offset|, all videos "
+                "pooled)",
+            ),
+            reference_values=(
+                "AVGen-Bench README AV (s): NanoBanana2+MOVA 0.44, Emu3.5+MOVA 0.38, LTX-2 0.23, Ovi 0.37, "
+                "Kling-V2.6 0.21",
+            ),
+            notes="Not comparable with desync: another window, another statistic (expectation vs argmax) and "
+                  "another resize.",
+            docs='docs/metrics/desync.md',
+        ),
     )

@@ -25,7 +25,7 @@ import numpy as np
 
 from mova_eval.errors import ConfigError, MissingDependencyError
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.base import Card, CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output
 from mova_eval.spec import Clip, SuiteItem
 
 SR = 16_000
@@ -137,6 +137,25 @@ class DnsmosMetric(Metric):
         aggregation=CATEGORY_MEAN,
         version="1",
         reference="OpenMOSS/MOVA evaluation/metrics/dnsmos/eval_dnsmos.py; speechmos.dnsmos (microsoft/DNS-Challenge)",
+        card=Card(
+            ranges=(
+                ('dnsmos_p808', '[1, 5]'),
+                ('dnsmos_sig', '[1, 5]'),
+                ('dnsmos_bak', '[1, 5]'),
+                ('dnsmos_ovrl', '[1, 5]'),
+            ),
+            scale='×1 (MOS)',
+            tables=(
+                "MOVA paper Table 4 (Verse-Bench objective comparison), column DNSMOS = dnsmos_p808, MOVA toolkit "
+                "variant, the set3 row (speech prompts)",
+            ),
+            reference_values=(
+                'MOVA-360p: paper 3.797, MOVA toolkit 3.798 on set3 (evaluation README)',
+                "Table 4: LTX-2 3.635, Ovi 3.516, MOVA-720p 3.671, MOVA-360p dual CFG 3.674, MOVA-720p dual CFG "
+                "3.751",
+            ),
+            docs='docs/metrics/dnsmos.md',
+        ),
     )
 
     def __init__(self, options=None, device="cpu"):

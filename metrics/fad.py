@@ -38,7 +38,7 @@ from mova_eval import references, weights
 from mova_eval.errors import MetricUnavailable
 from mova_eval.media import AudioPreset
 from mova_eval.metrics import clap, frechet
-from mova_eval.metrics.base import SET_LEVEL, Metric, MetricInfo, Output
+from mova_eval.metrics.base import Card, SET_LEVEL, Metric, MetricInfo, Output
 from mova_eval.metrics.features import vggish
 from mova_eval.spec import Clip, SuiteItem
 
@@ -206,6 +206,22 @@ class FAD(_FADBase):
         aggregation=SET_LEVEL,
         version="1",
         reference="microsoft/fadtk fad.py + model_loader.VGGishModel (harritaylor/torchvggish, no final ReLU)",
+        card=Card(
+            ranges=(
+                ('fad', '[0, ∞)'),
+                ('fad_inf', '(−∞, ∞) (an extrapolation; ≈ 0 for matching sets)'),
+                ('fad_kid', '(−∞, ∞) (unbiased MMD², ≈ 0 for matching sets)'),
+            ),
+            scale='×1 (fadtk prints FAD as is; KID is often printed ×100 or ×1000 elsewhere)',
+            tables=(
+                "none on Verse-Bench (not in the MOVA toolkit or Verse-Bench's tool)",
+            ),
+            reference_values=(
+                "fadtk's bundled samples_FAD_scores.csv, VGGish column (tests/metrics/test_fad_regression.py, real "
+                "weights)",
+            ),
+            docs='docs/metrics/fad.md',
+        ),
     )
     protocol = "fad_vggish"
     weights_name = vggish.WEIGHTS.name
@@ -239,6 +255,17 @@ class FADPanns(_FADBase):
         aggregation=SET_LEVEL,
         version="1",
         reference="hkchengrex/av-benchmark FD-PANN (Cnn14_16k_mAP=0.438.pth, 'embedding' output)",
+        card=Card(
+            ranges=(
+                ('fad_panns', '[0, ∞)'),
+                ('fad_panns_kid', '(−∞, ∞) (unbiased MMD²)'),
+            ),
+            scale="×1 (av-benchmark's FD-PANNs as printed by MMAudio)",
+            tables=(
+                'MMAudio paper tables (FD-PANNs, av-benchmark variant, VGGSound test set) — not Verse-Bench',
+            ),
+            docs='docs/metrics/fad.md',
+        ),
     )
     protocol = "fad_panns16k"
     weights_name = "panns_cnn14_16k"  # registered by mova_eval.metrics.features.panns
@@ -276,6 +303,18 @@ class FADClap(_FADBase):
         version="1",
         reference="microsoft/fadtk model_loader.CLAPLaionModel windowing; embeddings as metrics/clap.py "
                   "(LAION-CLAP get_audio_embedding_from_data, 630k-audioset-fusion-best)",
+        card=Card(
+            ranges=(
+                ('fad_clap', '[0, ∞)'),
+                ('fad_clap_inf', '(−∞, ∞) (an extrapolation)'),
+                ('fad_clap_kid', '(−∞, ∞) (unbiased MMD²)'),
+            ),
+            scale='×1',
+            tables=(
+                'none on Verse-Bench',
+            ),
+            docs='docs/metrics/fad.md',
+        ),
     )
     protocol = "fad_clap_fusion"
     weights_name = clap.CKPT

@@ -33,7 +33,7 @@ import numpy as np
 from mova_eval import references, weights
 from mova_eval.errors import MediaError, MetricUnavailable
 from mova_eval.metrics import frechet
-from mova_eval.metrics.base import SET_LEVEL, Availability, Metric, MetricInfo, Output
+from mova_eval.metrics.base import Card, SET_LEVEL, Availability, Metric, MetricInfo, Output
 from mova_eval.metrics.features import i3d
 from mova_eval.spec import Clip, SuiteItem
 
@@ -77,6 +77,20 @@ class FVD(Metric):
         aggregation=SET_LEVEL,
         version="1",
         reference="StyleGAN-V / TF original / cd-fvd, per protocol (docs/metrics/fvd.md)",
+        card=Card(
+            ranges=(
+                ('fvd', '[0, ∞)'),
+                ('fvd_kid', '(−∞, ∞) (unbiased MMD², ≈ 0 for matching sets)'),
+            ),
+            scale='×1 (published FVDs differ mostly by protocol and n; the protocol is in every summary note)',
+            tables=(
+                "none on Verse-Bench (not in the MOVA toolkit or Verse-Bench's tool)",
+            ),
+            reference_values=(
+                'protocol regression vectors in tests/metrics/test_fvd_regression.py (real weights only)',
+            ),
+            docs='docs/metrics/fvd.md',
+        ),
     )
 
     def __init__(self, options=None, device="cpu"):

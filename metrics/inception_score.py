@@ -28,7 +28,7 @@ import numpy as np
 
 from mova_eval.errors import MediaError
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import SET_LEVEL, Metric, MetricInfo, Output, require_package
+from mova_eval.metrics.base import Card, SET_LEVEL, Metric, MetricInfo, Output, require_package
 from mova_eval.metrics.features import panns  # light: registers the Cnn14 weights; torch loads lazily
 from mova_eval.spec import Clip, SuiteItem
 
@@ -82,6 +82,24 @@ class InceptionScore(Metric):
         aggregation=SET_LEVEL,
         version="1",
         reference="OpenMOSS/MOVA evaluation/metrics/audio_is_clap/IS.py; av-benchmark av_bench/metrics/isc.py",
+        card=Card(
+            ranges=(
+                ('is', '[1, 527] (the number of AudioSet classes)'),
+                ('is_std', '[0, ∞)'),
+            ),
+            scale='×1',
+            tables=(
+                "MOVA paper Table 4 (Verse-Bench objective comparison), column IS: mode=mova (32 kHz Cnn14, one "
+                "split per category, mean of the set1/2/3 values)",
+                'MMAudio paper tables (ISc-PANNs): mode=av_bench, VGGSound test set',
+            ),
+            reference_values=(
+                'MOVA-360p: paper 4.269, MOVA toolkit 4.269 on set1+2+3 (evaluation README)',
+                "Table 4: LTX-2 3.066, Ovi 3.680, WAN2.1+MMAudio 4.036, MOVA-720p 3.936, MOVA-360p dual CFG 4.169, "
+                "MOVA-720p dual CFG 3.814",
+            ),
+            docs='docs/metrics/is_kl.md',
+        ),
     )
 
     def __init__(self, options=None, device="cpu"):

@@ -18,7 +18,7 @@ import numpy as np
 
 from mova_eval.errors import MediaError
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import POOLED_MEAN, ItemScore, Metric, MetricInfo, Output, require_package
+from mova_eval.metrics.base import Card, POOLED_MEAN, ItemScore, Metric, MetricInfo, Output, require_package
 from mova_eval.metrics.features import panns  # light: registers the Cnn14 weights; torch loads lazily
 from mova_eval.spec import Clip, SuiteItem
 
@@ -49,6 +49,17 @@ class KLPanns(Metric):
         aggregation=POOLED_MEAN,
         version="1",
         reference="av-benchmark av_bench/metrics/kl.py (softmax KL, PANNs 16 kHz)",
+        card=Card(
+            ranges=(
+                ('kl_panns', '[0, ∞) nats'),
+            ),
+            scale='×1',
+            tables=(
+                "MMAudio paper tables (KL-PANNs, av-benchmark variant, paired with VGGSound ground truth) — MOVA "
+                "reports no KL",
+            ),
+            docs='docs/metrics/is_kl.md',
+        ),
     )
 
     def __init__(self, options=None, device="cpu"):

@@ -18,7 +18,7 @@ import numpy as np
 
 from mova_eval.errors import MediaError
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.base import Card, CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output
 from mova_eval.spec import Clip, SuiteItem
 
 SAMPLE_RATE = 48_000
@@ -38,6 +38,17 @@ class LoudnessMetric(Metric):
         aggregation=CATEGORY_MEAN,
         version="1",
         reference="OpenMOSS/MOVA evaluation/metrics/audio_amplitude (pyloudnorm path)",
+        card=Card(
+            ranges=(
+                ('lufs', '[−70, ~0] LUFS (−70 is the absolute gate; digital silence has no value)'),
+                ('rms_dbfs', '(−∞, ~0] dBFS'),
+            ),
+            scale='×1',
+            tables=(
+                'none: the MOVA toolkit computes it but its README calls it context-dependent',
+            ),
+            docs='docs/metrics/loudness.md',
+        ),
     )
 
     def __init__(self, options=None, device="cpu"):

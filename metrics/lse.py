@@ -34,7 +34,7 @@ import numpy as np
 from mova_eval import weights
 from mova_eval.errors import ConfigError, MediaError
 from mova_eval.media import AudioPreset, frame_indices
-from mova_eval.metrics.base import (POOLED_MEAN, Availability, ItemScore, Metric, MetricInfo, Output,
+from mova_eval.metrics.base import (Card, POOLED_MEAN, Availability, ItemScore, Metric, MetricInfo, Output,
                                     require_package)
 from mova_eval.spec import Clip, SuiteItem
 
@@ -435,6 +435,25 @@ class LSEMetric(Metric):
         aggregation=POOLED_MEAN,
         version="1",
         reference="OpenMOSS/MOVA evaluation/models/wav2lip/evaluation/syncnet_python (joonson/syncnet_python)",
+        card=Card(
+            ranges=(
+                ('lse_c', '[0, ∞), typically 0–12'),
+                ('lse_d', '[0, ∞), typically 5–12'),
+            ),
+            scale='×1',
+            tables=(
+                "MOVA paper Table 4 (Verse-Bench objective comparison), columns LSE-D / LSE-C: mode=mova, the set3 "
+                "row (all = every category pooled)",
+            ),
+            reference_values=(
+                'MOVA-360p: paper LSE-D 8.098 / LSE-C 6.278, MOVA toolkit identical on set3 (evaluation README)',
+                "Table 4: LTX-2 7.261/6.109, Ovi 7.468/6.378, MOVA-720p 8.048/6.593, MOVA-360p dual CFG "
+                "7.004/7.800, MOVA-720p dual CFG 7.094/7.452",
+                "joonson/syncnet_python README demo clip example.avi: offset 3, min dist 5.353, confidence 10.021 "
+                "(tests/metrics/test_lse_parity.py, real weights)",
+            ),
+            docs='docs/metrics/lse.md',
+        ),
     )
 
     def __init__(self, options=None, device="cpu"):
@@ -525,6 +544,17 @@ class LSEMediapipeMetric(LSEMetric):
         aggregation=POOLED_MEAN,
         version="1",
         reference="MOVA toolkit LSE pipeline with mediapipe 0.10.21 solutions.face_detection instead of S3FD",
+        card=Card(
+            ranges=(
+                ('lse_c_mediapipe', '[0, ∞)'),
+                ('lse_d_mediapipe', '[0, ∞)'),
+            ),
+            scale='×1',
+            tables=(
+                'none: a weight-free stand-in, never comparable with published LSE',
+            ),
+            docs='docs/metrics/lse.md',
+        ),
     )
 
     def _detect(self, frames):

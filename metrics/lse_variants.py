@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 from mova_eval.errors import ConfigError
-from mova_eval.metrics.base import CORPUS, POOLED_MEAN, ItemScore, MetricInfo, Output
+from mova_eval.metrics.base import Card, CORPUS, POOLED_MEAN, ItemScore, MetricInfo, Output
 from mova_eval.metrics.lse import ClipResult, LSEMetric, Params
 from mova_eval.spec import Clip
 
@@ -83,6 +83,19 @@ class LSELatentSyncMetric(_VariantBase):
         aggregation=POOLED_MEAN,
         version="1",
         reference="bytedance/LatentSync eval/eval_sync_conf.py + eval/syncnet (joonson/syncnet_python)",
+        card=Card(
+            ranges=(
+                ('lse_c_latentsync', '[0, ∞), typically 0–12'),
+            ),
+            scale='×1',
+            tables=(
+                "LatentSync's own evaluation (eval/eval_sync_conf.py, mean Sync_conf); which of its paper tables use it is not "
+                "verified",
+                "T2AV-Compass 'LS' and VABench 'LSA' use LatentSync-style confidence (variant details of those "
+                "tables not verified)",
+            ),
+            docs='docs/metrics/lse_variants.md',
+        ),
     )
 
     def _item_score(self, res: ClipResult, clip: Clip) -> ItemScore:
@@ -116,6 +129,21 @@ class LipsyncOffsetAVGenMetric(_VariantBase):
         aggregation=CORPUS,
         version="1",
         reference="microsoft/AVGen-Bench eval/syncnet_python (batch_eval.py, inference.py, SyncNetInstance.py)",
+        card=Card(
+            ranges=(
+                ('lipsync_offset_avgen', '[0, 15] frames'),
+            ),
+            scale="×1 (frames at 25 fps); AVGen's normalised Lip_n = 100·max(0, 1 − value/8) is not computed",
+            tables=(
+                "AVGen-Bench README 'Lip' column (AVGen variant; README runs --conf_th 1.0, the code default is "
+                "5.0: set track_conf_th to match)",
+            ),
+            reference_values=(
+                "AVGen-Bench README Lip (frames): NanoBanana2+MOVA 2.70, Emu3.5+MOVA 4.83, LTX-2 4.76, Ovi 5.40, "
+                "Kling-V2.6 2.30",
+            ),
+            docs='docs/metrics/lse_variants.md',
+        ),
     )
 
     def __init__(self, options=None, device="cpu"):

@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from mova_eval.errors import ConfigError, MissingDependencyError
-from mova_eval.metrics.base import CORPUS, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.base import Card, CORPUS, ItemScore, Metric, MetricInfo, Output
 from mova_eval.spec import Clip, SuiteItem
 
 SR = 16_000
@@ -352,6 +352,17 @@ class CpWerMetric(_CpErrorRate):
         description="Speaker-attributed WER: silero-vad + resemblyzer clustering + Whisper, Hungarian-matched cpWER",
         reference="fgnt/meeteval cp_word_error_rate; OpenMOSS/MOVA evaluation/metrics/cpcer (cp_cer)",
         **_COMMON,
+        card=Card(
+            ranges=(
+                ('cpwer', '[0, ∞)'),
+                ('cpwer_speaker_count_error', '[0, ∞) speakers (|estimated − reference|)'),
+            ),
+            scale='×1 (fraction)',
+            tables=(
+                "none on Verse-Bench (meeteval's cpWER is the CHiME/meeting-transcription metric)",
+            ),
+            docs='docs/metrics/speaker_attribution.md',
+        ),
     )
 
 
@@ -365,4 +376,22 @@ class CpCerMetric(_CpErrorRate):
         description="Speaker-attributed CER as MOVA's cpCER, with a local diarizing pipeline",
         reference="OpenMOSS/MOVA evaluation/metrics/cpcer/speaker_metrics.py cp_cer",
         **_COMMON,
+        card=Card(
+            ranges=(
+                ('cpcer', '[0, ∞)'),
+                ('cpcer_speaker_count_error', '[0, ∞) speakers (|estimated − reference|)'),
+            ),
+            scale='×1 (fraction; wizwand prints MOVA-720p as 14.9, i.e. %)',
+            tables=(
+                "MOVA paper Table 4 (Verse-Bench objective comparison), column cpCER ('ASR Acc'): MOVA's "
+                "multi-speaker MyBench subset, MOSS-Transcribe-Diarize ASR (not Verse-Bench; our ASR differs)",
+            ),
+            reference_values=(
+                "MOVA-360p: paper 0.177, MOVA toolkit 0.156 on 27 multi-speaker videos (evaluation README; the gap "
+                "is the ASR version)",
+                "Table 4: LTX-2 0.220, Ovi 0.436, MOVA-720p 0.149, MOVA-360p dual CFG 0.247, MOVA-720p dual CFG "
+                "0.218",
+            ),
+            docs='docs/metrics/speaker_attribution.md',
+        ),
     )

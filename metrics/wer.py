@@ -25,7 +25,7 @@ import numpy as np
 
 from mova_eval.errors import ConfigError, NotApplicable
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import CORPUS, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.base import Card, CORPUS, ItemScore, Metric, MetricInfo, Output
 from mova_eval.spec import Clip, SuiteItem
 
 ASR_PRESET = AudioPreset(16_000, mono=True, name="asr16k")
@@ -139,6 +139,17 @@ class WerMetric(_ErrorRate):
         aggregation=CORPUS,
         version="1",
         reference="jiwer word alignment; openai/whisper EnglishTextNormalizer",
+        card=Card(
+            ranges=(
+                ('wer', '[0, ∞) (insertions can push it above 1)'),
+            ),
+            scale='×1 (fraction; many papers print %)',
+            tables=(
+                "none: MOVA reports no WER on Verse-Bench; Verse-Bench's tool uses SenseVoiceSmall + jiwer (not "
+                "comparable)",
+            ),
+            docs='docs/metrics/wer.md',
+        ),
     )
 
 
@@ -154,4 +165,14 @@ class CerMetric(_ErrorRate):
         aggregation=CORPUS,
         version="1",
         reference="jiwer alignment over characters; MOVA cpCER remove_punct normalisation",
+        card=Card(
+            ranges=(
+                ('cer', '[0, ∞) (insertions can push it above 1)'),
+            ),
+            scale='×1 (fraction; many papers print %)',
+            tables=(
+                "none: Verse-Bench's own tool reports WER/CER with SenseVoice, a different ASR and normalisation",
+            ),
+            docs='docs/metrics/wer.md',
+        ),
     )

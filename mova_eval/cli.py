@@ -58,7 +58,13 @@ def cmd_run(args) -> int:
 
 def cmd_ls(args) -> int:
     from mova_eval.config import compose, group_options
-    from mova_eval.registry import generator_classes, metric_classes
+    from mova_eval.registry import generator_classes, get_metric_class, metric_classes
+
+    if getattr(args, "metric", None):
+        from mova_eval import cards
+
+        print(cards.render(get_metric_class(args.metric)))
+        return 0
 
     ok, bad = "✓", "✗"
     print("suites:")
@@ -158,6 +164,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("ls", help="list suites, generators and metrics, and whether each can run here")
+    ls.add_argument("--metric", metavar="NAME", help="print one metric's card: unit, range, direction, scale, the "
+                    "published tables that use it (and which variant), reference values, weights and licence")
     ls.set_defaults(func=cmd_ls)
 
     v = sub.add_parser("validate", help="check a suite file and/or a clip folder without scoring",
