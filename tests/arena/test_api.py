@@ -158,10 +158,10 @@ def test_gold_battles_score_reliability_and_exclude_unreliable_voters(make_clien
         for ch in ("a", "b"):
             assert vote(c, battle(c), ch).status_code == 200
     lb = app.state.arena.board(force=True)
-    assert lb["counts"]["gold_votes"] == 6
-    assert lb["counts"]["unreliable_voters"] == 1
-    assert lb["counts"]["excluded_by_reason"] == {"unreliable_voter": 2}
-    assert lb["counts"]["counted"] == 2 and lb["main"]["n_votes"] == 2
+    assert lb.counts.gold_votes == 6
+    assert lb.counts.unreliable_voters == 1
+    assert lb.counts.excluded_by_reason == {"unreliable_voter": 2}
+    assert lb.counts.counted == 2 and lb.main.n_votes == 2
     from mova_eval.arena import rating
     from mova_eval.arena.export import load_votes
 
@@ -179,8 +179,8 @@ def test_flagged_votes_kept_but_excluded_with_counts(make_client, arena_db):
     flags = [json.loads(r[0]) for r in rows(arena_db, "select flags from votes order by id")]
     assert flags == [["listen_short", "too_fast"], []]
     lb = app.state.arena.board(force=True)
-    assert lb["counts"]["excluded"] == 1 and lb["counts"]["counted"] == 1
-    assert lb["counts"]["excluded_by_reason"] == {"listen_short": 1, "too_fast": 1}
+    assert lb.counts.excluded == 1 and lb.counts.counted == 1
+    assert lb.counts.excluded_by_reason == {"listen_short": 1, "too_fast": 1}
     page = c.get("/leaderboard").text
     assert "1 counted votes of 2" in page and "listen_short: 1" in page
 
@@ -293,3 +293,23 @@ def test_votes_trigger_a_background_refit_that_feeds_the_sampler(make_client):
     while not arena.sampler.pair_var and time.time() < deadline:
         time.sleep(0.05)
     assert arena.sampler.pair_var and all(v > 0 for v in arena.sampler.pair_var.values())
+
+
+def test_board_is_typed_and_refuses_drift(make_client):
+    import pytest
+    from pydantic import ValidationError
+
+    from mova_eval.arena import rating
+    from mova_eval.arena.export import load_votes
+    from mova_eval.arena.schemas import Leaderboard
+
+    app = make_client()
+    c = make_client.client(app)
+    for ch in ("a", "b", "tie"):
+        assert vote(c, battle(c), ch).status_code == 200
+    lb = app.state.arena.board(force=True)
+    assert isinstance(lb, Leaderboard) and lb.main.n_votes == 3 and lb.main.models[0].ci_sandwich
+    raw = rating.leaderboard(load_votes(app.state.arena.store), n_boot=5)
+    raw["main"]["models"][0]["renamed_field"] = 1.0  # what a silent rename in rating.py would look like
+    with pytest.raises(ValidationError, match="renamed_field"):
+        Leaderboard.model_validate(raw)
