@@ -17,9 +17,11 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from mova_eval.arena.integrity import BodyLimit
-from mova_eval.arena.schemas import (AdminStats, BattleOut, BattleRequest, FlagIn, FlagOut, Health, Leaderboard,
-                                     QuarantineOut, ReloadOut, Reveal, SessionOut, VoteIn)
+from fastapi.exceptions import RequestValidationError
+
+from mova_eval.arena.integrity import BodyLimit, SecurityHeaders
+from mova_eval.arena.schemas import (AdminStats, BattleOut, BattleRequest, FlagIn, FlagOut, Health,
+                                     PublicLeaderboard, QuarantineOut, ReloadOut, Reveal, SessionOut, VoteIn)
 from mova_eval.arena.service import ADMIN_ENV, ArenaError, ArenaService, Caller, Session, Settings
 
 __all__ = ["ADMIN_ENV", "VOTER_COOKIE", "Settings", "create_app"]
@@ -63,6 +65,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def refused(_request: Request, e: ArenaError) -> JSONResponse:
         return JSONResponse({"detail": e.detail}, status_code=e.status, headers=e.headers)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, e: RequestValidationError) -> JSONResponse:
+        # The default handler echoes the offending input, which cannot be written as JSON when it is NaN or
+        # Infinity (that made such a vote a 500): report where and why, not the value.
+        errors = [{"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))}
+                  for err in e.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
     def set_voter_cookie(response: Response, session: Session) -> None:
         if session.new_cookie:
             response.set_cookie(VOTER_COOKIE, session.new_cookie, max_age=365 * 86400, httponly=True,
@@ -80,7 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/leaderboard", response_class=HTMLResponse, include_in_schema=False)
     def leaderboard_page(request: Request):
-        return templates.TemplateResponse(request, "leaderboard.html", {"lb": arena.board()})
+        return templates.TemplateResponse(request, "leaderboard.html", {"lb": arena.public_board()})
 
     @app.get("/api/session", response_model=SessionOut,
              summary="Start a voter session: sets the voter cookie, returns the CSRF token")
@@ -98,14 +108,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def vote(request: Request, body: VoteIn) -> Reveal:
         return await arena.vote(caller(request), body)
 
-    @app.get("/api/leaderboard", response_model=Leaderboard,
-             summary="The board as JSON (main, no-ties, per category and language, matrices)")
-    def leaderboard() -> Leaderboard:
-        return arena.board()
+    @app.get("/api/leaderboard", response_model=PublicLeaderboard,
+             summary="The board as JSON (main, no-ties, per category and language, matrices, flip robustness)")
+    def leaderboard() -> PublicLeaderboard:
+        return arena.public_board()
 
     @app.get("/media/{battle_id}/{side}", include_in_schema=False)
-    def media(battle_id: str, side: Literal["a", "b"]):
-        return AnonymousFileResponse(arena.media_file(battle_id, side), media_type="video/mp4",
+    def media(request: Request, battle_id: str, side: Literal["a", "b"]):
+        return AnonymousFileResponse(arena.media_file(caller(request), battle_id, side), media_type="video/mp4",
                                      headers={"Cache-Control": "private, no-store"})
 
     @app.get("/api/health", response_model=Health, include_in_schema=False)
@@ -134,4 +144,5 @@ def create_app(settings: Settings) -> FastAPI:
         return arena.reload()
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

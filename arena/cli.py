@@ -19,6 +19,31 @@ def _limit(text: str):
         raise argparse.ArgumentTypeError(f"{text!r}: expected N/s, N/min or N/h") from None
 
 
+def _policy_args(p) -> None:
+    """The counting policy (rating.CountingPolicy): the same flags on serve and leaderboard, so an export's board
+    can be recomputed with the server's rules."""
+    from mova_eval.arena.rating import CountingPolicy
+
+    d = CountingPolicy()
+    g = p.add_argument_group("counting policy (which votes count, and how much)")
+    g.add_argument("--probation-votes", type=int, default=d.probation_votes,
+                   help="a voter's votes count after this many unflagged votes or after passing the gold checks (0: off)")
+    g.add_argument("--probation-gold", type=int, default=d.probation_gold, help="gold answers needed to pass probation")
+    g.add_argument("--cap-voter", type=float, default=d.cap_voter, help="total weight of one voter's votes (0: no cap)")
+    g.add_argument("--cap-ip", type=float, default=d.cap_ip, help="total weight of one IP's votes (0: no cap)")
+    g.add_argument("--bias-z", type=float, default=d.bias_z,
+                   help="shadow-exclude voters/IPs whose votes favour one model this many SDs beyond the fit (0: off)")
+
+
+def _policy(args):
+    from dataclasses import replace
+
+    from mova_eval.arena.rating import CountingPolicy
+
+    return replace(CountingPolicy(), probation_votes=args.probation_votes, probation_gold=args.probation_gold,
+                   cap_voter=args.cap_voter, cap_ip=args.cap_ip, bias_z=args.bias_z)
+
+
 def register(sub) -> None:
     p = sub.add_parser("arena", help="the voting arena: serve, import runs, export votes, leaderboard")
     asub = p.add_subparsers(dest="arena_command", metavar="ACTION")
@@ -37,7 +62,14 @@ def register(sub) -> None:
     s.add_argument("--ip-battle-limit", type=_limit, default="600/min", help="battles per IP address")
     s.add_argument("--sqlite-sync", default="full", choices=["full", "normal", "extra"],
                    help="SQLite synchronous mode (full: no acknowledged vote is lost even on power loss)")
-    s.add_argument("--trust-forwarded-for", action="store_true", help="behind a proxy: client IP from X-Forwarded-For")
+    s.add_argument("--session-limit", type=_limit, default="20/h", help="new voter sessions per IP address")
+    s.add_argument("--trust-forwarded-for", type=int, nargs="?", const=1, default=0, metavar="N",
+                   help="behind N reverse proxies (default 1 when given): the client IP is the X-Forwarded-For entry "
+                        "the outermost proxy appended; entries the client wrote are ignored")
+    s.add_argument("--secure-cookies", action="store_true", help="mark the voter cookie Secure (serve over HTTPS)")
+    s.add_argument("--no-variants", dest="variants", action="store_false",
+                   help="serve the playback copies themselves instead of per-battle variants (bytes then repeat)")
+    _policy_args(s)
     s.add_argument("--log-level", default="warning")
     s.set_defaults(func=cmd_serve)
 
@@ -64,6 +96,7 @@ def register(sub) -> None:
     lb.add_argument("--provisional", type=int, default=50, help="provisional under this many votes")
     lb.add_argument("--reweight", action="store_true", help="inverse-propensity weights from the stored pair probability")
     lb.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    _policy_args(lb)
     lb.set_defaults(func=cmd_leaderboard)
 
 
@@ -75,7 +108,9 @@ def cmd_serve(args) -> int:
     settings = Settings(db_url=args.db, media_dir=args.media_dir, min_listen_s=args.min_listen,
                         gold_rate=args.gold_rate, vote_limit_voter=args.vote_limit, vote_limit_ip=args.ip_vote_limit,
                         battle_limit_voter=args.battle_limit, battle_limit_ip=args.ip_battle_limit,
-                        sqlite_sync=args.sqlite_sync, trust_forwarded_for=args.trust_forwarded_for)
+                        sqlite_sync=args.sqlite_sync, trust_forwarded_for=args.trust_forwarded_for,
+                        secure_cookies=args.secure_cookies, session_limit_ip=args.session_limit,
+                        policy=_policy(args), variants=args.variants)
     app = create_app(settings)
     print(f"arena on http://{args.host}:{args.port}/  (leaderboard /leaderboard, API docs /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
@@ -119,7 +154,7 @@ def cmd_leaderboard(args) -> int:
 
     votes = read_export(args.from_dir) if args.from_dir else load_votes(Store(args.db))
     lb = rating.leaderboard(votes, n_boot=args.bootstrap, ci=args.ci, provisional_votes=args.provisional,
-                            reweight=args.reweight)
+                            reweight=args.reweight, policy=_policy(args))
     text_json = json.dumps(lb, indent=2, allow_nan=False, default=_jsonable)
     md = rating.to_markdown(lb)
     if args.out:

@@ -128,7 +128,12 @@ class RateLimiter:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``max_bytes`` with 413, by header or while streaming."""
+    """ASGI middleware: refuse request bodies over ``max_bytes`` with 413, by header or while streaming.
+
+    The body is read here in full (it is at most ``max_bytes``) and replayed to the app: raising from inside the
+    app's ``receive`` would reach FastAPI's body parser, which reports any error there as a 400, so a chunked
+    upload without Content-Length must be stopped before the app sees it.
+    """
 
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
@@ -144,25 +149,27 @@ class BodyLimit:
                     too_big = True
                 if too_big:
                     return await _reply_413(send, self.max_bytes)
-        seen = 0
-
-        async def limited():
-            nonlocal seen
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        chunks, seen = [], 0
+        while True:
             msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge()
-            return msg
+            if msg["type"] != "http.request":  # the client went away
+                chunks.append(msg)
+                break
+            seen += len(msg.get("body", b""))
+            if seen > self.max_bytes:
+                return await _reply_413(send, self.max_bytes)
+            chunks.append(msg)
+            if not msg.get("more_body"):
+                break
+        body = b"".join(m.get("body", b"") for m in chunks if m["type"] == "http.request")
+        replay = [{"type": "http.request", "body": body, "more_body": False}]
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _reply_413(send, self.max_bytes)
+        async def buffered():
+            return replay.pop(0) if replay else await receive()
 
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, buffered, send)
 
 
 async def _reply_413(send, limit: int) -> None:
@@ -170,3 +177,38 @@ async def _reply_413(send, limit: int) -> None:
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+# Served on every response. The pages use only their own scripts and styles; /docs (Swagger UI) loads its bundle
+# from jsDelivr and starts it with an inline script, so it gets a policy of its own.
+CSP_PAGES = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+             "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP_DOCS = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"), (b"cross-origin-opener-policy", b"same-origin")]
+
+
+class SecurityHeaders:
+    """ASGI middleware: CSP (with ``frame-ancestors 'none'``), X-Frame-Options, nosniff and Referrer-Policy on every
+    response, so the pages cannot be framed (click-jacking a vote), scripts come only from this server, and battle
+    URLs never leak to other sites through the Referer header."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        csp = CSP_DOCS if path in ("/docs", "/redoc") else CSP_PAGES
+
+        async def with_headers(msg):
+            if msg["type"] == "http.response.start":
+                names = {k.lower() for k, _ in msg.get("headers", [])}
+                extra = [(b"content-security-policy", csp.encode())] + SECURITY_HEADERS
+                msg = {**msg, "headers": list(msg.get("headers", [])) + [(k, v) for k, v in extra if k not in names]}
+            await send(msg)
+
+        await self.app(scope, receive, with_headers)

@@ -2,8 +2,8 @@
 
 ``import_runs`` reads each run's ``run.json`` and ``items.parquet`` (mova_eval.results), makes a playback copy of
 every clip (``playback.make_copy``) under a random id, and records model, prompt and clip rows. Importing the same
-clip again is a no-op. ``add_gold`` makes gold pairs: a clip and its twin whose sound is delayed by 500 ms; the
-in-sync clip is the known right answer.
+clip again is a no-op. ``add_gold`` makes gold pairs: two models' clips of one prompt, one of them with its sound
+delayed by 500 ms; the in-sync clip is the known right answer.
 """
 from __future__ import annotations
 
@@ -133,24 +133,32 @@ def _add_clip(store: Store, media_dir: Path, *, model: str, model_meta: dict, ru
 
 
 def add_gold(store: Store, media_dir: Path, n: int, *, seed: int = 0) -> int:
-    """Make ``n`` gold pairs from imported clips (one per prompt): in-sync copy vs. sound delayed by 500 ms."""
+    """Make ``n`` gold pairs (one per prompt): one model's clip in sync vs. another model's clip of the same prompt
+    with its sound delayed by 500 ms; the in-sync clip is the right answer.
+
+    The two sides come from two different models so that a gold battle looks like a model battle frame by frame
+    (two different pictures of one prompt); a twin of one clip would show identical frames on both sides, which a
+    voter can detect without watching. Prompts that only one model has are skipped.
+    """
     import random
 
     with store.read() as s:
         have = set(s.scalars(select(Clip.prompt_id).where(Clip.gold_group.is_not(None))))
-        cands = s.execute(select(Clip.prompt_id, Clip.source_path).where(Clip.model_id.is_not(None))
-                          .order_by(Clip.prompt_id, Clip.id)).all()
-    by_prompt: dict[int, str] = {}
-    for pid, src in cands:
+        cands = s.execute(select(Clip.prompt_id, Clip.model_id, Clip.source_path).where(Clip.model_id.is_not(None))
+                          .order_by(Clip.prompt_id, Clip.model_id, Clip.id)).all()
+    by_prompt: dict[int, dict[int, str]] = {}
+    for pid, mid, src in cands:
         if pid not in have and Path(src).is_file():
-            by_prompt.setdefault(pid, src)
-    chosen = sorted(by_prompt.items())
-    random.Random(seed).shuffle(chosen)
+            by_prompt.setdefault(pid, {}).setdefault(mid, src)
+    chosen = sorted((pid, srcs) for pid, srcs in by_prompt.items() if len(srcs) >= 2)
+    rng = random.Random(seed)
+    rng.shuffle(chosen)
     made = 0
-    for pid, src in chosen[:n]:
+    for pid, srcs in chosen[:n]:
+        good_src, bad_src = rng.sample(sorted(srcs.values()), 2)
         group = secrets.token_hex(8)
         rows = []
-        for role, shift in (("good", 0.0), ("bad", playback.GOLD_SHIFT_S)):
+        for role, src, shift in (("good", good_src, 0.0), ("bad", bad_src, playback.GOLD_SHIFT_S)):
             cid = secrets.token_hex(16)
             info = playback.make_copy(src, media_dir / f"{cid}.mp4", audio_shift_s=shift)
             rows.append(Clip(id=cid, prompt_id=pid, model_id=None, run_id="gold", source_path=str(src),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -181,25 +181,74 @@ def bootstrap(left, right, y, k: int, *, weights=None, side_term=True, n_boot: i
 # ----------------------------------------------------------------------------------------------- votes → rows
 
 
-def counting_votes(votes: pd.DataFrame, *, min_gold: int = 3, min_gold_accuracy: float = 0.5
-                   ) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
+@dataclass(frozen=True)
+class CountingPolicy:
+    """Which votes count and how much: the defences against careless, scripted and Sybil voters.
+
+    - **Unreliable**: a voter with at least ``min_gold`` gold answers and accuracy below ``min_gold_accuracy`` is
+      excluded (all their votes are kept in the data).
+    - **Probation**: a new voter's votes count only once the voter passed the gold checks (at least
+      ``probation_gold`` gold answers with accuracy ≥ ``probation_gold_accuracy``) or cast ``probation_votes``
+      unflagged model votes; then all their votes count, earlier ones included. Minting a fresh session per
+      handful of votes therefore buys nothing. ``probation_votes=0`` turns probation off.
+    - **Weight caps**: one voter's counted votes weigh at most ``cap_voter`` votes in total, one IP's (salted hash)
+      at most ``cap_ip``; within the cap each vote weighs the same (``0`` = no cap).
+    - **Bias score**: for each voter and each IP, and each model, z = (observed − predicted score of that model in
+      their votes) / sd under the board's own fit (side term included); the score is max |z| over models. A voter or
+      IP with at least ``bias_min_votes`` counted votes and a score ≥ ``bias_z`` is shadow-excluded (reason
+      ``biased_voter`` / ``biased_ip``) and the board is refitted without them (``0`` = off).
+    """
+
+    min_gold: int = 3
+    min_gold_accuracy: float = 0.5
+    probation_gold: int = 2
+    probation_gold_accuracy: float = 0.75
+    probation_votes: int = 20
+    cap_voter: float = 30.0
+    cap_ip: float = 60.0
+    bias_z: float = 5.0
+    bias_min_votes: int = 10
+
+    def describe(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+OPEN = CountingPolicy(probation_votes=0, cap_voter=0.0, cap_ip=0.0, bias_z=0.0)  # every unflagged vote, weight 1
+
+
+def counting_votes(votes: pd.DataFrame, *, min_gold: int | None = None, min_gold_accuracy: float | None = None,
+                   policy: CountingPolicy | None = None) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
     """Split votes into those that count for ratings and the rest, with the reason for each exclusion.
 
-    A model vote counts when it carries no flag and its voter is reliable: a voter who answered at least
-    ``min_gold`` gold battles with an accuracy below ``min_gold_accuracy`` is excluded (all their votes kept in
-    the data, shown as excluded). Returns (counted model votes, exclusion counts, per-voter gold reliability).
+    A model vote counts when it carries no flag, its voter is reliable and off probation (``CountingPolicy``).
+    The counted votes get a ``weight`` column (the per-voter and per-IP caps). Returns (counted model votes,
+    exclusion counts, per-voter gold reliability). The bias screen needs a fit and is applied by ``leaderboard``.
     """
+    policy = policy or CountingPolicy()
+    if min_gold is not None or min_gold_accuracy is not None:
+        policy = replace(policy, min_gold=policy.min_gold if min_gold is None else min_gold,
+                         min_gold_accuracy=policy.min_gold_accuracy if min_gold_accuracy is None else min_gold_accuracy)
     v = votes.copy()
     if v.empty:
-        return v, {}, pd.DataFrame(columns=["voter", "gold_n", "gold_correct", "accuracy", "reliable"])
+        v["weight"] = pd.Series(dtype=float)
+        return v, {}, pd.DataFrame(columns=["voter", "gold_n", "gold_correct", "accuracy", "reliable", "trusted"])
     v["flags"] = v["flags"].map(_as_list)
+    if "ip_hash" not in v:
+        v["ip_hash"] = ""
     gold = v[v["kind"] == "gold"]
     rel = (gold.assign(correct=(gold["choice"] == gold["gold_answer"]).astype(int))
                .groupby("voter").agg(gold_n=("correct", "size"), gold_correct=("correct", "sum")).reset_index())
     rel["accuracy"] = rel["gold_correct"] / rel["gold_n"]
-    rel["reliable"] = ~((rel["gold_n"] >= min_gold) & (rel["accuracy"] < min_gold_accuracy))
+    rel["reliable"] = ~((rel["gold_n"] >= policy.min_gold) & (rel["accuracy"] < policy.min_gold_accuracy))
     unreliable = set(rel.loc[~rel["reliable"], "voter"])
     model = v[v["kind"] == "model"]
+    clean = model["flags"].map(len) == 0
+    # Trusted: passed the gold checks, or cast enough unflagged model votes.
+    passed = set(rel.loc[(rel["gold_n"] >= policy.probation_gold)
+                         & (rel["accuracy"] >= policy.probation_gold_accuracy), "voter"])
+    n_clean = model[clean].groupby("voter").size()
+    trusted = passed | set(n_clean[n_clean >= policy.probation_votes].index)
+    rel["trusted"] = rel["voter"].isin(trusted) if policy.probation_votes else True
     reasons: dict[str, int] = {}
     keep = []
     for flags, voter in zip(model["flags"], model["voter"]):
@@ -210,10 +259,54 @@ def counting_votes(votes: pd.DataFrame, *, min_gold: int = 3, min_gold_accuracy:
         elif voter in unreliable:
             reasons["unreliable_voter"] = reasons.get("unreliable_voter", 0) + 1
             keep.append(False)
+        elif policy.probation_votes and voter not in trusted:
+            reasons["probation"] = reasons.get("probation", 0) + 1
+            keep.append(False)
         else:
             keep.append(True)
-    counted = model[np.array(keep, dtype=bool)] if len(model) else model
+    counted = model[np.array(keep, dtype=bool)].copy() if len(model) else model.copy()
+    counted["weight"] = capped_weights(counted, policy)
     return counted, dict(sorted(reasons.items())), rel
+
+
+def capped_weights(counted: pd.DataFrame, policy: CountingPolicy) -> np.ndarray:
+    """Per-vote weights: each voter's votes scaled to weigh at most ``cap_voter`` in total, then each IP's (already
+    voter-capped) votes scaled to weigh at most ``cap_ip``."""
+    w = np.ones(len(counted))
+    if not len(counted):
+        return w
+    if policy.cap_voter:
+        n = counted.groupby("voter")["voter"].transform("size").to_numpy(float)
+        w = np.minimum(1.0, policy.cap_voter / n)
+    if policy.cap_ip:
+        total = pd.Series(w, index=counted.index).groupby(counted["ip_hash"]).transform("sum").to_numpy(float)
+        w = w * np.minimum(1.0, policy.cap_ip / total)
+    return w
+
+
+def bias_scores(counted: pd.DataFrame, main: dict[str, Any], by: str) -> pd.DataFrame:
+    """Per group (voter or IP): number of votes and max over models of |z|, z = (O − E)/sd of that model's score
+    in the group's votes under the board's fit (``main``: ``board`` output with its fitted side term)."""
+    rating_of = {r["model"]: r["rating"] for r in main.get("models", [])}
+    h = (main.get("side") or {}).get("points", 0.0) / POINTS
+    if counted.empty or not rating_of:
+        return pd.DataFrame(columns=[by, "n", "score", "model"])
+    sa = counted["model_a"].map(rating_of).to_numpy(float) / POINTS
+    sb = counted["model_b"].map(rating_of).to_numpy(float) / POINTS
+    p = 1.0 / (1.0 + np.exp(-(sa - sb + h)))
+    y = counted["choice"].map(SCORE).to_numpy(float)
+    # Each vote gives one observation for each of its two models: (group, model, observed, expected, variance).
+    rows = pd.DataFrame({by: np.concatenate([counted[by].to_numpy(), counted[by].to_numpy()]),
+                         "model": np.concatenate([counted["model_a"].to_numpy(), counted["model_b"].to_numpy()]),
+                         "o": np.concatenate([y, 1 - y]), "e": np.concatenate([p, 1 - p]),
+                         "var": np.concatenate([p * (1 - p), p * (1 - p)])})
+    g = rows.groupby([by, "model"]).agg(o=("o", "sum"), e=("e", "sum"), var=("var", "sum")).reset_index()
+    g["z"] = (g["o"] - g["e"]) / np.sqrt(np.maximum(g["var"], 1e-12))
+    g["absz"] = g["z"].abs()
+    best = g.sort_values([by, "absz"], ascending=[True, False]).groupby(by).head(1)
+    n = counted.groupby(by).size().rename("n")
+    out = best.set_index(by)[["absz", "model"]].rename(columns={"absz": "score"}).join(n).reset_index()
+    return out[[by, "n", "score", "model"]]
 
 
 def _as_list(x) -> list:
@@ -241,7 +334,7 @@ def rank_ub(lower: Sequence[float], upper: Sequence[float]) -> list[int]:
 
 def board(votes: pd.DataFrame, *, ties: str = "half", side_term: bool = True, n_boot: int = 200, seed: int = 0,
           ci: str = "sandwich", provisional_votes: int = 50, reweight: bool = False,
-          models: Iterable[str] | None = None) -> dict[str, Any]:
+          models: Iterable[str] | None = None, robustness: bool = False) -> dict[str, Any]:
     """One leaderboard from counted model votes (columns model_a, model_b, choice[, pair_prob])."""
     if ties not in ("half", "drop"):
         raise ValueError("ties must be 'half' or 'drop'")
@@ -263,6 +356,8 @@ def board(votes: pd.DataFrame, *, ties: str = "half", side_term: bool = True, n_
         n_pairs = k * (k - 1) / 2
         w = 1.0 / (n_pairs * v["pair_prob"].to_numpy(float))
         w = w / w.mean()
+    if "weight" in v and not np.all(v["weight"].to_numpy(float) == 1.0):
+        w = v["weight"].to_numpy(float) * (1.0 if w is None else w)  # per-voter / per-IP caps
     fit = fit_bt(left, right, y, k, weights=w, side_term=side_term)
     se_s = np.sqrt(np.clip(np.diag(fit.cov_sandwich)[:k], 0, None))
     draws, degenerate = (bootstrap(left, right, y, k, weights=w, side_term=side_term, n_boot=n_boot, seed=seed,
@@ -297,7 +392,75 @@ def board(votes: pd.DataFrame, *, ties: str = "half", side_term: bool = True, n_
         out["side"] = side
     out.update({"identifiable": fit.identifiable, "ridge": fit.ridge, "bootstrap_rounds": n_boot,
                 "bootstrap_degenerate": degenerate, "seed": seed, "provisional_votes": provisional_votes})
+    if robustness:
+        out["robustness"] = flip_robustness(left, right, y, k, names, fit, weights=w, side_term=side_term)
     return out
+
+
+def flip_robustness(left, right, y, k: int, names: list[str], fit: BTFit, *, weights=None, side_term: bool = True,
+                    max_refits: int = 16) -> dict[str, Any]:
+    """How many counted votes must be dropped to reverse the order of each adjacent pair (and so the top rank).
+
+    The candidates are ranked by their first-order influence on the pair's gap (removing vote v changes the
+    strengths by ≈ H⁻¹ g_v, g_v its score contribution); the smallest number k of the most supportive votes whose
+    removal reverses the order on an actual refit is found by doubling and then bisection over k (refits, not the
+    linear approximation, decide). Weights (caps, reweighting) are held fixed. ``votes_to_flip`` is None when
+    dropping every supportive vote does not reverse the pair.
+    """
+    left, right = np.asarray(left, np.int64), np.asarray(right, np.int64)
+    y = np.asarray(y, float)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
+    h = fit.side if side_term else 0.0
+    p = 1.0 / (1.0 + np.exp(-(fit.strengths[left] - fit.strengths[right] + h)))
+    resid = w * (p - y)                       # d loss / d z per vote
+    order = np.argsort(-fit.strengths, kind="stable")
+    dim = k + (1 if side_term else 0)
+    pairs = []
+    for upper, lower in zip(order[:-1], order[1:]):
+        c = np.zeros(dim)
+        c[upper], c[lower] = 1.0, -1.0
+        a = fit.hessian_inv @ c               # Δgap_v = cᵀ H⁻¹ u_v resid_v, u_v = e_left − e_right (+ side)
+        delta = (a[left] - a[right] + (a[k] if side_term else 0.0)) * resid
+        cand = np.argsort(delta, kind="stable")
+        cand = cand[delta[cand] < 0]          # votes whose removal narrows the gap
+
+        def flipped(n_drop: int) -> bool:
+            keep = np.ones(len(y), bool)
+            keep[cand[:n_drop]] = False
+            f = fit_bt(left[keep], right[keep], y[keep], k, weights=w[keep], side_term=side_term, tol=1e-9)
+            return bool(f.strengths[lower] >= f.strengths[upper])
+
+        gap = float(POINTS * (fit.strengths[upper] - fit.strengths[lower]))
+        need, refits = None, 0
+        if len(cand) and gap > 0:
+            # First guess from the linear approximation, then double until the refit flips, then bisect.
+            est = int(np.searchsorted(-np.cumsum(delta[cand]), fit.strengths[upper] - fit.strengths[lower]) + 1)
+            hi = min(max(est, 1), len(cand))
+            lo, found = 0, False
+            while refits < max_refits:
+                refits += 1
+                if flipped(hi):
+                    found = True
+                    break
+                lo = hi
+                if hi == len(cand):
+                    break
+                hi = min(2 * hi, len(cand))
+            if found:  # lo: verified not enough; hi: verified enough
+                while hi - lo > 1 and refits < max_refits:
+                    mid = (lo + hi) // 2
+                    refits += 1
+                    if flipped(mid):
+                        hi = mid
+                    else:
+                        lo = mid
+                need = hi
+        elif gap <= 0:
+            need = 0
+        pairs.append({"upper": names[upper], "lower": names[lower], "gap_points": gap, "votes_to_flip": need,
+                      "share_of_votes": (need / len(y)) if need is not None and len(y) else None})
+    return {"method": "drop the most influential supportive votes (influence-ranked, refit-verified)",
+            "n_votes": int(len(y)), "top": pairs[0]["votes_to_flip"] if pairs else None, "pairs": pairs}
 
 
 def _counts(votes: pd.DataFrame, names: list[str]) -> dict[str, dict[str, int]]:
@@ -350,29 +513,55 @@ def online_elo(votes: pd.DataFrame, k_factor: float = 4.0) -> dict[str, float]:
 
 
 def leaderboard(votes: pd.DataFrame, *, n_boot: int = 200, seed: int = 0, ci: str = "sandwich",
-                provisional_votes: int = 50, min_gold: int = 3, min_gold_accuracy: float = 0.5,
-                reweight: bool = False, min_group_votes: int = 1) -> dict[str, Any]:
-    """Everything the public board shows, computed only from the vote table (so an export reproduces it)."""
+                provisional_votes: int = 50, min_gold: int | None = None, min_gold_accuracy: float | None = None,
+                reweight: bool = False, min_group_votes: int = 1, policy: CountingPolicy | None = None
+                ) -> dict[str, Any]:
+    """Everything the board shows, computed only from the vote table (so an export reproduces it)."""
+    policy = policy or CountingPolicy()
+    if min_gold is not None or min_gold_accuracy is not None:
+        policy = replace(policy, min_gold=policy.min_gold if min_gold is None else min_gold,
+                         min_gold_accuracy=policy.min_gold_accuracy if min_gold_accuracy is None else min_gold_accuracy)
     votes = votes.sort_values("id", kind="stable").reset_index(drop=True) if len(votes) else votes
-    counted, excluded, rel = counting_votes(votes, min_gold=min_gold, min_gold_accuracy=min_gold_accuracy)
+    counted, excluded, rel = counting_votes(votes, policy=policy)
     opts = dict(n_boot=n_boot, seed=seed, ci=ci, provisional_votes=provisional_votes, reweight=reweight)
     n_model = int((votes["kind"] == "model").sum()) if len(votes) else 0
+    biased: dict[str, list[str]] = {"voter": [], "ip_hash": []}
+    if policy.bias_z and len(counted):
+        # Screen on a quick fit of everything counted so far, then refit without the biased voters and IPs.
+        first = board(counted, ties="half", n_boot=0, reweight=reweight)
+        drop = np.zeros(len(counted), bool)
+        for col, reason in (("voter", "biased_voter"), ("ip_hash", "biased_ip")):
+            sc = bias_scores(counted, first, col)
+            bad = sc[(sc["n"] >= policy.bias_min_votes) & (sc["score"] >= policy.bias_z)][col]
+            biased[col] = sorted(str(x) for x in bad)
+            hit = counted[col].isin(set(bad)).to_numpy() & ~drop
+            if hit.any():
+                excluded[reason] = int(hit.sum())
+                drop |= hit
+        if drop.any():
+            counted = counted[~drop].copy()
+            counted["weight"] = capped_weights(counted, policy)
+        excluded = dict(sorted(excluded.items()))
     out: dict[str, Any] = {
         "method": {"model": "Bradley-Terry MLE", "base": BASE, "scale": SCALE, "center": CENTER,
                    "anchoring": "strengths sum to zero: the mean rating is 1000", "ties": "half a win (main board)",
                    "ci": ci, "bootstrap_rounds": n_boot, "seed": seed, "rank": "1 + models significantly better",
                    "provisional_under_votes": provisional_votes, "reweighted": reweight,
-                   "gold_rule": f"voters with >= {min_gold} gold answers and accuracy < {min_gold_accuracy} excluded"},
+                   "gold_rule": f"voters with >= {policy.min_gold} gold answers and accuracy < "
+                                f"{policy.min_gold_accuracy} excluded",
+                   "counting_policy": policy.describe()},
         "counts": {"votes": int(len(votes)), "model_votes": n_model, "counted": int(len(counted)),
                    "excluded": int(n_model - len(counted)), "excluded_by_reason": excluded,
+                   "effective_votes": float(counted["weight"].sum()) if len(counted) else 0.0,
                    "gold_votes": int((votes["kind"] == "gold").sum()) if len(votes) else 0,
                    "voters": int(votes["voter"].nunique()) if len(votes) else 0,
-                   "unreliable_voters": int((~rel["reliable"]).sum()) if len(rel) else 0},
+                   "unreliable_voters": int((~rel["reliable"]).sum()) if len(rel) else 0,
+                   "biased_voters": len(biased["voter"]), "biased_ips": len(biased["ip_hash"])},
     }
     if len(counted) == 0:
         out["main"] = {"models": [], "n_votes": 0, "note": "no counted votes yet"}
         return out
-    out["main"] = board(counted, ties="half", **opts)
+    out["main"] = board(counted, ties="half", robustness=True, **opts)
     out["no_ties"] = board(counted, ties="drop", **opts)
     names = [r["model"] for r in out["main"]["models"]]
     out["matrices"] = matrices(counted, names)
@@ -418,6 +607,10 @@ def to_markdown(lb: dict[str, Any]) -> str:
                          f"{s['ci_sandwich'][1]:+.1f}] (P(A wins at equal strength) = {s['p_a_wins_at_parity']:.3f}).")
         if not b.get("identifiable", True):
             lines.append(f"Note: no finite MLE (a model never lost); ridge {b['ridge']:g} applied.")
+        if b.get("robustness"):
+            lines += ["", "Votes that would have to be dropped to swap neighbours: " + "; ".join(
+                f"{p['upper']} > {p['lower']}: {p['votes_to_flip'] if p['votes_to_flip'] is not None else 'n/a'}"
+                for p in b["robustness"]["pairs"]) + "."]
     for group in ("categories", "languages"):
         for name, b in (lb.get(group) or {}).items():
             lines += ["", f"## {group[:-1] if group != 'categories' else 'category'}: {name}", "",

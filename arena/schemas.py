@@ -130,6 +130,7 @@ class Method(_Open):
     provisional_under_votes: int
     reweighted: bool
     gold_rule: str
+    counting_policy: dict[str, float | int]
 
 
 class Counts(_Open):
@@ -138,9 +139,16 @@ class Counts(_Open):
     counted: int
     excluded: int
     excluded_by_reason: dict[str, int]
+    effective_votes: float
     gold_votes: int
     voters: int
     unreliable_voters: int
+    biased_voters: int
+    biased_ips: int
+
+
+class PublicCounts(_Open):
+    counted: int
 
 
 class ModelRow(_Open):
@@ -165,6 +173,21 @@ class SideTerm(_Open):
     ci_bootstrap: list[float] | None = None
 
 
+class FlipPair(_Open):
+    upper: str
+    lower: str
+    gap_points: float
+    votes_to_flip: int | None
+    share_of_votes: float | None
+
+
+class Robustness(_Open):
+    method: str
+    n_votes: int
+    top: int | None
+    pairs: list[FlipPair]
+
+
 class Board(_Open):
     models: list[ModelRow]
     n_votes: int
@@ -180,6 +203,7 @@ class Board(_Open):
     bootstrap_degenerate: int | None = None
     seed: int | None = None
     provisional_votes: int | None = None
+    robustness: Robustness | None = None
 
 
 class Matrices(_Open):
@@ -198,6 +222,10 @@ class Leaderboard(_Open):
     categories: dict[str, Board] | None = None
     languages: dict[str, Board] | None = None
     updated: float | None = None
+
+
+class PublicLeaderboard(Leaderboard):
+    counts: PublicCounts  # type: ignore[assignment]
 
 
 class AdminStats(BaseModel):

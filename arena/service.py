@@ -29,9 +29,10 @@ from mova_eval.arena.export import load_votes
 from mova_eval.arena.integrity import Keys, Limit, RateLimiter, TokenError
 from mova_eval.arena.pairing import Sampler
 from mova_eval.arena.pool import media_dir_for
-from mova_eval.arena.schemas import (AdminStats, BattleOut, FlagOut, Health, Leaderboard, PromptOut,
+from mova_eval.arena.schemas import (AdminStats, BattleOut, FlagOut, Health, Leaderboard, PromptOut, PublicLeaderboard,
                                      QuarantineOut, ReloadOut, Reveal, SessionOut, SideOut, VoteIn, VoterReliability)
 from mova_eval.arena.storage import Battle, Clip, Prompt, Store, Vote, Voter
+from mova_eval.arena.variants import VariantCache, contained
 
 ADMIN_ENV = "MOVA_EVAL_ARENA_ADMIN_TOKEN"
 
@@ -56,8 +57,11 @@ class Settings:
     refit_min_interval_s: float = 30.0  # background refits (for the sampler) at most this often
     sqlite_sync: str = "full"
     admin_token: str | None = None     # default: $MOVA_EVAL_ARENA_ADMIN_TOKEN; unset → admin endpoints off
-    trust_forwarded_for: bool = False  # behind a reverse proxy: take the client IP from X-Forwarded-For
+    trust_forwarded_for: int = 0       # number of reverse proxies in front: client IP = the entry the outermost appended
     secure_cookies: bool = False
+    session_limit_ip: Limit = field(default_factory=lambda: Limit(20, 3600.0))  # new voter sessions per IP
+    policy: rating.CountingPolicy = field(default_factory=rating.CountingPolicy)
+    variants: bool = True              # serve per-battle variants (bytes never repeat), see variants.py
     seed: int | None = None
 
 
@@ -116,7 +120,10 @@ class ArenaService:
         self.media_dir = media_dir_for(self.store, settings.media_dir)
         self.admin_token = settings.admin_token if settings.admin_token is not None else os.environ.get(ADMIN_ENV)
         self.limits = {k: RateLimiter(getattr(settings, k)) for k in
-                       ("vote_limit_voter", "vote_limit_ip", "battle_limit_voter", "battle_limit_ip")}
+                       ("vote_limit_voter", "vote_limit_ip", "battle_limit_voter", "battle_limit_ip",
+                        "session_limit_ip")}
+        self.variants = VariantCache(self.media_dir / ".variants", self.store.ensure_secret("variant_secret"),
+                                     ttl_s=settings.token_ttl_s)
         self.lock = threading.Lock()
         self._board: Leaderboard | None = None
         self._board_time = 0.0
@@ -150,15 +157,24 @@ class ArenaService:
     # ------------------------------------------------------------------------------------------- identity
 
     def client_ip(self, caller: Caller) -> str:
-        if self.settings.trust_forwarded_for and caller.forwarded_for:
-            return caller.forwarded_for.split(",")[0].strip()
+        """The client address. Behind ``trust_forwarded_for`` = N proxies, each proxy appended the address it
+        received the request from to X-Forwarded-For, so the client is the N-th entry from the right; entries to its
+        left were written by the client and are ignored. A header shorter than N did not pass all the proxies: the
+        TCP peer is used."""
+        n = int(self.settings.trust_forwarded_for)
+        if n > 0 and caller.forwarded_for:
+            entries = [e.strip() for e in caller.forwarded_for.split(",") if e.strip()]
+            if len(entries) >= n:
+                return entries[-n]
         return caller.peer or "unknown"
 
     def session(self, caller: Caller) -> Session:
-        """The caller's voter session, minting a new voter cookie when it has none (or an invalid one)."""
+        """The caller's voter session, minting a new voter cookie when it has none (or an invalid one); new
+        sessions are rate-limited per IP (``session_limit_ip``), so voter identities cannot be minted at will."""
         vid = self.keys.voter_id(caller.cookie)
         cookie = None
         if vid is None:
+            self._limit("session_limit_ip", self.keys.pseudonym(self.client_ip(caller), "ip"))
             cookie = self.keys.new_voter_cookie()
             vid = self.keys.voter_id(cookie)
         return Session(vid, cookie, SessionOut(csrf=self.keys.csrf_token(vid)))
@@ -170,7 +186,8 @@ class ArenaService:
             raise ArenaError(403, "no voter session: load the page or GET /api/session first")
         if post:
             origin = caller.origin
-            if origin and origin != "null" and origin.split("://", 1)[-1] != caller.host:
+            # "null" is what sandboxed frames, file: pages and some redirects send: never our own page.
+            if origin and (origin == "null" or origin.split("://", 1)[-1] != caller.host):
                 raise ArenaError(403, "cross-site request refused (Origin does not match Host)")
             if not self.keys.check_csrf(vid, caller.csrf):
                 raise ArenaError(403, "missing or wrong X-CSRF-Token header")
@@ -283,18 +300,31 @@ class ArenaService:
 
     # ------------------------------------------------------------------------------------------- media
 
-    def media_file(self, battle_id: str, side: str) -> Path:
-        """The playback file of one side of one battle. Media is addressed by battle and side only: no file paths,
-        and no stable clip id that a voter could link to a model after a reveal."""
+    def media_file(self, caller: Caller, battle_id: str, side: str) -> Path:
+        """The file to serve for one side of one battle, to the voter the battle was issued to.
+
+        Media is addressed by battle and side only: no file paths, and no stable clip id that a voter could link to
+        a model after a reveal. With ``variants`` on, the file is this battle's own variant of the playback copy
+        (made on first request, ``variants.py``), so no two battles serve the same bytes. A playback file that
+        resolves outside the media folder (a symlink planted there) is refused.
+        """
         if len(battle_id) != 32 or any(c not in "0123456789abcdef" for c in battle_id) or side not in ("a", "b"):
             raise ArenaError(404, "no such battle")
         with self.store.read() as s:
             b = s.get(Battle, battle_id)
         if b is None:
             raise ArenaError(404, "no such battle")
+        vid = self.keys.voter_id(caller.cookie)
+        if vid is None or self.keys.pseudonym(vid, "voter") != b.voter:
+            raise ArenaError(403, "this battle was issued to another voter")
         with self.lock:
             fname = self.clips[b.clip_a if side == "a" else b.clip_b][0]
-        return self.media_dir / fname
+        src = contained(self.media_dir, fname)
+        if src is None:  # missing, or a link that leads outside the media folder
+            raise ArenaError(404, "no such battle")
+        if not self.settings.variants:
+            return src
+        return self.variants.get(battle_id, side, src)
 
     # ------------------------------------------------------------------------------------------- board
 
@@ -313,7 +343,7 @@ class ArenaService:
         def work():
             try:
                 # Only the main fit without bootstrap: cheap enough not to stall the voters.
-                counted, _, _ = rating.counting_votes(load_votes(self.store))
+                counted, _, _ = rating.counting_votes(load_votes(self.store), policy=self.settings.policy)
                 if len(counted):
                     self._feed_sampler(rating.board(counted, n_boot=0))
             finally:
@@ -335,7 +365,8 @@ class ArenaService:
             self._fitting_board = True
             seen = self._votes_since
         try:
-            lb = rating.leaderboard(load_votes(self.store), n_boot=s.n_boot, provisional_votes=s.provisional_votes)
+            lb = rating.leaderboard(load_votes(self.store), n_boot=s.n_boot, provisional_votes=s.provisional_votes,
+                                    policy=s.policy)
             lb["updated"] = time.time()
             board = Leaderboard.model_validate(lb)
             self._feed_sampler(lb.get("main", {}))
@@ -347,6 +378,14 @@ class ArenaService:
             self._board, self._board_time = board, time.time()
             self._votes_since = max(0, self._votes_since - seen)
         return board
+
+    def public_board(self) -> PublicLeaderboard:
+        """The board as the public sees it: ratings, intervals, ranks and counted votes, but no exclusion counts,
+        reasons or totals of received votes, from which a shadow-excluded voter could tell that their own votes do
+        not count (those are in ``admin_stats`` and the export)."""
+        lb = self.board()
+        return PublicLeaderboard.model_validate({**lb.model_dump(exclude={"counts"}),
+                                                 "counts": {"counted": lb.counts.counted}})
 
     def _invalidate_board(self) -> None:
         with self.lock:
@@ -370,7 +409,7 @@ class ArenaService:
 
     def admin_stats(self) -> AdminStats:
         lb = self.board(force=True)
-        _, _, rel = rating.counting_votes(load_votes(self.store))
+        _, _, rel = rating.counting_votes(load_votes(self.store), policy=self.settings.policy)
         with self.lock:
             pairs = {f"{a} vs {b}": n for (a, b), n in self.sampler.issued.items()}
             gold = len(self.sampler.pool.gold)

@@ -31,7 +31,10 @@ def server(arena_db, tmp_path):
     from mova_eval.arena.app import Settings, create_app
     from mova_eval.arena.loadgen import free_port, wait_ready
 
-    app = create_app(Settings(db_url=arena_db, min_listen_s=1.0, gold_rate=0.0, seed=3))
+    from mova_eval.arena.rating import OPEN
+
+    # OPEN: the board test casts five votes from one voter, which probation would hold back.
+    app = create_app(Settings(db_url=arena_db, min_listen_s=1.0, gold_rate=0.0, seed=3, policy=OPEN))
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     th = threading.Thread(target=srv.run, daemon=True)
@@ -50,9 +53,34 @@ def page(tmp_path):
     with sync_playwright() as p:
         # Playwright gives every launch a new empty profile (the --user-data-dir the flags ask for).
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        # bypass_csp: Playwright's wait_for_function evaluates strings, which the page's CSP (no eval) forbids;
+        # test_page_runs_under_its_csp checks the page itself without the bypass.
+        pg = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
         yield pg
         browser.close()
+
+
+def test_page_runs_under_its_csp(server):
+    """The page's own scripts and styles load under its Content-Security-Policy (no violation reported); an inline
+    script, which the policy forbids, is reported — so the listener does see violations."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        pg = browser.new_page()
+        messages = []
+        pg.on("console", lambda m: messages.append(m.text))
+        pg.goto(server + "/")
+        pg.wait_for_selector("#video-a")
+        pg.wait_for_timeout(1500)
+        assert not [m for m in messages if "Content Security Policy" in m], messages
+        try:
+            pg.add_script_tag(content="window.injected = 1;")
+        except Exception:  # noqa: BLE001 - Playwright may raise on the refused tag; the console message is the check
+            pass
+        pg.wait_for_timeout(300)
+        browser.close()
+    assert [m for m in messages if "Content Security Policy" in m]
 
 
 def _votes(db):
