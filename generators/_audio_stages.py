@@ -5,46 +5,70 @@ the error names the install command.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Mapping
 
-from mova_eval.generators._common import call_factory, require
 from mova_eval.generators._diffusers import DIFFUSERS_INSTALL, diffusers_weights_ready, load_pipeline, torch_generator
+from mova_eval.generators.checkpoints import call_factory, checkpoint_fingerprint, require
+from mova_eval.generators.settings import MODEL, Settings, check_declared, model, output, parse, plain, runtime
+from mova_eval.metrics.base import Availability
 
 MMAUDIO_INSTALL = "pip install git+https://github.com/hkchengrex/MMAudio   (not on PyPI; needs torchaudio)"
 FOLEY_INSTALL = ("git clone https://github.com/Tencent-Hunyuan/HunyuanVideo-Foley && pip install -e ./HunyuanVideo-Foley"
                  "   (not on PyPI; weights: huggingface-cli download tencent/HunyuanVideo-Foley)")
 
 
+@dataclass(frozen=True)
+class StageSettings(Settings):
+    """Keys every audio stage accepts under ``generator.audio``; each stage adds its published settings."""
+
+    name: str = runtime("", "the stage: audioldm2 | mmaudio | hunyuan_foley")
+    pipeline_factory: str | None = model(None, '"module:callable" standing in for the model (tests)')
+    offload: Literal["none", "cpu", "group"] = runtime("none")
+
+
 class AudioStage:
+    """One audio stage. Its typed ``Settings`` follow the generators' rule (output / runtime / model fields); a
+    null value means the stage's own default, so switching ``generator.audio.name`` never carries another
+    stage's sampler settings along."""
+
     name: ClassVar[str]
     kind: ClassVar[str]  # "v2a" (sees the video) or "t2a" (text only)
     package: ClassVar[str]
     install: ClassVar[str]
-    defaults: ClassVar[dict[str, Any]] = {}  # the stage's published settings; generator.audio.* keys override them
+    Settings: ClassVar[type[StageSettings]] = StageSettings
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        check_declared(cls.Settings)
 
     def __init__(self, config: Mapping[str, Any], device: str):
-        self.config, self.device = self.with_defaults(config), device
+        self.settings = self.parse(config)
+        self.config = self.settings.as_dict()
+        self.device = device
+        self.checkpoint_hash: str | None = None
 
     @classmethod
-    def with_defaults(cls, config: Mapping[str, Any]) -> dict[str, Any]:
-        """The stage's own defaults under the given keys (null = the default), so switching ``generator.audio.name``
-        never carries another stage's sampler settings along."""
-        return {**cls.defaults, **{k: v for k, v in config.items() if v is not None}}
+    def parse(cls, config: Mapping[str, Any]) -> Any:
+        """Typed settings; ConfigError names ``generator.audio.<key>`` and the stage's known keys."""
+        given = {k: v for k, v in config.items() if v is not None}
+        return parse(cls.Settings, given, prefix="generator.audio", owner=f"audio stage {cls.name!r}")
 
     @classmethod
-    def ready(cls, config: Mapping[str, Any]) -> tuple[bool, str, str | None]:
+    def ready(cls, config: Mapping[str, Any]) -> Availability:
         """Package and weights present (for `mova-eval ls`), without loading anything."""
         import importlib.util
 
-        if config.get("pipeline_factory"):
-            return True, "", None
+        s = cls.parse(config)
+        if s.pipeline_factory:
+            return Availability(True)
         if importlib.util.find_spec(cls.package) is None:
-            return False, f"the package {cls.package!r} is not installed", cls.install
-        return cls._weights_ready(cls.with_defaults(config))
+            return Availability(False, f"the package {cls.package!r} is not installed", cls.install)
+        return cls._weights_ready(s)
 
     @classmethod
-    def _weights_ready(cls, config: Mapping[str, Any]) -> tuple[bool, str, str | None]:
-        return True, "", None
+    def _weights_ready(cls, settings: Any) -> Availability:
+        return Availability(True)
 
     def load(self) -> None:
         raise NotImplementedError
@@ -52,23 +76,62 @@ class AudioStage:
     def make(self, video_path: str, duration_s: float, prompt: str, seed: int) -> tuple[Any, int]:
         raise NotImplementedError
 
-    def settings(self) -> dict[str, Any]:
-        return {k: v for k, v in sorted(self.config.items()) if k not in ("name", "pipeline_factory", "offload", "device")}
+    def output_settings(self) -> dict[str, Any]:
+        """The settings that change the audio (nulls — the stage's own defaults — left out)."""
+        return {k: v for k, v in self.settings.output_values().items() if v is not None}
+
+    def identity(self) -> dict[str, Any]:
+        """Same rule as ``Generator.identity``: name, output settings, and the model fields' fingerprint (the
+        checkpoint hash once loaded, else the configured values)."""
+        models = {k: plain(getattr(self.settings, k)) for k in self.Settings.fields_by_role(MODEL)}
+        return {"name": self.name, "settings": self.output_settings(),
+                "models": {"checkpoint_hash": self.checkpoint_hash} if self.checkpoint_hash else models}
+
+
+@dataclass(frozen=True)
+class AudioLDM2Settings(StageSettings):
+    model_id: str = output("cvssp/audioldm2", "Hugging Face id")
+    checkpoint: str | None = model(None, "a local diffusers folder; null = model_id")
+    num_inference_steps: int = output(200)
+    guidance_scale: float = output(3.5)
+    negative_prompt: str = output("Low quality.")
+    dtype: str = output("float16")
+
+
+@dataclass(frozen=True)
+class MMAudioSettings(StageSettings):
+    variant: str = output("large_44k_v2", "MMAudio's released model (weights found by variant)")
+    num_steps: int = output(25)
+    cfg_strength: float = output(4.5)
+    negative_prompt: str = output("")
+    dtype: str = output("bfloat16")
+
+
+@dataclass(frozen=True)
+class FoleySettings(StageSettings):
+    checkpoint: str = model("tencent/HunyuanVideo-Foley", "a local folder or the Hugging Face id")
+    config_path: str | None = model(None, "the model config yaml in its repo, e.g. configs/hunyuanvideo-foley-xxl.yaml")
+    num_inference_steps: int = output(50)
+    guidance_scale: float = output(4.5)
+    negative_prompt: str | None = output(None, "null = upstream's default negative prompt")
 
 
 class AudioLDM2(AudioStage):
     """Text-to-audio; published sampling: 200 steps, guidance 3.5, negative prompt "Low quality."."""
 
     name, kind, package, install = "audioldm2", "t2a", "diffusers", DIFFUSERS_INSTALL
-    defaults = {"model_id": "cvssp/audioldm2", "num_inference_steps": 200, "guidance_scale": 3.5,
-                "negative_prompt": "Low quality.", "dtype": "float16"}
+    Settings = AudioLDM2Settings
 
     @classmethod
-    def _weights_ready(cls, config):
-        return diffusers_weights_ready(config)
+    def _weights_ready(cls, s: AudioLDM2Settings) -> Availability:
+        return diffusers_weights_ready(s.model_id, s.checkpoint, s.pipeline_factory)
 
     def load(self) -> None:
-        self.pipe, self.checkpoint_hash = load_pipeline("AudioLDM2Pipeline", self.config, self.device, "AudioLDM 2")
+        s = self.settings
+        self.pipe, path = load_pipeline("AudioLDM2Pipeline", model_id=s.model_id, checkpoint=s.checkpoint,
+                                        pipeline_factory=s.pipeline_factory, dtype=s.dtype, offload=s.offload,
+                                        device=self.device, what="AudioLDM 2")
+        self.checkpoint_hash = checkpoint_fingerprint(path) if path is not None else None
         lm = self.pipe.language_model
         if not hasattr(lm, "_update_model_kwargs_for_generation"):
             # transformers 5 dropped GenerationMixin from bare models like GPT2Model; diffusers' AudioLDM 2 loop
@@ -103,8 +166,7 @@ class MMAudio(AudioStage):
     cfg_strength 4.5, 8 s."""
 
     name, kind, package, install = "mmaudio", "v2a", "mmaudio", MMAUDIO_INSTALL
-    defaults = {"variant": "large_44k_v2", "num_steps": 25, "cfg_strength": 4.5, "negative_prompt": "",
-                "dtype": "bfloat16"}
+    Settings = MMAudioSettings
 
     def load(self) -> None:
         import torch
@@ -128,8 +190,6 @@ class MMAudio(AudioStage):
                                       enable_conditions=True, mode=mcfg.mode, bigvgan_vocoder_ckpt=mcfg.bigvgan_16k_path,
                                       need_vae_encoder=False).to(self.device, dtype).eval()
         self.seq_cfg = mcfg.seq_cfg
-        from mova_eval.generators._common import checkpoint_fingerprint
-
         self.checkpoint_hash = checkpoint_fingerprint(mcfg.model_path)
         self.impl = None
 
@@ -155,14 +215,13 @@ class HunyuanFoley(AudioStage):
     """Video(+text)-to-audio (Tencent-Hunyuan/HunyuanVideo-Foley). Published: 50 steps, guidance 4.5, 48 kHz."""
 
     name, kind, package, install = "hunyuan_foley", "v2a", "hunyuanvideo_foley", FOLEY_INSTALL
-    defaults = {"checkpoint": "tencent/HunyuanVideo-Foley", "num_inference_steps": 50, "guidance_scale": 4.5}
+    Settings = FoleySettings
 
     @classmethod
-    def _weights_ready(cls, config):
-        from mova_eval.generators._common import weights_ready
+    def _weights_ready(cls, s: FoleySettings) -> Availability:
+        from mova_eval.generators.checkpoints import weights_ready
 
-        return weights_ready(config.get("checkpoint") or "tencent/HunyuanVideo-Foley",
-                             "huggingface-cli download tencent/HunyuanVideo-Foley")
+        return weights_ready(s.checkpoint, "huggingface-cli download tencent/HunyuanVideo-Foley")
 
     def load(self) -> None:
         if self.config.get("pipeline_factory"):
@@ -172,7 +231,7 @@ class HunyuanFoley(AudioStage):
         mu = require("hunyuanvideo_foley.utils.model_utils", "HunyuanVideo-Foley", FOLEY_INSTALL)
         from hunyuanvideo_foley.utils.feature_utils import feature_process
 
-        from mova_eval.generators._common import checkpoint_fingerprint, resolve_checkpoint
+        from mova_eval.generators.checkpoints import resolve_checkpoint
 
         ckpt = resolve_checkpoint(self.config.get("checkpoint") or "tencent/HunyuanVideo-Foley", "HunyuanVideo-Foley",
                                   "huggingface-cli download tencent/HunyuanVideo-Foley")

@@ -68,7 +68,7 @@ def build_pipeline(pcfg: dict[str, Any]):
     """Load MOVA (or the injected factory) and apply the offload mode, as inference_single.py does."""
     import torch
 
-    from mova_eval.generators._common import call_factory
+    from mova_eval.generators.checkpoints import call_factory
 
     dtype = getattr(torch, pcfg.get("dtype") or "bfloat16")
     pipe = call_factory(pcfg.get("pipeline_factory") or DEFAULT_FACTORY, pcfg["checkpoint"], torch_dtype=dtype)
@@ -118,7 +118,7 @@ def run_job(pipe, job: dict[str, Any], mesh, dual_scale: float | None):
     """One MOVA call with inference_single.py's arguments; returns (video, audio, sample_rate)."""
     import torch
 
-    from mova_eval.generators._common import load_image, white_image
+    from mova_eval.frames import load_image, white_image
 
     w, h = int(job["width"]), int(job["height"])
     image = load_image(job["first_frame"], w, h) if job.get("first_frame") else white_image(w, h)
@@ -140,7 +140,7 @@ def run_job(pipe, job: dict[str, Any], mesh, dual_scale: float | None):
 
 def write_output(job: dict[str, Any], video, audio, sample_rate: int, extra: dict[str, Any]) -> None:
     from mova_eval.cache import atomic_write_text
-    from mova_eval.generators._common import write_clip
+    from mova_eval.frames import write_clip
 
     write_clip(job["out_path"], video, float(job["fps"]), audio, sample_rate)
     atomic_write_text(record_path(job["out_path"]), json.dumps({"ok": True, "fingerprint": job["fingerprint"],

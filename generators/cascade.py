@@ -10,14 +10,18 @@ Docs: docs/generators/cascade.md.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
-from mova_eval.errors import ConfigError, GenerationError
+from mova_eval.errors import ConfigError, GenerationError, MovaEvalError
+from mova_eval.frames import to_audio
 from mova_eval.generators._audio_stages import STAGES
-from mova_eval.generators._common import ModelGenerator, fingerprint, to_audio
-from mova_eval.generators.base import Capabilities
-from mova_eval.spec import GenRequest, GenResult
+from mova_eval.generators.base import (Capabilities, Generator, GeneratorSettings, ModelGenerator, Problem,
+                                       fingerprint)
+from mova_eval.generators.settings import model, output
+from mova_eval.metrics.base import Availability
+from mova_eval.spec import GenRequest, GenResult, Suite
 
 
 def _stage_config(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -31,65 +35,84 @@ def _stage_config(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     return {**base, **{k: v for k, v in spec.items() if v is not None}}
 
 
+@dataclass(frozen=True)
+class CascadeSettings(GeneratorSettings):
+    video: dict[str, Any] = model({"name": "wan21"}, "the video stage: a registered generator's name, then overrides "
+                                                     "of its preset (the identity carries that stage's identity)")
+    audio: dict[str, Any] = model({"name": "audioldm2"}, "the audio stage (audioldm2 | mmaudio | hunyuan_foley) and "
+                                                         "its settings (the identity carries that stage's identity)")
+    video_prompt: Literal["prompt", "video_prompt"] = output("prompt", "prompt | video_prompt (Verse-Bench's visual "
+                                                                      "caption)")
+    audio_prompt: Literal["audio", "prompt"] = output("audio", "audio (Verse-Bench audio_prompt entries, joined) | "
+                                                                "prompt")
+    seed: int = output(0, "audio seed = seed + the run's seed (the video stage has its own)")
+
+
 class Cascade(ModelGenerator):
     name = "cascade"
     adapter_version = "1"
+    Settings = CascadeSettings  # type: ignore[assignment]
     capabilities = Capabilities(modes=("t2va", "it2va"))
 
     def __init__(self, config: Mapping[str, Any], device: str = "cpu"):
-        super().__init__(config, device)
+        Generator.__init__(self, config, device)  # the cascade plans nothing itself: no ModelSettings
+        self._load_error = None
+        self._loaded = False
         from mova_eval.registry import get_generator_class
 
-        self.video_cfg = _stage_config("video", self.config.get("video") or {})
+        self.video_cfg = _stage_config("video", self.settings.video)
         if self.video_cfg["name"] in ("cascade", self.name):
             raise ConfigError("a cascade's video stage cannot itself be a cascade")
         self.video_cls = get_generator_class(self.video_cfg["name"])
+        if isinstance(self.video_cls, type) and issubclass(self.video_cls, Cascade):
+            raise ConfigError("a cascade's video stage cannot itself be a cascade")
+        self.video_cls.parse_settings(self.video_cfg, prefix="generator.video")  # typos named under generator.video
+        self.video = self.video_cls(self.video_cfg, device=device)
         self.capabilities = self.video_cls.capabilities  # what the video stage can serve
-        acfg = dict(self.config.get("audio") or {})
+        acfg = dict(self.settings.audio)
         if acfg.get("name") not in STAGES:
             raise ConfigError(f"generator.audio.name must be one of {sorted(STAGES)}; got {acfg.get('name')!r}")
         self.audio_cfg = acfg
         self.stage_cls = STAGES[acfg["name"]]
+        self.stage = self.stage_cls(acfg, device)
 
     @classmethod
-    def availability(cls, config):
+    def availability(cls, config: Mapping[str, Any]) -> Availability:
         try:
             self = cls(config)
-        except Exception as e:  # noqa: BLE001
-            return False, str(e), None
-        ok, reason, cmd = self.video_cls.availability(self.video_cfg)
-        if not ok:
-            return False, f"video stage {self.video_cfg['name']}: {reason}", cmd
-        ok, reason, cmd = self.stage_cls.ready(self.audio_cfg)
-        return (True, "", None) if ok else (False, f"audio stage {self.stage_cls.name}: {reason}", cmd)
+        except MovaEvalError as e:
+            return Availability(False, str(e))
+        av = self.video_cls.availability(self.video_cfg)
+        if not av.ok:
+            return Availability(False, f"video stage {self.video_cfg['name']}: {av.reason}", av.command)
+        av = self.stage_cls.ready(self.audio_cfg)
+        return av if av.ok else Availability(False, f"audio stage {self.stage_cls.name}: {av.reason}", av.command)
 
-    def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "adapter_version": self.adapter_version,
-                "video": self.video.identity() if self._loaded and self.video else self.video_cfg,
-                "audio": {"name": self.stage_cls.name, **self.stage.settings()} if self._loaded and self.stage
-                else self.audio_cfg, "audio_checkpoint_hash": getattr(getattr(self, "stage", None), "checkpoint_hash", None),
-                "prompts": {"video": self.config.get("video_prompt", "prompt"), "audio": self.config.get("audio_prompt", "audio")},
-                "seed": self.config.get("seed", 0)}
+    def fingerprints(self) -> dict[str, Any]:
+        """A cascade's models are its two stages: their identities (each by the same rule) stand in."""
+        return {"video": self.video.identity(), "audio": self.stage.identity()}
 
-    def validate(self, suite) -> list[str]:
-        video = self.video_cls(self.video_cfg)
-        return video.validate(suite) if hasattr(video, "validate") else []
+    def validate(self, suite: Suite, seeds: Sequence[int] | None = None) -> list[Problem]:
+        """The video stage's problems (its availability, the items it cannot serve) and the audio stage's."""
+        problems = list(self.video.validate(suite, seeds))
+        av = self.stage_cls.ready(self.audio_cfg)
+        if not av.ok:
+            problems.append(Problem("unavailable", f"audio stage {self.stage_cls.name}: {av.reason}"
+                                    + (f" (fix: {av.command})" if av.command else "")))
+        return problems
 
     def sampler_settings(self) -> dict[str, Any]:
         return {"video": self.video_cfg, "audio": self.audio_cfg}
 
     def _load(self) -> None:
-        self.video = self.stage = None
-        self.video = self.video_cls(self.video_cfg, device=self.device)
         self.video.load()
-        if getattr(self.video, "_load_error", None):
+        if isinstance(self.video, ModelGenerator) and self.video._load_error:
             raise GenerationError(f"video stage {self.video_cfg['name']}: {self.video._load_error}")
-        self.stage = self.stage_cls(self.audio_cfg, self.device)
         self.stage.load()
 
     def _video_request(self, req: GenRequest) -> GenRequest:
         item = req.item
-        if self.config.get("video_prompt", "prompt") == "video_prompt" and item.video_prompt:
+        if self.settings.video_prompt == "video_prompt" and item.video_prompt:
             from dataclasses import replace
 
             item = replace(item, prompt=item.video_prompt)
@@ -98,7 +121,7 @@ class Cascade(ModelGenerator):
                              "out_path": str(out.with_name(out.stem + ".video" + out.suffix)) if out else None})
 
     def audio_prompt(self, req: GenRequest) -> str:
-        if self.config.get("audio_prompt", "audio") == "audio" and req.item.audio_prompts:
+        if self.settings.audio_prompt == "audio" and req.item.audio_prompts:
             return " ".join(p.strip() for p in req.item.audio_prompts if p.strip())
         return req.item.prompt
 
@@ -131,7 +154,7 @@ class Cascade(ModelGenerator):
         info = media.probe(vreq.out_path)
         duration = float(info.get("duration") or vprov.get("num_frames", 0) / max(vprov.get("fps", 1), 1))
         prompt = self.audio_prompt(req)
-        seed = int(self.config.get("seed", 0) or 0) + req.seed
+        seed = int(self.settings.seed) + req.seed
         t1 = time.perf_counter()
         try:
             audio, sr = self.stage.make(vreq.out_path, duration, prompt, seed)
@@ -143,9 +166,10 @@ class Cascade(ModelGenerator):
             return GenResult(req.request_id, None, f"audio stage {self.stage.name}: {type(e).__name__}: {e}")
         prov = {"generator": self.name, "adapter_version": self.adapter_version, "video_stage": vprov,
                 "video_stage_reused": reused, "audio_stage": {"name": self.stage.name, "kind": self.stage.kind,
-                                                              "settings": self.stage.settings(), "prompt_sent": prompt,
+                                                              "settings": self.stage.output_settings(),
+                                                              "prompt_sent": prompt,
                                                               "seed": seed, "sample_rate": sr,
-                                                              "checkpoint_hash": getattr(self.stage, "checkpoint_hash", None)},
+                                                              "checkpoint_hash": self.stage.checkpoint_hash},
                 "prompt_sent": {"video": vprov.get("prompt_sent"), "audio": prompt}, "seed": seed, "run_seed": req.seed,
                 "mode": vprov.get("mode"), "wall_time_s": round(time.perf_counter() - t0, 3),
                 "video_wall_time_s": round(t_video, 3), "audio_wall_time_s": round(time.perf_counter() - t1, 3),
@@ -153,9 +177,7 @@ class Cascade(ModelGenerator):
         return GenResult(req.request_id, str(req.out_path), None, prov)
 
     def close(self) -> None:
-        if getattr(self, "video", None) is not None:
-            self.video.close()
-        self.video = self.stage = None
+        self.video.close()
 
 
 class Wan21MMAudio(Cascade):

@@ -24,11 +24,13 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from mova_eval.errors import ConfigError
-from mova_eval.generators.base import Capabilities, Generator
+from mova_eval.generators.base import Capabilities, Generator, GeneratorSettings, Problem
+from mova_eval.generators.settings import output
 from mova_eval.media import VIDEO_EXTENSIONS
+from mova_eval.metrics.base import Availability
 from mova_eval.spec import GenRequest, GenResult, Suite, SuiteItem
 
 RUN_HINT = "mova-eval run generator=directory generator.path=DIR"
@@ -204,34 +206,38 @@ def read_manifest(path: Path, suite_items: list[SuiteItem]) -> ClipIndex:
     return index
 
 
+@dataclass(frozen=True)
+class DirectorySettings(GeneratorSettings):
+    path: str | None = output(None, "the clip folder (required unless manifest is given)")
+    manifest: str | None = output(None, "a CSV/JSON mapping item ids to files (relative paths: relative to it)")
+
+
 class DirectoryGenerator(Generator):
     name = "directory"
+    Settings = DirectorySettings
     capabilities = Capabilities(makes_clips=False)
 
     def __init__(self, config: Mapping[str, Any], device: str = "cpu"):
         super().__init__(config, device)
-        ok, reason, command = self.availability(self.config)
-        if not ok:
-            raise ConfigError(f"{reason} (e.g. {command})")
-        self.path = Path(self.config["path"]).expanduser() if self.config.get("path") else None
-        self.manifest = Path(self.config["manifest"]).expanduser() if self.config.get("manifest") else None
+        av = self._availability(self.settings)
+        if not av.ok:
+            raise ConfigError(f"{av.reason} (e.g. {av.command})")
+        s = self.settings
+        self.path = Path(s.path).expanduser() if s.path else None
+        self.manifest = Path(s.manifest).expanduser() if s.manifest else None
         self._index: ClipIndex | None = None
         self._items: list[SuiteItem] | None = None
 
     @classmethod
-    def availability(cls, config: Mapping[str, Any]) -> tuple[bool, str, str | None]:
-        path, manifest = config.get("path"), config.get("manifest")
-        if not path and not manifest:
-            return False, "needs generator.path=DIR (or generator.manifest=FILE)", RUN_HINT
-        if manifest and not Path(str(manifest)).expanduser().is_file():
-            return False, f"generator.manifest {manifest} does not exist", RUN_HINT + " generator.manifest=FILE"
-        if path and not Path(str(path)).expanduser().is_dir():
-            return False, f"generator.path {path} is not a folder", RUN_HINT
-        return True, "", None
-
-    def identity(self) -> dict:
-        return {"name": self.name, "path": str(self.path.resolve()) if self.path else None,
-                "manifest": str(self.manifest.resolve()) if self.manifest else None}
+    def _availability(cls, s: DirectorySettings) -> Availability:
+        if not s.path and not s.manifest:
+            return Availability(False, "needs generator.path=DIR (or generator.manifest=FILE)", RUN_HINT)
+        if s.manifest and not Path(s.manifest).expanduser().is_file():
+            return Availability(False, f"generator.manifest {s.manifest} does not exist",
+                                RUN_HINT + " generator.manifest=FILE")
+        if s.path and not Path(s.path).expanduser().is_dir():
+            return Availability(False, f"generator.path {s.path} is not a folder", RUN_HINT)
+        return Availability(True)
 
     def bind_suite(self, suite: Suite) -> None:
         super().bind_suite(suite)
@@ -261,7 +267,7 @@ class DirectoryGenerator(Generator):
             out.append(GenResult(r.request_id, str(path) if path else None, error, prov))
         return out
 
-    def validate(self, suite: Suite, seeds: list[int] | None = None) -> list[str]:
+    def validate(self, suite: Suite, seeds: Sequence[int] | None = None) -> list[Problem]:
         """Every problem with the folder/manifest for this suite: missing, unknown and unused files, and files
         that cannot be scored fully (unreadable, truncated, no audio or video stream, zero duration).
         ``seeds`` are the run's seeds (default [0]): they decide which samples count as used."""
@@ -271,28 +277,29 @@ class DirectoryGenerator(Generator):
         try:
             index = self.build_index(list(suite.items))
         except ConfigError as e:
-            return [str(e)]
-        problems: list[str] = []
+            return [Problem("config", str(e))]
+        problems: list[Problem] = []
         for item in suite.items:
             entries = index.files.get(item.id, [])
             if not entries:
-                problems.append(f"missing: item {item.id} ({item.category}) has no clip ({index.expected(item)})")
+                problems.append(Problem("missing", f"item {item.id} ({item.category}) has no clip "
+                                                   f"({index.expected(item)})", (item.id,)))
                 continue
             used: set[int] = set()
             for s in seeds:
                 k, error = index.pick(item, s)
-                if error:
-                    problems.append(f"missing: {error}")
+                if error or k is None:
+                    problems.append(Problem("missing", str(error), (item.id,)))
                 else:
                     used.add(k)
             extra = [e.path for i, e in enumerate(entries) if i not in used]
             if extra:
                 names = ", ".join(str(p) for p in extra[:5]) + (" …" if len(extra) > 5 else "")
-                problems.append(f"unused: item {item.id} has {len(entries)} clips, seeds {seeds} score {len(used)}; "
-                                f"not scored: {names}")
-        problems += [f"unknown: {u}" for u in index.unknown]
+                problems.append(Problem("unused", f"item {item.id} has {len(entries)} clips, seeds {seeds} score "
+                                                  f"{len(used)}; not scored: {names}", (item.id,)))
+        problems += [Problem("unknown", u) for u in index.unknown]
         for item_id, entries in index.files.items():
             for e in entries:
                 for p in media.problems(e.path):
-                    problems.append(f"bad file: {e.path} (item {item_id}): {p}")
+                    problems.append(Problem("bad file", f"{e.path} (item {item_id}): {p}", (item_id,)))
         return problems

@@ -17,9 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dataclasses import dataclass
+
 from mova_eval.errors import ConfigError
-from mova_eval.generators._common import ModelGenerator, checkpoint_fingerprint
-from mova_eval.generators.base import Capabilities
+from mova_eval.generators.base import Capabilities, ModelGenerator, ModelSettings
+from mova_eval.generators.settings import model, output, runtime
+from mova_eval.metrics.base import Availability
 from mova_eval.spec import GenRequest, GenResult
 
 INSTALL = ("git clone https://github.com/researchmm/MM-Diffusion && pip install -r MM-Diffusion/requirements.txt "
@@ -35,38 +38,61 @@ SR_FLAGS = ["--sr_attention_resolutions", "8,16,32", "--large_size", "256", "--s
             "--sr_resblock_updown", "True", "--sr_use_scale_shift_norm", "True"]
 
 
+@dataclass(frozen=True)
+class MMDiffusionSettings(ModelSettings):
+    """ssh_scripts/multimodal_sample_sr.sh's settings."""
+
+    dataset: str = output("landscape", "landscape | aist (names the trained model)")
+    repo_path: str | None = runtime(None, "a checkout of https://github.com/researchmm/MM-Diffusion")
+    multimodal_model_path: str | None = model(None, "the base model checkpoint")
+    sr_model_path: str | None = model(None, "the super-resolution checkpoint")
+    width: int | None = output(256)
+    height: int | None = output(256)
+    num_frames: int | None = output(16, "1.6 s at 10 fps; audio 25600 samples at 16 kHz")
+    fps: float | None = output(10.0)
+    sample_fn: str = output("dpm_solver")
+    diffusion_steps: int = output(1000)
+    sr_sample_fn: str = output("ddim")
+    sr_timestep_respacing: str = output("ddim25")
+    sample_batch_size: int = output(4, "the script's sampling batch (it shapes the random streams)")
+    seed: int = output(42, "one seed per batch (unconditional samples)")
+    ignore_first_frame: bool = output(True, "unconditional: first frames play no part")
+    gpus: int = runtime(1)
+    launcher: str = runtime("mpiexec -n {gpus}")
+    python: str | None = runtime(None)
+    worker_timeout_s: float = runtime(4 * 3600.0)
+
+
 class MMDiffusion(ModelGenerator):
     __abstract__ = True
     adapter_version = "1"
+    Settings = MMDiffusionSettings
     capabilities = Capabilities(modes=("t2va", "it2va"), resolutions=((256, 256),), fps=(10.0,), max_duration_s=1.6)
 
     @classmethod
-    def _more_availability(cls, config):
-        repo = config.get("repo_path")
+    def _more_availability(cls, s: MMDiffusionSettings) -> Availability:
+        repo = s.repo_path
         if not repo or not (Path(str(repo)).expanduser() / SCRIPT).is_file():
-            return False, f"MM-Diffusion repo not found (generator.repo_path={repo})", INSTALL
+            return Availability(False, f"MM-Diffusion repo not found (generator.repo_path={repo})", INSTALL)
         for key in ("multimodal_model_path", "sr_model_path"):
-            if not config.get(key) or not Path(str(config[key])).expanduser().is_file():
-                return False, f"generator.{key} is not a file ({config.get(key)})", INSTALL
-        return True, "", None
-
-    def sampler_settings(self) -> dict[str, Any]:
-        keys = ("dataset", "sample_fn", "diffusion_steps", "sr_sample_fn", "sr_timestep_respacing", "seed")
-        return {k: self.config.get(k) for k in keys}
+            value = getattr(s, key)
+            if not value or not Path(str(value)).expanduser().is_file():
+                return Availability(False, f"generator.{key} is not a file ({value})", INSTALL)
+        return Availability(True)
 
     def checkpoint_ref(self) -> str | None:
-        return self.config.get("multimodal_model_path")
+        return self.settings.multimodal_model_path
 
     def format_prompt(self, req: GenRequest) -> str:
         return ""  # unconditional
 
     def _load(self) -> None:
-        ok, reason, cmd = self._more_availability(self.config)
-        if not ok:
-            raise ConfigError(f"{reason}; install: {cmd}")
-        self.repo = Path(str(self.config["repo_path"])).expanduser().resolve()
-        self._ckpt_hash = checkpoint_fingerprint(Path(self.config["multimodal_model_path"]).expanduser()) + "+" + \
-            checkpoint_fingerprint(Path(self.config["sr_model_path"]).expanduser())[3:15]
+        av = self._more_availability(self.settings)
+        if not av.ok:
+            raise ConfigError(f"{av.reason}; install: {av.command}")
+        self.repo = Path(str(self.settings.repo_path)).expanduser().resolve()
+        for key in ("multimodal_model_path", "sr_model_path"):
+            self.record_fingerprint(key, Path(str(getattr(self.settings, key))).expanduser())
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         if not self._loaded:
@@ -88,25 +114,23 @@ class MMDiffusion(ModelGenerator):
         return [results[r.request_id] for r in requests]
 
     def _run(self, requests: list[GenRequest], plans) -> list[GenResult]:
-        cfg = self.config
+        s = self.settings
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="mmdiffusion-") as d:
-            gpus = int(cfg.get("gpus") or 1)
+            gpus = int(s.gpus or 1)
             seed = plans[0].seed
-            batch = int(cfg.get("sample_batch_size", 4))
-            args = [SCRIPT, *MODEL_FLAGS, *SR_FLAGS, "--diffusion_steps", str(cfg.get("diffusion_steps", 1000)),
+            args = [SCRIPT, *MODEL_FLAGS, *SR_FLAGS, "--diffusion_steps", str(s.diffusion_steps),
                     "--noise_schedule", "linear", "--all_save_num", str(len(requests)), "--save_type", "mp4",
-                    "--devices", ",".join(map(str, range(gpus))), "--batch_size", str(batch), "--is_strict", "True",
-                    "--sample_fn", str(cfg.get("sample_fn", "dpm_solver")), "--sr_diffusion_steps", "1000",
-                    "--sr_sample_fn", str(cfg.get("sr_sample_fn", "ddim")),
-                    "--sr_timestep_respacing", str(cfg.get("sr_timestep_respacing", "ddim25")), "--seed", str(seed),
-                    "--ref_path", "", "--output_dir", d,
-                    "--multimodal_model_path", str(Path(cfg["multimodal_model_path"]).expanduser().resolve()),
-                    "--sr_model_path", str(Path(cfg["sr_model_path"]).expanduser().resolve())]
-            py = cfg.get("python") or sys.executable
-            launcher = shlex.split(str(cfg.get("launcher") or "mpiexec -n {gpus}").format(gpus=gpus)) if gpus > 1 else []
+                    "--devices", ",".join(map(str, range(gpus))), "--batch_size", str(s.sample_batch_size),
+                    "--is_strict", "True", "--sample_fn", s.sample_fn, "--sr_diffusion_steps", "1000",
+                    "--sr_sample_fn", s.sr_sample_fn, "--sr_timestep_respacing", s.sr_timestep_respacing,
+                    "--seed", str(seed), "--ref_path", "", "--output_dir", d,
+                    "--multimodal_model_path", str(Path(str(s.multimodal_model_path)).expanduser().resolve()),
+                    "--sr_model_path", str(Path(str(s.sr_model_path)).expanduser().resolve())]
+            py = s.python or sys.executable
+            launcher = shlex.split(s.launcher.format(gpus=gpus)) if gpus > 1 else []
             p = subprocess.run([*launcher, py, *args], cwd=self.repo, capture_output=True, text=True,
-                               timeout=float(cfg.get("worker_timeout_s", 4 * 3600)))
+                               timeout=s.worker_timeout_s)
             made = sorted(Path(d).glob("*/sr_mp4/*.mp4"))
             wall = (time.perf_counter() - t0) / max(1, len(requests))
             out: list[GenResult] = []

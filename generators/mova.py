@@ -15,10 +15,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mova_eval.errors import ConfigError, GenerationError
-from mova_eval.generators._common import (ModelGenerator, Plan, checkpoint_fingerprint, fingerprint,
-                                          require, resolve_checkpoint, weights_ready)
-from mova_eval.generators.base import Capabilities
+from dataclasses import dataclass
+from typing import Literal
+
+from mova_eval.errors import GenerationError
+from mova_eval.generators.base import Capabilities, ModelGenerator, ModelSettings, Plan, fingerprint
+from mova_eval.generators.checkpoints import require, resolve_checkpoint, weights_ready
+from mova_eval.generators.settings import model, output, runtime
+from mova_eval.metrics.base import Availability
 from mova_eval.spec import GenRequest, GenResult
 
 INSTALL = ("git clone https://github.com/OpenMOSS/MOVA && pip install -e ./MOVA   "
@@ -26,27 +30,55 @@ INSTALL = ("git clone https://github.com/OpenMOSS/MOVA && pip install -e ./MOVA 
 FETCH = "huggingface-cli download {repo} --local-dir ./weights/{name}"
 
 
+NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，"
+            "残缺的，多余的手指")
+
+
+@dataclass(frozen=True)
+class MovaSettings(ModelSettings):
+    """``scripts/inference_single.py``'s arguments, plus how the pipeline is placed on GPUs (runtime only)."""
+
+    checkpoint: str | None = model(None, "a local folder; null = the preset's Hugging Face id")
+    pipeline_factory: str | None = model(None, '"module:callable(checkpoint, torch_dtype=...)"; null = '
+                                               "MOVA.from_pretrained")
+    num_frames: int | None = output(193, "(num_frames - 1) % 4 == 0; 193 / 24 fps = 8.04 s")
+    fps: float | None = output(24.0)
+    num_inference_steps: int = output(50)
+    cfg_scale: float = output(5.0, "one text CFG scale applied to video and audio")
+    sigma_shift: float = output(5.0, "passed like upstream (the released pipeline's scheduler config decides)")
+    dual_cfg_scale: float | None = output(None, "the paper's s_B; refused unless the installed MOVA has dual CFG")
+    negative_prompt: str | None = output(NEGATIVE)
+    seed: int = output(42, "seeds=[0] → 42, the toolkit default")
+    dtype: str = output("bfloat16", "torch dtype of the weights")
+    offload: Literal["none", "cpu", "group"] = runtime("cpu", "none | cpu (component-wise) | group (layer-wise)")
+    offload_to_disk_path: str | None = runtime(None)
+    remove_video_dit: bool = runtime(False, "free the high-noise expert after the switch (memory only)")
+    gpus: int = runtime(1, ">1: a torchrun worker over the batch")
+    cp_size: int | None = runtime(None, "context-parallel degree; null = gpus")
+    attn_type: str = runtime("fa", "attention kernel")
+    python: str | None = runtime(None, "interpreter for the torchrun worker (default: this one)")
+    worker_timeout_s: float | None = runtime(None, "torchrun timeout (default: one hour per clip)")
+
+
 class MovaGenerator(ModelGenerator):
-    """Shared by the presets; each preset fixes the checkpoint's trained resolution."""
+    """Shared by the presets; each preset fixes the checkpoint's trained resolution. The model is named by its
+    Hugging Face id (the preset name) and pinned by the checkpoint fingerprint, so moving the weights folder does
+    not invalidate cached clips."""
 
     __abstract__ = True
     adapter_version = "1"
+    Settings = MovaSettings
     requires = (("mova", INSTALL),)
     hf_repo: str = ""
 
     @classmethod
-    def _more_availability(cls, config):
-        if config.get("pipeline_factory"):
-            return True, "", None
-        return weights_ready(config.get("checkpoint") or cls.hf_repo, FETCH.format(repo=cls.hf_repo, name=cls.name))
+    def _more_availability(cls, s: MovaSettings) -> Availability:
+        if s.pipeline_factory:
+            return Availability(True)
+        return weights_ready(s.checkpoint or cls.hf_repo, FETCH.format(repo=cls.hf_repo, name=cls.name))
 
     def checkpoint_ref(self) -> str:
-        return str(self.config.get("checkpoint") or self.hf_repo)
-
-    def identity(self) -> dict[str, Any]:
-        """The model is named by its Hugging Face id and pinned by the checkpoint fingerprint, so moving the
-        weights folder does not invalidate cached clips."""
-        return {**super().identity(), "model": self.hf_repo}
+        return str(self.settings.checkpoint or self.hf_repo)
 
     def package_version(self) -> str | None:
         from importlib.metadata import PackageNotFoundError, version
@@ -56,25 +88,18 @@ class MovaGenerator(ModelGenerator):
         except PackageNotFoundError:
             return None
 
-    def sampler_settings(self) -> dict[str, Any]:
-        keys = ("num_frames", "fps", "width", "height", "num_inference_steps", "cfg_scale", "sigma_shift",
-                "negative_prompt", "dual_cfg_scale", "seed", "dtype")
-        return {k: self.config.get(k) for k in keys}
-
     # ------------------------------------------------------------------ load
     def _load(self) -> None:
-        cfg = self.config
-        if cfg.get("offload", "none") not in ("none", "cpu", "group"):
-            raise ConfigError(f"generator.offload must be none, cpu or group; got {cfg.get('offload')!r}")
-        self._factory = cfg.get("pipeline_factory")
+        s = self.settings
+        self._factory = s.pipeline_factory
         if not self._factory:  # the real pipeline: the package must be importable
             require("mova.diffusion.pipelines.pipeline_mova", "MOVA", INSTALL)
         ckpt = self.checkpoint_ref()
         self._ckpt_path = ckpt if self._factory and not Path(ckpt).exists() else \
             str(resolve_checkpoint(ckpt, self.name, FETCH.format(repo=self.hf_repo, name=self.name)))
         if Path(self._ckpt_path).exists():
-            self._ckpt_hash = checkpoint_fingerprint(self._ckpt_path)
-        self._gpus = int(cfg.get("gpus") or 1)
+            self.record_fingerprint("checkpoint", self._ckpt_path)
+        self._gpus = int(s.gpus or 1)
         self._pipe = self._mesh = None
         if self._gpus == 1:
             from mova_eval.generators import _mova_worker as w
@@ -84,11 +109,10 @@ class MovaGenerator(ModelGenerator):
             self._pipe = w.build_pipeline(self._pipeline_cfg())
 
     def _pipeline_cfg(self) -> dict[str, Any]:
-        cfg = self.config
-        return {"pipeline_factory": self._factory, "checkpoint": self._ckpt_path, "dtype": cfg.get("dtype", "bfloat16"),
-                "offload": cfg.get("offload", "none"), "offload_to_disk_path": cfg.get("offload_to_disk_path"),
-                "cp_size": int(cfg.get("cp_size") or self._gpus), "attn_type": cfg.get("attn_type", "fa"),
-                "dual_cfg_scale": cfg.get("dual_cfg_scale")}
+        s = self.settings
+        return {"pipeline_factory": self._factory, "checkpoint": self._ckpt_path, "dtype": s.dtype,
+                "offload": s.offload, "offload_to_disk_path": s.offload_to_disk_path,
+                "cp_size": int(s.cp_size or self._gpus), "attn_type": s.attn_type, "dual_cfg_scale": s.dual_cfg_scale}
 
     # ------------------------------------------------------------------ plan
     def plan(self, req: GenRequest) -> Plan:
@@ -100,13 +124,12 @@ class MovaGenerator(ModelGenerator):
         return p
 
     def _job(self, req: GenRequest, plan: Plan) -> dict[str, Any]:
-        cfg = self.config
+        s = self.settings
         job = {"id": req.request_id, "out_path": str(req.out_path), "prompt": plan.prompt,
-               "negative_prompt": cfg.get("negative_prompt") or "", "first_frame": plan.first_frame,
+               "negative_prompt": s.negative_prompt or "", "first_frame": plan.first_frame,
                "width": plan.width, "height": plan.height, "num_frames": plan.num_frames, "fps": plan.fps,
-               "seed": plan.seed, "num_inference_steps": int(cfg.get("num_inference_steps", 50)),
-               "cfg_scale": float(cfg.get("cfg_scale", 5.0)), "sigma_shift": float(cfg.get("sigma_shift", 5.0)),
-               "remove_video_dit": bool(cfg.get("remove_video_dit", False))}
+               "seed": plan.seed, "num_inference_steps": s.num_inference_steps, "cfg_scale": s.cfg_scale,
+               "sigma_shift": s.sigma_shift, "remove_video_dit": s.remove_video_dit}
         job["fingerprint"] = fingerprint(self.identity(), {k: v for k, v in job.items() if k != "out_path"})
         return job
 
@@ -115,7 +138,7 @@ class MovaGenerator(ModelGenerator):
         from mova_eval.generators import _mova_worker as w
 
         job = self._job(req, plan)
-        video, audio, sr = w.run_job(self._pipe, job, self._mesh, self.config.get("dual_cfg_scale"))
+        video, audio, sr = w.run_job(self._pipe, job, self._mesh, self.settings.dual_cfg_scale)
         w.write_output(job, video, audio, sr, {"writer_rank": 0, "world_size": 1})
         return {"audio_sample_rate": sr, "negative_prompt": job["negative_prompt"], "world_size": 1}
 
@@ -160,7 +183,7 @@ class MovaGenerator(ModelGenerator):
     def _from_record(self, req: GenRequest, plan: Plan, rec: dict, resumed: bool) -> GenResult:
         prov = self.provenance(req, plan, rec.get("wall_time_s") or 0.0, rec.get("peak_gpu_memory_mb"))
         prov.update({k: rec[k] for k in ("writer_rank", "world_size", "cp_size", "sample_rate") if k in rec})
-        prov["negative_prompt"] = self.config.get("negative_prompt") or ""
+        prov["negative_prompt"] = self.settings.negative_prompt or ""
         if resumed:
             prov["resumed_from_worker_record"] = True
         return GenResult(req.request_id, str(req.out_path), None, prov)
@@ -171,9 +194,9 @@ class MovaGenerator(ModelGenerator):
         with tempfile.TemporaryDirectory(prefix="mova-jobs-") as d:
             path = Path(d) / "jobs.json"
             path.write_text(json.dumps(spec))
-            cmd = [self.config.get("python") or sys.executable, "-m", "torch.distributed.run", "--standalone",
+            cmd = [self.settings.python or sys.executable, "-m", "torch.distributed.run", "--standalone",
                    f"--nproc_per_node={self._gpus}", "-m", "mova_eval.generators._mova_worker", str(path)]
-            timeout = float(self.config.get("worker_timeout_s") or 3600 * max(1, len(jobs)))
+            timeout = float(self.settings.worker_timeout_s or 3600 * max(1, len(jobs)))
             try:
                 p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
             except subprocess.TimeoutExpired:

@@ -13,54 +13,65 @@ import io
 import re
 from typing import Any
 
+from dataclasses import dataclass
+from typing import Literal
+
 from mova_eval.errors import ConfigError
-from mova_eval.generators._common import Plan, RemoteError, load_image, white_image
-from mova_eval.generators._remote import RemoteVideoGenerator
-from mova_eval.generators.base import Capabilities
+from mova_eval.frames import load_image, white_image
+from mova_eval.generators._remote import RemoteError, RemoteSettings, RemoteVideoGenerator
+from mova_eval.generators.base import Capabilities, Plan
+from mova_eval.generators.settings import output
+from mova_eval.metrics.base import Availability
 from mova_eval.spec import GenRequest
 
 FAILED = ("failed", "error", "cancelled")
 
 
+@dataclass(frozen=True)
+class MovaSGLangSettings(RemoteSettings):
+    model: str = output("mova", "label of what the server serves (the server decides the model)")
+    num_frames: int | None = output(193)
+    fps: float | None = output(24.0)
+    guidance_scale: float = output(5.0)
+    num_inference_steps: int = output(50)
+    seed: int = output(42)
+    t2va_reference: Literal["white", "none"] = output("white", "items without a first frame: send a white image "
+                                                                "(MOVA's workflow) | none")
+
+
 class MovaSGLang(RemoteVideoGenerator):
     name = "mova_sglang"
     adapter_version = "1"
+    Settings = MovaSGLangSettings
     capabilities = Capabilities(modes=("it2va", "t2va"), max_duration_s=193 / 24 + 1e-6, fps=(24.0,))
 
     @classmethod
-    def _more_availability(cls, config):
-        url = str(config.get("url") or "")
-        if not re.match(r"https?://", url):
-            return False, f"no server URL (generator.url={config.get('url')})", \
-                "mova-eval run generator=mova_sglang generator.url=http://HOST:30000"
-        return True, "", None
+    def _more_availability(cls, s: MovaSGLangSettings) -> Availability:
+        if not re.match(r"https?://", str(s.url or "")):
+            return Availability(False, f"no server URL (generator.url={s.url})",
+                                "mova-eval run generator=mova_sglang generator.url=http://HOST:30000")
+        return Availability(True)
 
     def checkpoint_ref(self) -> str:
-        return str(self.config.get("model") or "mova")
-
-    def sampler_settings(self) -> dict[str, Any]:
-        keys = ("model", "width", "height", "num_frames", "fps", "guidance_scale", "num_inference_steps", "seed",
-                "t2va_reference")
-        return {k: self.config.get(k) for k in keys}
+        return str(self.settings.model or "mova")
 
     def _base_url(self) -> str:
-        url = str(self.config.get("url") or "")
+        url = str(self.settings.url or "")
         if not re.match(r"https?://", url):
             raise ConfigError(f"generator.url must be an http(s) URL of the SGLang server, got {url!r}")
         return url.rstrip("/")
 
     def _payload(self, req: GenRequest, plan: Plan) -> dict[str, Any]:
-        cfg = self.config
+        s = self.settings
         form = {"prompt": plan.prompt, "size": f"{plan.width}x{plan.height}", "num_frames": str(plan.num_frames),
-                "fps": f"{plan.fps:g}", "seed": str(plan.seed),
-                "guidance_scale": f"{float(cfg.get('guidance_scale', 5.0)):g}",
-                "num_inference_steps": str(int(cfg.get("num_inference_steps", 50)))}
+                "fps": f"{plan.fps:g}", "seed": str(plan.seed), "guidance_scale": f"{s.guidance_scale:g}",
+                "num_inference_steps": str(s.num_inference_steps)}
         return {"form": form, "input_reference": self._reference_png(plan)}
 
     def _reference_png(self, plan: Plan) -> bytes | None:
         if plan.first_frame:
             img = load_image(plan.first_frame, plan.width, plan.height)
-        elif (self.config.get("t2va_reference") or "white") == "white":
+        elif self.settings.t2va_reference == "white":
             img = white_image(plan.width, plan.height)
         else:
             return None

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mova_eval.generators._common import (ModelGenerator, Plan, call_factory, checkpoint_fingerprint, require,
-                                          speech_tagged, write_clip)
-from mova_eval.generators.base import Capabilities
+from dataclasses import dataclass
+from typing import Literal
+
+from mova_eval.frames import write_clip
+from mova_eval.generators.base import Capabilities, ModelGenerator, ModelSettings, Plan
+from mova_eval.generators.checkpoints import call_factory, require, resolve_checkpoint
+from mova_eval.generators.prompts import speech_tagged
+from mova_eval.generators.settings import model, output, runtime
 from mova_eval.spec import GenRequest
 
 INSTALL = ("git clone https://github.com/character-ai/Ovi && pip install -r Ovi/requirements.txt && "
@@ -18,22 +23,45 @@ ENGINE_KEYS = ("model_name", "sample_steps", "solver_name", "shift", "audio_guid
                "slg_layer", "video_negative_prompt", "audio_negative_prompt", "cpu_offload", "fp8", "seed")
 
 
+@dataclass(frozen=True)
+class OviSettings(ModelSettings):
+    """ovi/configs/inference/inference_fusion.yaml's settings."""
+
+    ckpt_dir: str | None = model("./ckpts", "where Ovi/download_weights.py put the weights")
+    engine_factory: str | None = model(None, '"module:callable" returning an engine (tests)')
+    model_name: str = output("720x720_5s", "Ovi 1.0; 960x960_5s / 960x960_10s for Ovi 1.1")
+    width: int | None = output(720)
+    height: int | None = output(720)
+    num_frames: int | None = output(121, "5 s at 24 fps (the engine decides the length from model_name)")
+    fps: float | None = output(24.0)
+    sample_steps: int = output(50)
+    solver_name: str = output("unipc")
+    shift: float = output(5.0)
+    video_guidance_scale: float = output(4.0)
+    audio_guidance_scale: float = output(3.0)
+    slg_layer: int = output(11)
+    video_negative_prompt: str = output("jitter, bad hands, blur, distortion")
+    audio_negative_prompt: str = output("robotic, muffled, echo, distorted")
+    audio_sample_rate: int = output(16000, "the rate the engine's audio is written at")
+    seed: int = output(103, "Ovi's config seed")
+    prompt_format: Literal["ovi", "plain"] = output("ovi", "ovi: <S>speech<E> and <AUDCAP>audio<ENDAUDCAP> tags")
+    fp8: bool = output(False, "fp8 weights (changes the numerics)")
+    cpu_offload: bool = runtime(False)
+
+
 class Ovi(ModelGenerator):
     name = "ovi"
     adapter_version = "1"
+    Settings = OviSettings
     requires = (("ovi", INSTALL),)
     capabilities = Capabilities(modes=("t2va", "it2va"), max_duration_s=10.05, fps=(24.0,))
 
-    def sampler_settings(self) -> dict[str, Any]:
-        keys = ("width", "height", "num_frames", "fps", "prompt_format", *ENGINE_KEYS)
-        return {k: self.config.get(k) for k in keys if k in self.config}
-
     def checkpoint_ref(self) -> str | None:
-        return self.config.get("ckpt_dir")
+        return self.settings.ckpt_dir
 
     def format_prompt(self, req: GenRequest) -> str:
         item = req.item
-        if self.config.get("prompt_format", "ovi") != "ovi":
+        if self.settings.prompt_format != "ovi":
             return item.prompt
         text = speech_tagged(item.prompt, item.speech_text, "<S>", "<E>")
         audio = " ".join(a.strip().rstrip(".") + "." for a in item.audio_prompts if a.strip())
@@ -42,32 +70,29 @@ class Ovi(ModelGenerator):
     def _load(self) -> None:
         import torch
 
-        cfg = self.config
-        if cfg.get("engine_factory"):  # a stand-in with OviFusionEngine's generate() signature
-            self.engine = call_factory(cfg["engine_factory"])
+        s = self.settings
+        if s.engine_factory:  # a stand-in with OviFusionEngine's generate() signature
+            self.engine = call_factory(s.engine_factory)
             return
         require("ovi.ovi_fusion_engine", "Ovi", INSTALL)
         from omegaconf import OmegaConf
         from ovi.ovi_fusion_engine import OviFusionEngine
 
-        from mova_eval.generators._common import resolve_checkpoint
-
-        ckpt = resolve_checkpoint(cfg.get("ckpt_dir"), "Ovi", "python Ovi/download_weights.py --output-dir ./ckpts")
-        self._ckpt_hash = checkpoint_fingerprint(ckpt)
-        engine_cfg = OmegaConf.create({**{k: cfg[k] for k in ENGINE_KEYS if k in cfg}, "ckpt_dir": str(ckpt),
+        ckpt = resolve_checkpoint(s.ckpt_dir, "Ovi", "python Ovi/download_weights.py --output-dir ./ckpts")
+        self.record_fingerprint("ckpt_dir", ckpt)
+        engine_cfg = OmegaConf.create({**{k: getattr(s, k) for k in ENGINE_KEYS}, "ckpt_dir": str(ckpt),
                                        "mode": "t2v"})  # generate() switches to i2v when given an image
         device = 0 if self.device.startswith("cuda") else self.device
         self.engine = OviFusionEngine(config=engine_cfg, device=device, target_dtype=torch.bfloat16)
 
     def _make(self, req: GenRequest, plan: Plan) -> dict[str, Any]:
-        cfg = self.config
+        s = self.settings
         video, audio, _image = self.engine.generate(
             text_prompt=plan.prompt, image_path=plan.first_frame, video_frame_height_width=[plan.height, plan.width],
-            seed=plan.seed, solver_name=cfg.get("solver_name", "unipc"), sample_steps=int(cfg.get("sample_steps", 50)),
-            shift=float(cfg.get("shift", 5.0)), video_guidance_scale=float(cfg.get("video_guidance_scale", 4.0)),
-            audio_guidance_scale=float(cfg.get("audio_guidance_scale", 3.0)), slg_layer=int(cfg.get("slg_layer", 11)),
-            video_negative_prompt=cfg.get("video_negative_prompt", ""),
-            audio_negative_prompt=cfg.get("audio_negative_prompt", ""))
-        sr = int(cfg.get("audio_sample_rate", 16000))
+            seed=plan.seed, solver_name=s.solver_name, sample_steps=s.sample_steps, shift=s.shift,
+            video_guidance_scale=s.video_guidance_scale, audio_guidance_scale=s.audio_guidance_scale,
+            slg_layer=s.slg_layer, video_negative_prompt=s.video_negative_prompt,
+            audio_negative_prompt=s.audio_negative_prompt)
+        sr = s.audio_sample_rate
         write_clip(req.out_path, video, plan.fps, audio, sr)
         return {"audio_sample_rate": sr}

@@ -10,28 +10,40 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from dataclasses import dataclass
+
 from mova_eval.errors import GenerationError
-from mova_eval.generators._common import Plan, RemoteError, load_image
-from mova_eval.generators._remote import RemoteVideoGenerator
-from mova_eval.generators.base import Capabilities
+from mova_eval.frames import load_image
+from mova_eval.generators._remote import RemoteError, RemoteSettings, RemoteVideoGenerator
+from mova_eval.generators.base import Capabilities, Plan
+from mova_eval.generators.settings import output, runtime
 from mova_eval.spec import GenRequest
 
 SECONDS = (4, 8, 12)
 
 
+@dataclass(frozen=True)
+class Sora2Settings(RemoteSettings):
+    model: str = output("sora-2", "sora-2 (1280x720 / 720x1280) | sora-2-pro (also 1792x1024 / 1024x1792)")
+    url: str | None = runtime("https://api.openai.com")
+    api_key_env: str | None = runtime("OPENAI_API_KEY")
+    width: int | None = output(1280)
+    height: int | None = output(720)
+    duration: float | None = output(8.0, "seconds: 4, 8 or 12")
+    fps: float | None = output(24.0, "nominal (planning only): the API chooses the frame rate")
+
+
 class Sora2(RemoteVideoGenerator):
     name = "sora2"
     adapter_version = "1"
+    Settings = Sora2Settings
     default_key_env = "OPENAI_API_KEY"
     capabilities = Capabilities(modes=("t2va", "it2va"),
                                 resolutions=((1280, 720), (720, 1280), (1792, 1024), (1024, 1792)),
                                 max_duration_s=12.0)
 
     def checkpoint_ref(self) -> str:
-        return str(self.config.get("model", "sora-2"))
-
-    def sampler_settings(self) -> dict[str, Any]:
-        return {k: self.config.get(k) for k in ("model", "width", "height", "duration")}
+        return self.settings.model
 
     def plan(self, req: GenRequest) -> Plan:
         p = super().plan(req)

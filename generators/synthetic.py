@@ -29,12 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 
 from mova_eval.errors import ConfigError, GenerationError
-from mova_eval.generators.base import Capabilities, Generator
+from mova_eval.generators.base import Capabilities, Generator, GeneratorSettings
+from mova_eval.generators.settings import output
+from mova_eval.metrics.base import Availability
 from mova_eval.spec import GenRequest, GenResult, SuiteItem
 
 VERSION = "2"
@@ -674,45 +676,55 @@ def render(item: SuiteItem, seed: int, spec: RenderSpec, defects: Mapping[str, A
     return Rendered(video, np.clip(audio, -1, 1).astype(np.float32), prov)
 
 
+@dataclass(frozen=True)
+class SyntheticSettings(GeneratorSettings):
+    duration: float = output(4.0, "seconds")
+    fps: float = output(24.0)
+    width: int = output(320)
+    height: int = output(240)
+    sample_rate: int = output(16000)
+    tts: Literal["espeak", "none"] = output("espeak", "espeak-ng voices for speech items; none: tones labelled "
+                                                      "'not speech'")
+    defects: dict[str, Any] = output({}, "audio_offset_ms, swap_audio_with, silence, noise_snr_db, frozen")
+
+
 class SyntheticGenerator(Generator):
     name = "synthetic"
+    adapter_version = VERSION
+    Settings = SyntheticSettings
     capabilities = Capabilities(modes=("t2va",))
 
     def __init__(self, config: Mapping[str, Any], device: str = "cpu"):
         super().__init__(config, device)
-        self.defects = check_defects(self.config.get("defects"))
-        tts = str(self.config.get("tts", "espeak"))
-        if tts not in ("espeak", "none"):
-            raise ConfigError(f"generator.tts must be 'espeak' or 'none', got {tts!r}")
+        self.defects = check_defects(self.settings.defects)
         self._items: dict[str, SuiteItem] = {}
         self.spec_for(None)  # bad sizes or rates are configuration errors before anything is generated
 
     @classmethod
-    def availability(cls, config: Mapping[str, Any]) -> tuple[bool, str, str | None]:
-        if str(config.get("tts", "espeak")) == "none":
-            return True, "", None
+    def _availability(cls, s: SyntheticSettings) -> Availability:
+        if s.tts == "none":
+            return Availability(True)
         tts = Espeak.get()
         if not tts.available:
-            return False, f"espeak-ng TTS not usable ({tts.why_not}): speech items will fail, others work", TTS_INSTALL
-        return True, "", None
+            return Availability(False, f"espeak-ng TTS not usable ({tts.why_not}): speech items will fail, others "
+                                       "work", TTS_INSTALL)
+        return Availability(True)
 
     def bind_suite(self, suite) -> None:
         super().bind_suite(suite)
         self._items.update({it.id: it for it in suite.items})
 
-    def identity(self) -> dict:
-        tts = "none" if self.config.get("tts") == "none" else Espeak.get().describe()
-        return {"name": self.name, "version": VERSION, "tts_engine": tts,
-                **{k: v for k, v in self.config.items() if k not in ("name", "batch_size")}}
+    def fingerprints(self) -> dict[str, Any]:
+        """The TTS engine is this generator's model: its version and voice data change the speech audio."""
+        return {"tts_engine": "none" if self.settings.tts == "none" else Espeak.get().describe()}
 
     def spec_for(self, req: GenRequest | None) -> RenderSpec:
         """Clip settings: the request's where it sets them, else the generator config's."""
-        cfg = self.config
+        s = self.settings
         duration, fps = (req.duration_s, req.fps) if req else (None, None)
         width, height = (req.width, req.height) if req else (None, None)
-        spec = RenderSpec(duration=float(duration or cfg.get("duration", 4.0)), fps=float(fps or cfg.get("fps", 24)),
-                          width=int(width or cfg.get("width", 320)), height=int(height or cfg.get("height", 240)),
-                          sample_rate=int(cfg.get("sample_rate", 16000)), tts=str(cfg.get("tts", "espeak")))
+        spec = RenderSpec(duration=float(duration or s.duration), fps=float(fps or s.fps), width=int(width or s.width),
+                          height=int(height or s.height), sample_rate=s.sample_rate, tts=s.tts)
         if spec.width % 2 or spec.height % 2 or spec.width < 32 or spec.height < 32:
             raise ConfigError(f"synthetic clips need even sizes of at least 32 px (H.264), got {spec.width}x{spec.height}")
         if spec.duration < 1.0 or not 1 <= spec.fps <= 120 or not 8000 <= spec.sample_rate <= 96000:

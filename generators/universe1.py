@@ -17,9 +17,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dataclasses import dataclass
+
 from mova_eval.errors import ConfigError, GenerationError
-from mova_eval.generators._common import ModelGenerator, Plan, checkpoint_fingerprint
-from mova_eval.generators.base import Capabilities
+from mova_eval.generators.base import Capabilities, ModelGenerator, ModelSettings, Plan
+from mova_eval.generators.settings import model, output, runtime
+from mova_eval.metrics.base import Availability
 from mova_eval.spec import GenRequest
 
 INSTALL = ("git clone https://github.com/Dorniwang/UniVerse-1-code && cd UniVerse-1-code && pip install -e . "
@@ -28,34 +31,53 @@ SCRIPT = "fastvideo/sample/sample_universe.py"
 SIZES = ((512, 512), (768, 480), (480, 768))  # (width, height) the script chooses from the image aspect
 
 
+@dataclass(frozen=True)
+class UniVerse1Settings(ModelSettings):
+    """scripts/inference/inference_universe.sh's settings; the three model paths are relative to repo_path."""
+
+    repo_path: str | None = runtime(None, "a checkout of https://github.com/Dorniwang/UniVerse-1-code")
+    model_path: str = model("./huggingfaces/Wan-AI/Wan2.1-T2V-1.3B-Diffusers/")
+    ace_path: str = model("./huggingfaces/ACE-Step/ACE-Step-v1-3.5B/")
+    transformer_path: str = model("./checkpoints/UniVerse-1-base/")
+    num_frames: int | None = output(125, "5 s at 25 fps")
+    fps: float | None = output(25.0)
+    width: int | None = output(512, "informative: the script picks the size from the first frame")
+    height: int | None = output(512)
+    num_inference_steps: int = output(35)
+    guidance_scale_vid: float = output(1.2)
+    guidance_scale_aud: float = output(5.0)
+    seed: int = output(10240, "the upstream script's seed")
+    cpu_offload: bool = runtime(True)
+    gpus: int = runtime(1, ">1: torchrun over the script")
+    python: str | None = runtime(None)
+    worker_timeout_s: float = runtime(7200.0)
+
+
 class UniVerse1(ModelGenerator):
     name = "universe1"
     adapter_version = "1"
+    Settings = UniVerse1Settings
     capabilities = Capabilities(modes=("it2va",), fps=(25.0,), max_duration_s=125 / 25 + 1e-6)
 
     @classmethod
-    def _more_availability(cls, config):
-        repo = config.get("repo_path")
+    def _more_availability(cls, s: UniVerse1Settings) -> Availability:
+        repo = s.repo_path
         if not repo or not (Path(str(repo)).expanduser() / SCRIPT).is_file():
-            return False, f"UniVerse-1 repo not found (generator.repo_path={repo})", INSTALL
-        return True, "", None
-
-    def sampler_settings(self) -> dict[str, Any]:
-        keys = ("num_frames", "fps", "num_inference_steps", "guidance_scale_vid", "guidance_scale_aud", "seed",
-                "neg_prompt", "transformer_path", "model_path", "ace_path")
-        return {k: self.config.get(k) for k in keys}
+            return Availability(False, f"UniVerse-1 repo not found (generator.repo_path={repo})", INSTALL)
+        return Availability(True)
 
     def checkpoint_ref(self) -> str | None:
-        return self.config.get("transformer_path")
+        return self.settings.transformer_path
 
     def _load(self) -> None:
-        ok, reason, cmd = self._more_availability(self.config)
-        if not ok:
-            raise ConfigError(f"{reason}; install: {cmd}")
-        self.repo = Path(str(self.config["repo_path"])).expanduser().resolve()
-        ckpt = self.repo / str(self.config.get("transformer_path") or "")
-        if ckpt.exists() and ckpt != self.repo:
-            self._ckpt_hash = checkpoint_fingerprint(ckpt)
+        av = self._more_availability(self.settings)
+        if not av.ok:
+            raise ConfigError(f"{av.reason}; install: {av.command}")
+        self.repo = Path(str(self.settings.repo_path)).expanduser().resolve()
+        for key in ("transformer_path", "model_path", "ace_path"):
+            path = self.repo / str(getattr(self.settings, key) or "")
+            if path.exists() and path != self.repo:
+                self.record_fingerprint(key, path)
 
     def plan(self, req: GenRequest) -> Plan:
         p = super().plan(req)
@@ -75,28 +97,28 @@ class UniVerse1(ModelGenerator):
                 "speech_prompt": {"speaker": it.speaker, "text": it.speech_text}}
 
     def _make(self, req: GenRequest, plan: Plan) -> dict[str, Any]:
-        cfg = self.config
+        s = self.settings
         with tempfile.TemporaryDirectory(prefix="universe1-") as d:
             d = Path(d)
             (d / "prompt.json").write_text(plan.prompt, encoding="utf-8")
             img = d / ("ref" + Path(plan.first_frame).suffix.lower())
             shutil.copyfile(plan.first_frame, img)
             out_dir = d / "out"
-            args = [SCRIPT, "--model_path", str(cfg["model_path"]), "--ace_path", str(cfg["ace_path"]),
-                    "--transformer_path", str(cfg["transformer_path"]), "--num_frames", str(plan.num_frames),
-                    "--num_inference_steps", str(cfg.get("num_inference_steps", 35)),
-                    "--guidance_scale_vid", str(cfg.get("guidance_scale_vid", 1.2)),
-                    "--guidance_scale_aud", str(cfg.get("guidance_scale_aud", 5.0)), "--seed", str(plan.seed),
+            args = [SCRIPT, "--model_path", s.model_path, "--ace_path", s.ace_path,
+                    "--transformer_path", s.transformer_path, "--num_frames", str(plan.num_frames),
+                    "--num_inference_steps", str(s.num_inference_steps),
+                    "--guidance_scale_vid", str(s.guidance_scale_vid),
+                    "--guidance_scale_aud", str(s.guidance_scale_aud), "--seed", str(plan.seed),
                     "--output_path", str(out_dir), "--refimg_path", str(img), "--prompt_path", str(d / "prompt.json")]
-            if cfg.get("cpu_offload"):
+            if s.cpu_offload:
                 args.append("--cpu_offload")
-            gpus = int(cfg.get("gpus") or 1)
-            py = cfg.get("python") or sys.executable
+            gpus = int(s.gpus or 1)
+            py = s.python or sys.executable
             cmd = [py, *args] if gpus == 1 else [py, "-m", "torch.distributed.run", "--standalone",
                                                   f"--nproc_per_node={gpus}", *args]
             try:
                 p = subprocess.run(cmd, cwd=self.repo, capture_output=True, text=True,
-                                   timeout=float(cfg.get("worker_timeout_s", 7200)))
+                                   timeout=s.worker_timeout_s)
             except subprocess.TimeoutExpired as e:
                 raise GenerationError(f"UniVerse-1 script timed out after {e.timeout:.0f} s") from e
             made = sorted(out_dir.glob("*_with_audio.mp4")) if out_dir.is_dir() else []

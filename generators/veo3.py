@@ -12,30 +12,43 @@ import base64
 import io
 from typing import Any
 
+from dataclasses import dataclass
+
 from mova_eval.errors import GenerationError
-from mova_eval.generators._common import Plan, RemoteError, load_image
-from mova_eval.generators._remote import RemoteVideoGenerator
-from mova_eval.generators.base import Capabilities
+from mova_eval.frames import load_image
+from mova_eval.generators._remote import RemoteError, RemoteSettings, RemoteVideoGenerator
+from mova_eval.generators.base import Capabilities, Plan
+from mova_eval.generators.settings import output, runtime
 from mova_eval.spec import GenRequest
 
 RESOLUTION = {(1280, 720): ("16:9", "720p"), (1920, 1080): ("16:9", "1080p"), (720, 1280): ("9:16", "720p"),
               (1080, 1920): ("9:16", "1080p")}
 
 
+@dataclass(frozen=True)
+class Veo3Settings(RemoteSettings):
+    model: str = output("veo-3.0-generate-001", "or veo-3.0-fast-generate-001")
+    url: str | None = runtime("https://generativelanguage.googleapis.com")
+    api_key_env: str | None = runtime("GEMINI_API_KEY")
+    width: int | None = output(1280, "1280x720 or 1920x1080, or the 9:16 versions")
+    height: int | None = output(720)
+    duration: float | None = output(8.0, "Veo 3 makes 8 s clips")
+    fps: float | None = output(24.0)
+    negative_prompt: str | None = output(None)
+    person_generation: str | None = output(None, "e.g. allow_all / allow_adult; null = the service default")
+
+
 class Veo3(RemoteVideoGenerator):
     name = "veo3"
     adapter_version = "1"
+    Settings = Veo3Settings
     default_key_env = "GEMINI_API_KEY"
     key_header = "x-goog-api-key"
     capabilities = Capabilities(modes=("t2va", "it2va"), resolutions=tuple(RESOLUTION), max_duration_s=8.0,
                                 fps=(24.0,))
 
     def checkpoint_ref(self) -> str:
-        return str(self.config.get("model", "veo-3.0-generate-001"))
-
-    def sampler_settings(self) -> dict[str, Any]:
-        return {k: self.config.get(k) for k in ("model", "width", "height", "duration", "fps", "negative_prompt",
-                                                "person_generation")}
+        return self.settings.model
 
     def plan(self, req: GenRequest) -> Plan:
         p = super().plan(req)
@@ -51,10 +64,10 @@ class Veo3(RemoteVideoGenerator):
             load_image(plan.first_frame, plan.width, plan.height).save(buf, format="PNG")
             instance["image"] = {"bytesBase64Encoded": base64.b64encode(buf.getvalue()).decode(), "mimeType": "image/png"}
         params: dict[str, Any] = {"aspectRatio": aspect, "resolution": resolution, "durationSeconds": 8}
-        if self.config.get("negative_prompt"):
-            params["negativePrompt"] = self.config["negative_prompt"]
-        if self.config.get("person_generation"):
-            params["personGeneration"] = self.config["person_generation"]
+        if self.settings.negative_prompt:
+            params["negativePrompt"] = self.settings.negative_prompt
+        if self.settings.person_generation:
+            params["personGeneration"] = self.settings.person_generation
         return {"instances": [instance], "parameters": params}
 
     def _submit(self, payload: dict[str, Any]) -> str:

@@ -76,10 +76,10 @@ def cmd_ls(args) -> int:
     confs = set(group_options("generator"))
     for name, cls in generator_classes().items():
         cfg = compose([f"generator={name}"], require_all=False)["generator"] if name in confs else {"name": name}
-        good, reason, command = cls.availability(cfg)
-        line = f"  {ok if good else bad} {name:<14}"
-        if not good:
-            line += f" {reason}" + (f"  → {command}" if command else "")
+        av = cls.availability(cfg)
+        line = f"  {ok if av.ok else bad} {name:<14}"
+        if not av.ok:
+            line += f" {av.reason}" + (f"  → {av.command}" if av.command else "")
         print(line)
     print("metrics:")
     for name, cls in metric_classes().items():
@@ -98,7 +98,7 @@ def cmd_validate(args) -> int:
     from mova_eval.suites import load_suite, summarize
 
     cfg = compose(args.overrides)
-    problems: list[str] = []
+    problems: list = []  # generators.base.Problem
     suite = load_suite(cfg["suite"])
     s = summarize(suite)
     print(f"suite {suite.name} (v{suite.version}) from {suite.source}: {s['items']} items, {s['with_speech']} with speech")
@@ -107,8 +107,7 @@ def cmd_validate(args) -> int:
     if any(o.split("=")[0] == "generator" for o in args.overrides):
         gcls = get_generator_class(cfg["generator"]["name"])
         gen = gcls(cfg["generator"])
-        if hasattr(gen, "validate"):
-            problems += gen.validate(suite, seeds=cfg.get("seeds"))
+        problems += gen.validate(suite, seeds=cfg.get("seeds"))
     if problems:
         print(f"\n{len(problems)} problem(s):")
         for p in problems:

@@ -60,11 +60,11 @@ def test_wan21_then_v2a_makes_one_muxed_clip_and_resumes(tmp_path, monkeypatch):
 
 def test_missing_audio_package_is_reported_by_ls_and_per_item(monkeypatch):
     cfg = compose(["generator=wan21_mmaudio"])["generator"]
-    ok, reason, command = Wan21MMAudio.availability(cfg)
-    assert not ok
+    av = Wan21MMAudio.availability(cfg)
+    assert not av.ok
     cfg["video"] = TINY_WAN
-    ok, reason, command = Wan21MMAudio.availability(cfg)
-    assert not ok and "mmaudio" in reason and "hkchengrex/MMAudio" in command
+    av = Wan21MMAudio.availability(cfg)
+    assert not av.ok and "mmaudio" in av.reason and "hkchengrex/MMAudio" in av.command
     gen = Wan21MMAudio(cfg)
     gen.load()
     (res,) = gen.generate([GenRequest("x#s0", ITEM, 0)])
@@ -197,7 +197,7 @@ def test_hunyuan_foley_stage_shapes_the_request_and_muxes_its_audio(foley, tmp_p
 def test_hunyuan_foley_stage_errors(foley, tmp_path, monkeypatch):
     from mova_eval.errors import ConfigError
     from mova_eval.generators._audio_stages import HunyuanFoley
-    from mova_eval.generators._common import CheckpointMissingError
+    from mova_eval.generators.checkpoints import CheckpointMissingError
 
     cfg, _ = foley
     with pytest.raises(ConfigError, match="config_path"):
@@ -217,7 +217,7 @@ def test_missing_hunyuan_foley_package_names_the_install():
     from mova_eval.errors import MissingDependencyError
     from mova_eval.generators._audio_stages import HunyuanFoley
 
-    ok, reason, command = HunyuanFoley.ready({"name": "hunyuan_foley"})
-    assert not ok and "hunyuanvideo_foley" in reason and "Tencent-Hunyuan/HunyuanVideo-Foley" in command
+    av = HunyuanFoley.ready({"name": "hunyuan_foley"})
+    assert not av.ok and "hunyuanvideo_foley" in av.reason and "Tencent-Hunyuan/HunyuanVideo-Foley" in av.command
     with pytest.raises(MissingDependencyError, match="HunyuanVideo-Foley"):
         HunyuanFoley({"name": "hunyuan_foley"}, "cpu").load()

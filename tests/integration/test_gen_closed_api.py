@@ -102,8 +102,8 @@ def test_sora2_moderation_failure(tmp_path, monkeypatch, clip_bytes):
 def test_missing_key_makes_ls_and_items_say_how_to_fix(monkeypatch):
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     cfg = compose(["generator=veo3"])["generator"]
-    ok, reason, command = Veo3.availability(cfg)
-    assert not ok and "GEMINI_API_KEY" in reason and command == "export GEMINI_API_KEY=..."
+    av = Veo3.availability(cfg)
+    assert not av.ok and "GEMINI_API_KEY" in av.reason and av.command == "export GEMINI_API_KEY=..."
     g = Veo3(cfg)
     g.load()
     (res,) = g.generate([_req()])

@@ -30,8 +30,8 @@ def _req(i: int, seed: int = 0, first_frame=None, prompt="A man says \"hi\" by t
 
 def test_missing_package_is_a_per_item_error_with_the_install_command():
     cfg = compose(["generator=mova_360p"])["generator"]
-    ok, reason, command = Mova360p.availability(cfg)
-    assert not ok and "mova" in reason and "OpenMOSS/MOVA" in command
+    av = Mova360p.availability(cfg)
+    assert not av.ok and "mova" in av.reason and "OpenMOSS/MOVA" in av.command
     gen = Mova360p(cfg)
     gen.load()  # never raises: the reason is kept for every request
     res = gen.generate([_req(0)])
@@ -132,8 +132,9 @@ def test_offload_modes_reach_the_pipeline(tmp_path, monkeypatch, offload, expect
     assert trace["offload"] == expected
 
 
-def test_unknown_offload_mode_is_reported():
-    gen = Mova360p(_cfg(offload="disk"))
-    gen.load()
-    (res,) = gen.generate([_req(0)])
-    assert "offload must be none, cpu or group" in res.error
+def test_unknown_offload_mode_is_a_config_error_before_loading():
+    from mova_eval.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"generator\.offload of generator 'mova_360p' must be 'none' \| 'cpu' \| "
+                                          r"'group', got 'disk'"):
+        Mova360p(_cfg(offload="disk"))

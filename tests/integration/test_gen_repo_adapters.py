@@ -43,8 +43,8 @@ def test_ovi_prompt_format_and_clip(tmp_path):
 
 def test_ovi_missing_package_says_how_to_install():
     cfg = compose(["generator=ovi"])["generator"]
-    ok, reason, command = Ovi.availability(cfg)
-    assert not ok and "character-ai/Ovi" in command
+    av = Ovi.availability(cfg)
+    assert not av.ok and "character-ai/Ovi" in av.command
     gen = Ovi(cfg)
     gen.load()
     (res,) = gen.generate([GenRequest("s1#s0", SPEECH_ITEM, 0)])
@@ -64,7 +64,7 @@ def test_universe1_runs_the_repo_script_with_verse_bench_json(tmp_path):
     repo = _fake_repo(tmp_path, "fastvideo/sample/sample_universe.py", "sample_universe.py")
     Image.new("RGB", (1280, 800), (1, 2, 3)).save(tmp_path / "ff.jpg")
     cfg = compose(["generator=universe1", f"generator.repo_path={repo}"])["generator"]
-    assert UniVerse1.availability(cfg)[0]
+    assert UniVerse1.availability(cfg).ok
     gen = UniVerse1(cfg)
     gen.load()
     item = SuiteItem(**{**SPEECH_ITEM.__dict__, "first_frame": str(tmp_path / "ff.jpg")})
@@ -83,8 +83,8 @@ def test_universe1_runs_the_repo_script_with_verse_bench_json(tmp_path):
 
 def test_universe1_without_repo_is_actionable():
     cfg = compose(["generator=universe1"])["generator"]
-    ok, reason, command = UniVerse1.availability(cfg)
-    assert not ok and "Dorniwang/UniVerse-1-code" in command
+    av = UniVerse1.availability(cfg)
+    assert not av.ok and "Dorniwang/UniVerse-1-code" in av.command
 
 
 def test_mmdiffusion_batch_fills_requests_and_ignores_prompts(tmp_path):
@@ -94,7 +94,7 @@ def test_mmdiffusion_batch_fills_requests_and_ignores_prompts(tmp_path):
     cfg = compose(["generator=mmdiffusion_aist", f"generator.repo_path={repo}",
                    f"generator.multimodal_model_path={tmp_path / 'AIST++.pt'}",
                    f"generator.sr_model_path={tmp_path / 'AIST++_SR.pt'}"])["generator"]
-    assert MMDiffusionAIST.availability(cfg)[0]
+    assert MMDiffusionAIST.availability(cfg).ok
     gen = MMDiffusionAIST(cfg)
     gen.load()
     reqs = [GenRequest(f"i{i}#s0", SuiteItem(id=f"i{i}", category="set1", prompt=f"p{i}"), 0) for i in range(3)]
@@ -112,6 +112,8 @@ def test_validate_reports_unservable_items_before_loading():
     from mova_eval.suites import load_suite
 
     suite = load_suite(compose(["suite=smoke"])["suite"])
-    problems = UniVerse1(compose(["generator=universe1"])["generator"]).validate(suite)
-    assert problems == [f"universe1: universe1 needs a first-frame image (IT2VA only) and item … has none "
-                        f"({len(suite)} items)"]
+    unavailable, unservable = UniVerse1(compose(["generator=universe1"])["generator"]).validate(suite)
+    assert unavailable.kind == "unavailable" and "UniVerse-1 repo not found" in unavailable.message
+    assert unservable.kind == "unservable" and unservable.items == tuple(it.id for it in suite.items)
+    assert unservable.message == (f"universe1: universe1 needs a first-frame image (IT2VA only) and item … has none "
+                                  f"({len(suite)} items)")

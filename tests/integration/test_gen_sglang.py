@@ -9,7 +9,7 @@ import pytest
 
 from mova_eval import media
 from mova_eval.config import compose
-from mova_eval.generators._common import RemoteJobs
+from mova_eval.generators._remote import RemoteJobs
 from mova_eval.generators.mova_sglang import MovaSGLang
 from mova_eval.spec import GenRequest, SuiteItem
 
@@ -113,7 +113,7 @@ def test_server_that_forgot_the_job_gets_one_new_submission(tmp_path, clip_bytes
     with Loopback(fake) as srv:
         g = _gen(srv.url)
         req = _req(tmp_path)
-        from mova_eval.generators._common import fingerprint
+        from mova_eval.generators.base import fingerprint
 
         plan = g.plan(req)
         fp = fingerprint(g.base, g.identity(), g._payload(req, plan))
@@ -157,9 +157,9 @@ def test_concurrency_limit(tmp_path, clip_bytes):
 
 
 def test_bad_url_is_a_per_item_error_and_ls_readiness():
-    ok, reason, command = MovaSGLang.availability(compose(["generator=mova_sglang"])["generator"])
-    assert not ok and "generator.url=http://HOST:30000" in command
-    assert MovaSGLang.availability({"url": "ftp://x"})[0] is False
+    av = MovaSGLang.availability(compose(["generator=mova_sglang"])["generator"])
+    assert not av.ok and "generator.url=http://HOST:30000" in av.command
+    assert MovaSGLang.availability({"url": "ftp://x"}).ok is False
     g = MovaSGLang({"name": "mova_sglang", "url": "ftp://x", "num_frames": 193, "fps": 24})
     g.load()
     (res,) = g.generate([GenRequest("a#s0", SuiteItem(id="a", category="c", prompt="p"), 0, width=640, height=352)])

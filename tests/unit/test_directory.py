@@ -9,6 +9,7 @@ import pytest
 
 from mova_eval import media
 from mova_eval.errors import ConfigError
+from mova_eval.metrics.base import Availability
 from mova_eval.generators.directory import DirectoryGenerator, matching_id, _by_len
 from mova_eval.spec import GenRequest, Suite, SuiteItem
 
@@ -106,7 +107,8 @@ def test_several_step_folders_are_ambiguous(tmp_path, suite, clip_bytes):
     gen = _gen(suite, path=root)
     with pytest.raises(ConfigError, match="several folders"):
         _pick(gen, suite, "a1")
-    assert "several folders" in gen.validate(suite)[0]
+    (problem,) = gen.validate(suite)
+    assert problem.kind == "config" and "several folders" in problem.message
 
 
 def test_flat_layout(tmp_path, suite, clip_bytes):
@@ -166,7 +168,7 @@ def test_json_manifest_lists_samples_in_order(tmp_path, suite, clip_bytes):
     assert Path(_pick(gen, suite, "a1", 1).path).name == "a.mp4"
     assert _pick(gen, suite, "clip_ab12").ok
     problems = gen.validate(suite)
-    assert any(p.startswith("unknown:") and "'ghost'" in p for p in problems)
+    assert any(p.kind == "unknown" and "'ghost'" in p.message for p in problems)
 
 
 def test_manifest_listing_a_missing_file(tmp_path, suite):
@@ -204,7 +206,8 @@ def test_validate_lists_missing_unknown_unused_and_bad_files(tmp_path, suite, cl
     _put(root, "set3/00001000.mp4", clip_bytes)                               # a set this suite does not have
     _put(root, "loose_00000010.mp4", clip_bytes)                              # outside the set folders
     gen = _gen(suite, path=root)
-    problems = gen.validate(suite)
+    typed = gen.validate(suite)
+    problems = [str(p) for p in typed]
     text = "\n".join(problems)
     assert f"missing: item 00000010 (set1) has no clip (expected {root}/set1/00000010*.mp4)" in problems
     assert f"missing: item 00000300 (set2) has no clip (expected {root}/set2/00000300*.mp4)" in problems
@@ -216,7 +219,9 @@ def test_validate_lists_missing_unknown_unused_and_bad_files(tmp_path, suite, cl
     assert f"bad file: {root}/set2/clip_ab12.mp4 (item clip_ab12): has no audio stream" in problems
     assert "00001000" not in text  # set3 is not part of this suite: not reported file by file
     assert len(problems) == 8, text
-    assert not any("unused" in p for p in gen.validate(suite, seeds=[0, 1]))
+    assert {p.kind for p in typed} == {"missing", "unused", "unknown", "bad file"}
+    assert [p.items for p in typed if p.kind == "unused"] == [("00000001",)]
+    assert not any(p.kind == "unused" for p in gen.validate(suite, seeds=[0, 1]))
 
 
 def test_validate_through_the_cli(tmp_path, clip_bytes, capsys):
@@ -236,13 +241,13 @@ def test_validate_through_the_cli(tmp_path, clip_bytes, capsys):
 
 def test_availability_and_capabilities(tmp_path):
     assert DirectoryGenerator.capabilities.makes_clips is False
-    ok, reason, command = DirectoryGenerator.availability({"path": None, "manifest": None})
-    assert not ok and "generator.path=DIR" in reason and command
-    ok, reason, _ = DirectoryGenerator.availability({"path": str(tmp_path / "nope")})
-    assert not ok and "is not a folder" in reason
-    ok, reason, _ = DirectoryGenerator.availability({"manifest": str(tmp_path / "m.csv")})
-    assert not ok and "does not exist" in reason
-    assert DirectoryGenerator.availability({"path": str(tmp_path)}) == (True, "", None)
+    av = DirectoryGenerator.availability({"path": None, "manifest": None})
+    assert not av.ok and "generator.path=DIR" in av.reason and av.command
+    av = DirectoryGenerator.availability({"path": str(tmp_path / "nope")})
+    assert not av.ok and "is not a folder" in av.reason
+    av = DirectoryGenerator.availability({"manifest": str(tmp_path / "m.csv")})
+    assert not av.ok and "does not exist" in av.reason
+    assert DirectoryGenerator.availability({"path": str(tmp_path)}) == Availability(True)
     with pytest.raises(ConfigError, match="is not a folder"):
         DirectoryGenerator({"name": "directory", "path": str(tmp_path / "nope")})
 

@@ -1,13 +1,16 @@
-"""Pure helpers shared by the generator adapters (generators/_common.py)."""
+"""Pure helpers shared by the generator adapters: frame/audio conversion (mova_eval/frames.py), prompts,
+HTTP helpers (generators/_remote.py), checkpoint fingerprints, and ModelGenerator planning (generators/base.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from mova_eval.errors import GenerationError
-from mova_eval.generators._common import (ModelGenerator, RateLimiter, checkpoint_fingerprint, redact, speech_tagged,
-                                          to_audio, to_uint8_frames)
-from mova_eval.generators.base import Capabilities
+from mova_eval.frames import to_audio, to_uint8_frames
+from mova_eval.generators._remote import RateLimiter, redact
+from mova_eval.generators.base import Capabilities, ModelGenerator
+from mova_eval.generators.checkpoints import checkpoint_fingerprint
+from mova_eval.generators.prompts import speech_tagged
 from mova_eval.spec import GenRequest, SuiteItem
 
 

@@ -283,7 +283,7 @@ def test_swap_audio_with_another_item(items, tts):
 def test_defects_are_part_of_identity_and_provenance(items, tmp_path):
     plain = SyntheticGenerator({"name": "synthetic", "tts": "none"})
     late = SyntheticGenerator({"name": "synthetic", "tts": "none", "defects": {"audio_offset_ms": 40}})
-    assert plain.identity() != late.identity() and late.identity()["defects"] == {"audio_offset_ms": 40}
+    assert plain.identity() != late.identity() and late.identity()["settings"]["defects"] == {"audio_offset_ms": 40}
     res = late.generate([_request(items["smoke_sfx_01"], 0, tmp_path / "x.mp4")])[0]
     assert res.ok and res.provenance["defects"] == {"audio_offset_ms": 40.0}
 
@@ -323,8 +323,8 @@ def test_without_tts_speech_items_fail_with_the_install_command(items, tmp_path,
     assert not speech.ok and "espeakng-loader" in speech.error and "apt-get install -y espeak-ng" in speech.error
     assert not (tmp_path / "a.mp4").exists()
     assert sfx.ok
-    ok, reason, command = SyntheticGenerator.availability({"tts": "espeak"})
-    assert not ok and "speech items will fail" in reason and "espeakng-loader" in command
+    av = SyntheticGenerator.availability({"tts": "espeak"})
+    assert not av.ok and "speech items will fail" in av.reason and "espeakng-loader" in av.command
 
 
 def test_tts_none_is_labelled_as_not_speech(items):
