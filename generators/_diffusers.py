@@ -7,8 +7,10 @@ Quirk (the Wan2.1 bug this module fixes): diffusers schedulers name the flow-mat
 ``FlowMatchEulerDiscreteScheduler`` has ``shift``, ``UniPCMultistepScheduler`` / ``DPMSolverMultistepScheduler``
 (Wan2.1's published scheduler is UniPC) have ``flow_shift``, which acts only with ``use_flow_sigmas=True`` — and
 with ``use_dynamic_shifting=True`` (LTX-2's published FlowMatchEuler) either key is ignored in favour of a
-resolution-dependent shift. :func:`set_flow_shift` puts a configured shift where the pipeline's own scheduler
-reads it, or refuses, so the recorded setting is the one the sampler used.
+resolution-dependent shift. And ``from_config`` silently resets every key named in the config's
+``_use_default_values`` (keys the scheduler was built without), so overriding such a key needs that list edited.
+:func:`set_flow_shift` puts a configured shift where the pipeline's own scheduler reads it, or refuses, so the
+recorded setting is the one the sampler used.
 """
 from __future__ import annotations
 
@@ -90,7 +92,14 @@ def set_flow_shift(pipe, shift: float, key: str = "generator.flow_shift") -> dic
                           "(neither 'shift' nor 'flow_shift' in its config); leave it null")
     if cfg.get("use_dynamic_shifting"):  # a resolution-dependent shift would override the fixed one
         change["use_dynamic_shifting"] = False
-    pipe.scheduler = type(sched).from_config({**cfg, **change})
+    # diffusers' from_config drops every key listed in the config's ``_use_default_values`` (the keys the
+    # scheduler was built without) in favour of the class default — a changed key must leave that list
+    cfg["_use_default_values"] = [k for k in cfg.get("_use_default_values", []) if k not in change]
+    new = type(sched).from_config({**cfg, **change})
+    wrong = {k: new.config[k] for k, v in change.items() if new.config[k] != v}
+    if wrong:
+        raise ConfigError(f"{key}={shift:g}: {name} did not take {wrong}")
+    pipe.scheduler = new
     return {"scheduler": name, **change}
 
 

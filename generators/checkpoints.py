@@ -14,7 +14,7 @@ from pathlib import Path
 from mova_eval.errors import ConfigError, MissingDependencyError, MovaEvalError
 from mova_eval.metrics.base import Availability
 
-_FP_CACHE: dict[tuple[str, float], str] = {}
+_FP_CACHE: dict[tuple, str] = {}
 
 
 class CheckpointMissingError(MovaEvalError):
@@ -25,13 +25,15 @@ def checkpoint_fingerprint(path: str | Path) -> str:
     """sha256 over every file's relative path, size and first/last MiB (hashing 100+ GB of shards in full on every
     run is not practical). A file is the same when these match; `mova-eval weights verify` does full hashes."""
     p = Path(path)
-    key = (str(p.resolve()), p.stat().st_mtime)
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and ".cache" not in f.parts)
+    stats = [f.stat() for f in files]
+    # memoised per process on every file's size and mtime (a folder's own mtime misses files rewritten in place)
+    key = (str(p.resolve()), tuple((str(f), st.st_size, st.st_mtime_ns) for f, st in zip(files, stats)))
     if key in _FP_CACHE:
         return _FP_CACHE[key]
     h = hashlib.sha256()
-    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and ".cache" not in f.parts)
-    for f in files:
-        size = f.stat().st_size
+    for f, st in zip(files, stats):
+        size = st.st_size
         h.update(f"{f.relative_to(p) if p.is_dir() else f.name}\0{size}\0".encode())
         with open(f, "rb") as fh:
             h.update(fh.read(1 << 20))

@@ -2,6 +2,8 @@
 Sizes follow diffusers' own fast-test components; the text encoders and tokenizers are built in memory."""
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -66,8 +68,9 @@ def tiny_ltx2():
                         tokenizer=word_tokenizer(), connectors=connectors, transformer=transformer, vocoder=vocoder)
 
 
-def tiny_wan():
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+@functools.lru_cache(maxsize=1)
+def _wan_parts():
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
     torch.manual_seed(0)
@@ -80,8 +83,53 @@ def tiny_wan():
                                         in_channels=16, out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32,
                                         num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
                                         rope_max_seq_len=32)
-    return WanPipeline(transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
-                       text_encoder=text_encoder, tokenizer=word_tokenizer(), transformer_2=None)
+    return vae, text_encoder, transformer
+
+
+def _wan_with(scheduler):
+    from diffusers import WanPipeline
+
+    vae, text_encoder, transformer = _wan_parts()
+    return WanPipeline(transformer=transformer, vae=vae, scheduler=scheduler, text_encoder=text_encoder,
+                       tokenizer=word_tokenizer(), transformer_2=None)
+
+
+def tiny_wan():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return _wan_with(FlowMatchEulerDiscreteScheduler(shift=7.0))
+
+
+def tiny_wan_unipc():
+    """The scheduler class Wan2.1's published Diffusers checkpoints ship (flow sigmas, key ``flow_shift``)."""
+    from diffusers import UniPCMultistepScheduler
+
+    return _wan_with(UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=1.0))
+
+
+def tiny_wan_dpm():
+    """DPM-Solver++ with flow sigmas, the other multistep scheduler diffusers documents for Wan (``flow_shift``)."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    return _wan_with(DPMSolverMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                                 flow_shift=1.0))
+
+
+def tiny_wan_unipc_without_flow_sigmas():
+    """A UniPC that ignores ``flow_shift`` (no flow sigmas): a configured shift must be refused, not recorded."""
+    from diffusers import UniPCMultistepScheduler
+
+    return _wan_with(UniPCMultistepScheduler())
+
+
+def tiny_ltx2_dynamic():
+    """LTX-2 with a dynamically shifting FlowMatchEuler scheduler (resolution-dependent shift), as LTX publishes."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    pipe = tiny_ltx2()
+    pipe.scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05,
+                                                     base_image_seq_len=1024, max_image_seq_len=4096)
+    return pipe
 
 
 def tiny_audioldm2():
