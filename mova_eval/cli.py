@@ -167,11 +167,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                     "published tables that use it (and which variant), reference values, weights and licence")
     ls.set_defaults(func=cmd_ls)
 
-    v = sub.add_parser("validate", help="check a suite file and/or a clip folder without scoring",
-                       description="Examples:\n  mova-eval validate suite=verse suite.path=FILE\n"
+    v = sub.add_parser("validate", help="check a suite, and what a generator makes of it, without generating or scoring",
+                       description="Reports the suite, then (with generator=NAME) the generator's problems: whether it "
+                                   "can run here, items it cannot serve, a clip folder's missing/unused/bad files.\n"
+                                   "Examples:\n  mova-eval validate suite=verse suite.path=FILE\n"
+                                   "  mova-eval validate suite=smoke generator=ltx2\n"
                                    "  mova-eval validate suite=verse suite.path=FILE generator=directory generator.path=DIR",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    v.add_argument("overrides", nargs="*", help="Hydra overrides selecting the suite (and generator=directory)")
+    v.add_argument("overrides", nargs="*", help="Hydra overrides selecting the suite (and generator=NAME)")
     v.set_defaults(func=cmd_validate)
 
     w = sub.add_parser("weights", help="the checkpoint registry: list, fetch, verify")

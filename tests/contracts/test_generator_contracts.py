@@ -164,3 +164,16 @@ def test_validate_returns_typed_problems(name, clip_dirs):
         assert all(i in {it.id for it in suite.items} for i in p.items)
     if not cls.availability(_config(name, clip_dirs)).ok:
         assert any(p.kind == "unavailable" for p in problems)  # an unusable generator is never "no problems"
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "directory"])  # directory's CLI path: test_directory.py
+def test_validate_through_the_cli(name, capsys):
+    """`mova-eval validate suite=smoke generator=NAME` reports instead of crashing (issue 11: every model generator
+    died with TypeError on ``seeds``); exit 1 exactly when there are problems."""
+    from mova_eval.cli import main
+
+    rc = main(["validate", "suite=smoke", f"generator={name}"])
+    out = capsys.readouterr().out
+    assert (rc, "no problems found" in out) in ((0, True), (1, False))
+    if rc:
+        assert "problem(s):" in out and "  - " in out.split("problem(s):")[1]
