@@ -79,7 +79,7 @@ def import_runs(store: Store, runs: list[tuple[Path, str | None]], media_dir: Pa
             raise MovaEvalError(f"{run_dir}: not a run directory (no run.json)")
         log = read_run_json(run_dir)
         model = label or _label(log.generator)
-        rows = ItemLog(run_dir).load()
+        rows = ItemLog(run_dir).load().records()
         if not rows:
             raise MovaEvalError(f"{run_dir}: items.parquet has no rows")
         suite_items = _suite_items(log.config)

@@ -1,10 +1,13 @@
 """The Metric contract (DESIGN.md, "Metric").
 
-A metric declares a :class:`MetricInfo` and implements either
+A metric declares a :class:`MetricInfo` and is either
 
-* ``score(clip, item) -> ItemScore`` — a per-item metric (loudness, WER, LSE, CLAP…), or
-* ``features(clip, item) -> np.ndarray`` plus ``compute(features, items) -> dict[output, float]`` — a set-level
-  metric (FVD, FAD, IS), whose per-item features are cached and which the runner calls once per group.
+* a :class:`Metric` with ``score(clip, item) -> ItemScore`` — a per-item metric (loudness, WER, LSE, CLAP…), or
+* a :class:`SetLevelMetric` with ``features(clip, item) -> np.ndarray`` and ``compute(features, items) ->
+  SetResult`` — a set-level metric (FVD, FAD, IS), whose per-item features are cached (and recorded in
+  features.parquet) and which the runner calls once per group.
+
+Which of the two a metric is, is its class: the runner asks ``isinstance(m, SetLevelMetric)``, nothing else.
 
 Failures are never scores: raise (a MediaError, MetricUnavailable, NotApplicable or any exception) and the runner
 records NaN with the reason. Heavy imports (torch models, onnxruntime…) belong in ``load()`` so that listing
@@ -85,15 +88,26 @@ class MetricInfo:
         raise KeyError(name)
 
 
+@dataclass(frozen=True)
+class Ratio:
+    """The corpus counts behind one item's rate: errors (``numerator``) over reference length (``denominator``).
+    A ``corpus`` metric's group value is Σ numerator / Σ denominator over the group's items."""
+
+    numerator: float
+    denominator: float
+
+
 @dataclass
 class ItemScore:
     """A per-item result: one value per declared output (NaN only together with a reason in ``errors``), and
     ``details`` kept in the run log for inspection (a transcript, the chosen face track, the offset…).
-    ``errors`` maps an output to why it has no value while the others do (e.g. LSE offset found but no C)."""
+    ``errors`` maps an output to why it has no value while the others do (e.g. LSE offset found but no C).
+    ``counts`` holds the corpus counts of each output of a ``corpus`` metric (WER: errors / reference words)."""
 
     values: dict[str, float]
     details: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, Ratio] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,8 @@ class Availability:
 
 
 class Metric:
-    """Base class. Subclasses set ``info`` and override ``score`` or ``features`` + ``compute``."""
+    """Base class of every metric; a per-item metric overrides ``score``. Set-level metrics derive from
+    :class:`SetLevelMetric` instead."""
 
     info: ClassVar[MetricInfo]
     __abstract__: ClassVar[bool] = True
@@ -139,10 +154,6 @@ class Metric:
         if not av.ok:
             raise MetricUnavailable(self.info.name, av.reason, av.command)
 
-    @property
-    def is_set_level(self) -> bool:
-        return type(self).compute is not Metric.compute
-
     def applies(self, item: SuiteItem) -> bool:
         """Whether the metric has anything to say about this item (WER only for items with speech…)."""
         if "speech" in self.info.needs and not item.has_speech:
@@ -165,20 +176,39 @@ class Metric:
         return json.dumps({"v": self.info.version, "opt": self.options, "w": hashes}, sort_keys=True, default=str)
 
     # ------------------------------------------------------------------ per-item
-    def score(self, clip: Clip, item: SuiteItem) -> "ItemScore":
+    def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
         """Values for this item. Must be thread-safe: the runner may call it from several workers at once."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} is a per-item metric but does not implement score()")
 
-    # ------------------------------------------------------------------ set-level
-    def features(self, clip: Clip, item: SuiteItem) -> np.ndarray:
-        raise NotImplementedError
 
-    def compute(self, features: Sequence[np.ndarray], items: Sequence[SuiteItem]) -> dict[str, float]:
-        """Set-level values over one group's features (the runner calls it per category and for ``all``)."""
-        raise NotImplementedError
+@dataclass
+class SetResult:
+    """What a set-level metric's ``compute`` returns for one group: a value per declared output (a missing or NaN
+    output is reported with ``note`` as the reason), optional 95% CIs ``{output: (low, high)}``, a ``note`` that
+    the summary row carries (n, protocol, reference, warnings), and ``details`` for inspection."""
+
+    values: dict[str, float]
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    note: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class SetLevelMetric(Metric):
+    """A metric over a set of clips (FVD, FAD, IS): per-clip ``features`` (cached by clip content hash + metric +
+    cache token), then ``compute`` once per group (each category and ``all``, see ``set_groups``)."""
+
+    __abstract__: ClassVar[bool] = True
 
     #: True when ``all`` is the mean of the category values (MOVA's IS) rather than a statistic over every item
-    all_is_category_mean: ClassVar[bool] = False
+    all_is_category_mean: bool = False
+
+    def features(self, clip: Clip, item: SuiteItem) -> np.ndarray:
+        """This clip's features (any array the metric's ``compute`` understands); must be thread-safe."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement features()")
+
+    def compute(self, features: Sequence[np.ndarray], items: Sequence[SuiteItem]) -> SetResult:
+        """Set-level values over one group's features (the runner calls it per category and for ``all``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement compute()")
 
     def set_groups(self, categories: list[str]) -> dict[str, list[int]]:
         """Indices of the items in each group: one group per category plus ``all``. Override to regroup."""

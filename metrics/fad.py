@@ -38,7 +38,7 @@ from mova_eval import references, weights
 from mova_eval.errors import MetricUnavailable
 from mova_eval.media import AudioPreset
 from mova_eval.metrics import clap, frechet
-from mova_eval.metrics.base import Card, SET_LEVEL, Metric, MetricInfo, Output
+from mova_eval.metrics.base import SET_LEVEL, Card, MetricInfo, Output, SetLevelMetric, SetResult
 from mova_eval.metrics.features import vggish
 from mova_eval.spec import Clip, SuiteItem
 
@@ -47,7 +47,7 @@ MIN_SECONDS = 1.0
 PER_ITEM = "per_item"
 
 
-class _FADBase(Metric):
+class _FADBase(SetLevelMetric):
     __abstract__ = True
     protocol: ClassVar[str]
     weights_name: ClassVar[str | None]
@@ -145,7 +145,7 @@ class _FADBase(Metric):
             f", {len(skipped)} unusable" if skipped else "") + ")"
         return frechet.GaussianStats.of(x), x, note
 
-    def compute(self, features: Sequence[np.ndarray], items: Sequence[SuiteItem]) -> dict[str, float]:
+    def compute(self, features: Sequence[np.ndarray], items: Sequence[SuiteItem]) -> SetResult:
         if self.options.get("reference") == PER_ITEM:
             ref_stats, ref_feats, ref_note = self._per_item_reference(items)
         else:
@@ -180,8 +180,8 @@ class _FADBase(Metric):
             values[f"{name}_kid"] = rep["kid"]
         if "inf" in rep:
             values[f"{name}_inf"] = rep["inf"]
-        return frechet.SetValues(values, note="; ".join(notes),
-                                 ci={name: rep.ci["distance"]} if "distance" in rep.ci else {}, details=rep.details)
+        return SetResult(values, note="; ".join(notes),
+                         ci={name: rep.ci["distance"]} if "distance" in rep.ci else {}, details=rep.details)
 
     def reference_meta(self, features: Sequence[np.ndarray]) -> dict:
         metas = [frechet.unpack_features(f)[1] for f in features]

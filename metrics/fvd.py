@@ -33,7 +33,7 @@ import numpy as np
 from mova_eval import references, weights
 from mova_eval.errors import MediaError, MetricUnavailable
 from mova_eval.metrics import frechet
-from mova_eval.metrics.base import Card, SET_LEVEL, Availability, Metric, MetricInfo, Output
+from mova_eval.metrics.base import SET_LEVEL, Availability, Card, MetricInfo, Output, SetLevelMetric, SetResult
 from mova_eval.metrics.features import i3d
 from mova_eval.spec import Clip, SuiteItem
 
@@ -64,7 +64,7 @@ class ShortClipError(MediaError):
     """The clip has fewer frames than the protocol's window; it is excluded, never looped."""
 
 
-class FVD(Metric):
+class FVD(SetLevelMetric):
     info = MetricInfo(
         name="fvd",
         outputs=(Output("fvd", "lower", "", "Fréchet Video Distance to the reference statistics (I3D logits)"),
@@ -186,7 +186,7 @@ class FVD(Metric):
         return out
 
     # ----------------------------------------------------------------------------------------- set level
-    def compute(self, features: Sequence[np.ndarray], items: Sequence[SuiteItem]) -> dict[str, float]:
+    def compute(self, features: Sequence[np.ndarray], items: Sequence[SuiteItem]) -> SetResult:
         if self.reference is None:
             self.load_reference()
         unpacked = [frechet.unpack_features(f) for f in features]
@@ -204,10 +204,9 @@ class FVD(Metric):
         ref_fps = self.reference.meta.get("fps_counts")
         if ref_fps and not self.fps and set(map(float, ref_fps)) != set(rates):
             notes.append(f"WARNING: reference frame rates {ref_fps} differ from the generated clips'")
-        out = frechet.SetValues({"fvd": rep["distance"], **({"fvd_kid": rep["kid"]} if "kid" in rep else {})},
-                                note="; ".join(notes), ci={"fvd": rep.ci["distance"]} if "distance" in rep.ci else {},
-                                details=rep.details)
-        return out
+        return SetResult({"fvd": rep["distance"], **({"fvd_kid": rep["kid"]} if "kid" in rep else {})},
+                         ci={"fvd": rep.ci["distance"]} if "distance" in rep.ci else {}, note="; ".join(notes),
+                         details=rep.details)
 
     def reference_meta(self, features: Sequence[np.ndarray]) -> dict:
         """What ``reference build`` records beside the statistics."""

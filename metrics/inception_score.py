@@ -28,7 +28,7 @@ import numpy as np
 
 from mova_eval.errors import MediaError
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import Card, SET_LEVEL, Metric, MetricInfo, Output, require_package
+from mova_eval.metrics.base import SET_LEVEL, Card, MetricInfo, Output, SetLevelMetric, SetResult, require_package
 from mova_eval.metrics.features import panns  # light: registers the Cnn14 weights; torch loads lazily
 from mova_eval.spec import Clip, SuiteItem
 
@@ -67,7 +67,7 @@ def split_is(logits: np.ndarray, splits: int = 10, seed: int = 2020, shuffle: bo
     return float(s.mean()), float(s.std(ddof=1)) if splits > 1 else math.nan
 
 
-class InceptionScore(Metric):
+class InceptionScore(SetLevelMetric):
     info = MetricInfo(
         name="is",
         outputs=(
@@ -149,13 +149,14 @@ class InceptionScore(Metric):
         out = panns.run_cnn14(self._model, self._audio(clip)[None])
         return out["clipwise_output" if self.mode == "mova" else "logits"][0].astype(np.float32)
 
-    def compute(self, features: Sequence[np.ndarray], items: Sequence[SuiteItem]) -> dict[str, float]:
+    def compute(self, features: Sequence[np.ndarray], items: Sequence[SuiteItem]) -> SetResult:
         f = np.stack([np.asarray(x, dtype=np.float64) for x in features])
         if self.mode == "mova":
             if self.splits != 1:
                 raise ValueError("is: mode 'mova' uses one split; use mode 'av_bench' for several")
-            return {"is": mova_is(f), "is_std": math.nan}
+            return SetResult({"is": mova_is(f), "is_std": math.nan},
+                             note=f"n={len(f)}; is_std: none in mode 'mova' (one split)")
         if len(f) < self.splits:
             raise ValueError(f"is: {len(f)} clips cannot fill {self.splits} splits")
         mean, std = split_is(f, self.splits, self.seed)
-        return {"is": mean, "is_std": std}
+        return SetResult({"is": mean, "is_std": std}, note=f"n={len(f)}, {self.splits} splits, seed {self.seed}")

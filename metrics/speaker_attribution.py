@@ -22,7 +22,7 @@ padded with empty speakers) is solved with ``scipy.optimize.linear_sum_assignmen
 the assignment (edits never cross speakers; an unmatched hypothesis speaker's words are insertions, an unmatched
 reference speaker's are deletions), the denominator is the reference length. English is scored in words after the
 Whisper English normaliser, Chinese in characters without punctuation or spaces (MOVA's normalisation). Corpus
-level as MOVA: Σ errors / Σ reference length (``cpwer_num``/``cpwer_den``). MOVA prints cpCER in percent; we
+level as MOVA: Σ errors / Σ reference length (``ItemScore.counts``: the ``numerator``/``denominator`` columns). MOVA prints cpCER in percent; we
 report the fraction (MOVA's README also quotes 0.156 as a fraction).
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from mova_eval.errors import ConfigError, MissingDependencyError
-from mova_eval.metrics.base import Card, CORPUS, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.base import CORPUS, Card, ItemScore, Metric, MetricInfo, Output, Ratio
 from mova_eval.spec import Clip, SuiteItem
 
 SR = 16_000
@@ -306,7 +306,7 @@ class _CpErrorRate(Metric):
         details.update(speakers_estimated=n_est, segments=[
             {"start": round(s / SR, 3), "end": round(e / SR, 3), "speaker": int(k)} for (s, e), k in zip(segs, labels)])
         values = {cnt: float(abs(n_est - n_ref))}
-        details.update({f"{cnt}_num": abs(n_est - n_ref), f"{cnt}_den": 1})
+        counts = {cnt: Ratio(abs(n_est - n_ref), 1)}
         errors: dict = {}
         try:
             asr.check_language(self.asr, self.language, self.info.name)
@@ -315,7 +315,7 @@ class _CpErrorRate(Metric):
                 texts.append(asr.transcribe(audio[s:e], self.language, self.asr)["text"])
         except asr.EnglishOnlyModel as e:
             msg = str(e) if str(e).startswith("unavailable") else f"unavailable: {e}"
-            return ItemScore({out: math.nan, **values}, details, {out: msg})
+            return ItemScore({out: math.nan, **values}, details, {out: msg}, counts)
         for seg, t in zip(details["segments"], texts):
             seg["text"] = t
         hyp_spk: dict[int, list[str]] = {}
@@ -327,14 +327,14 @@ class _CpErrorRate(Metric):
         hyp_n = [normalize(h, self.language, self.t2s) for h in hyp_list]
         r = cp_error(ref_n, hyp_n, self.unit)
         details.update(hypothesis_speakers={f"H{i}": h for i, h in enumerate(hyp_list)},
-                       assignment={ref_keys[i]: (None if j is None else f"H{j}") for i, j in enumerate(r["assignment"])},
-                       **{f"{out}_num": r["errors"], f"{out}_den": r["length"]})
+                       assignment={ref_keys[i]: (None if j is None else f"H{j}") for i, j in enumerate(r["assignment"])})
+        counts[out] = Ratio(r["errors"], r["length"])
         if r["length"] == 0:
             values[out] = math.nan
             errors[out] = "reference is empty after normalisation"
         else:
             values[out] = r["errors"] / r["length"]
-        return ItemScore(values, details, errors)
+        return ItemScore(values, details, errors, counts)
 
 
 _COMMON = dict(needs=frozenset({"audio", "speech"}), extra="speech",

@@ -9,7 +9,7 @@ the item's). Normalisation: :mod:`mova_eval.metrics.features.text_norm` (Whisper
 punctuation and whitespace removed). Alignment: jiwer ``process_words`` / ``process_characters``.
 
 Aggregation is corpus-level (Σ S+D+I / Σ reference words or characters, per category and over all), from
-``wer_num``/``wer_den`` (``cer_num``/``cer_den``) in the details; the per-item value is that item's own ratio.
+``ItemScore.counts`` (the ``numerator``/``denominator`` columns of items.parquet); the per-item value is that item's own ratio.
 
 No-speech outcomes: a silent track (below −60 dBFS RMS) or an empty transcript is recorded as NaN with the reason
 (option ``empty_hypothesis: nan``, the default). ``empty_hypothesis: score`` instead counts it as all deletions
@@ -25,7 +25,7 @@ import numpy as np
 
 from mova_eval.errors import ConfigError, NotApplicable
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import Card, CORPUS, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.base import CORPUS, Card, ItemScore, Metric, MetricInfo, Output, Ratio
 from mova_eval.spec import Clip, SuiteItem
 
 ASR_PRESET = AudioPreset(16_000, mono=True, name="asr16k")
@@ -123,8 +123,8 @@ class _ErrorRate(Metric):
         c = error_counts(ref_n, hyp_n, self.unit)
         num = c["substitutions"] + c["deletions"] + c["insertions"]
         den = c["hits"] + c["substitutions"] + c["deletions"]
-        details.update(c, **{f"{out}_num": num, f"{out}_den": den})
-        return ItemScore({out: num / den}, details)
+        details.update(c)
+        return ItemScore({out: num / den}, details, counts={out: Ratio(num, den)})
 
 
 class WerMetric(_ErrorRate):

@@ -1,6 +1,7 @@
 """mova-eval: one harness to generate, score and rank video+audio generation.
 
-Public API: :func:`load_runs` (run directories → pandas), :func:`run` (a composed config → run directory).
+Public API: :func:`load_runs` (run directories → pandas), :func:`load_features` (their set-level feature records),
+:func:`run` (a composed config → run directory).
 """
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ def load_runs(path):
     return _load(path)
 
 
+def load_features(path):
+    """The features.parquet rows (set-level metrics' per-item records) of one run directory or all runs below."""
+    from mova_eval.results import load_features as _load
+
+    return _load(path)
+
+
 def run(overrides=()):
     """Compose the packaged config with Hydra-style overrides and execute the run; returns a RunOutcome."""
     from mova_eval.config import compose
@@ -22,4 +30,4 @@ def run(overrides=()):
     return _run(compose(list(overrides)))
 
 
-__all__ = ["load_runs", "run", "__version__"]
+__all__ = ["load_runs", "load_features", "run", "__version__"]

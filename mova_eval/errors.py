@@ -66,6 +66,14 @@ class SuiteError(MovaEvalError):
         super().__init__(f"{where}: {problem}")
 
 
+class ResultsError(MovaEvalError):
+    """A run directory (run.json, items.parquet, the partial log) cannot be read; names the file."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{path}: {problem}")
+
+
 class MediaError(MovaEvalError):
     """A media file cannot be used; names the file and the problem. Subclasses say which kind of problem."""
 

@@ -8,18 +8,94 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from mova_eval.cache import atomic_write_bytes, atomic_write_text
+from mova_eval.errors import ResultsError
 
-SCHEMA_VERSION = 1
-ITEM_COLUMNS = ["run_id", "suite", "item_id", "category", "language", "generator", "seed", "family", "metric",
-                "value", "error", "details", "clip_path", "clip_hash"]
+#: 2: typed rows; a ``model`` column; corpus ``numerator``/``denominator`` columns; set-level features moved out of
+#: items.parquet into features.parquet (version 1 stored them as ``<family>.features`` rows, which reading converts)
+SCHEMA_VERSION = 2
+LEGACY_FEATURES_SUFFIX = ".features"  # schema 1's placeholder rows for set-level features
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One real metric output for one item × seed × generator (a row of items.parquet).
+
+    ``value`` is NaN exactly when ``error`` says why. ``numerator``/``denominator`` are the corpus counts of a
+    ``corpus`` metric (Σ errors / Σ reference length), None for every other rule. ``details`` is the metric's side
+    information, stored as JSON text on disk."""
+
+    run_id: str
+    suite: str
+    item_id: str
+    category: str
+    language: str
+    generator: str   # registry name of the generator
+    model: str       # the model label the numbers belong to (generator.label, else the generator name)
+    seed: int
+    family: str      # the metric's registry name
+    metric: str      # the output's name, unique across metrics
+    value: float
+    error: str | None = None
+    details: dict[str, Any] | None = None
+    numerator: float | None = None
+    denominator: float | None = None
+    clip_path: str | None = None
+    clip_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class FeatureRow:
+    """One set-level metric's features for one item × seed (a row of features.parquet): where they are cached, or
+    the error that excluded the item. The metric's values are in run.json's summary, not per item."""
+
+    run_id: str
+    suite: str
+    item_id: str
+    category: str
+    language: str
+    generator: str
+    model: str
+    seed: int
+    extractor: str            # the set-level metric's registry name
+    cache_key: str | None     # key in the ``features`` cache namespace; None when extraction failed
+    error: str | None = None
+    clip_path: str | None = None
+    clip_hash: str | None = None
+
+
+ITEM_COLUMNS = [f.name for f in fields(ItemRow)]
+FEATURE_COLUMNS = [f.name for f in fields(FeatureRow)]
+
+
+@dataclass
+class ScoredRows:
+    """The score stage's output for some requests: real per-item outputs and set-level feature records."""
+
+    items: list[ItemRow] = field(default_factory=list)
+    features: list[FeatureRow] = field(default_factory=list)
+
+    def extend(self, other: "ScoredRows") -> None:
+        self.items.extend(other.items)
+        self.features.extend(other.features)
+
+    def done_requests(self) -> set[tuple[str, int]]:
+        return {(r.item_id, r.seed) for r in (*self.items, *self.features)}
+
+    def records(self) -> list[dict[str, Any]]:
+        """Both tables as plain dicts (item id, seed, clip path, category… are common to both)."""
+        return [_record(r) for r in (*self.items, *self.features)]
+
+    def __bool__(self) -> bool:
+        return bool(self.items or self.features)
 
 
 class MetricStatus(BaseModel):
@@ -60,6 +136,7 @@ class RunLog(BaseModel):
     config_hash: str
     suite: dict[str, Any]
     generator: dict[str, Any]
+    model: str = ""        # the model label of every row (generator.label, else the generator name); schema ≥ 2
     metrics: list[MetricStatus]
     packages: dict[str, str]
     git_revision: str | None
@@ -91,72 +168,200 @@ def write_run_json(run_dir: Path, log: RunLog) -> None:
 
 
 def read_run_json(run_dir: Path) -> RunLog:
-    return RunLog.model_validate_json((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    """The run log of ``run_dir``; schema 1 logs read as they are (``model`` then defaults to the generator name);
+    a log from a newer mova-eval, or one that is not a run log, is a ResultsError naming the file."""
+    path = Path(run_dir) / "run.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ResultsError(path, f"cannot be read as JSON ({e})") from e
+    version = data.get("schema_version", 1) if isinstance(data, dict) else None
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ResultsError(path, f"schema_version {version!r} is not one this mova-eval reads (1…{SCHEMA_VERSION}); "
+                                 f"upgrade mova-eval")
+    try:
+        log = RunLog.model_validate(data)
+    except ValidationError as e:
+        raise ResultsError(path, f"is not a valid run log: {e}") from e
+    if not log.model:
+        log.model = str(log.generator.get("label") or log.generator.get("name", ""))
+    return log
+
+
+def _record(row: ItemRow | FeatureRow) -> dict[str, Any]:
+    return asdict(row)
+
+
+def _float(x: Any) -> float:
+    try:
+        return float(x) if x is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _opt_float(x: Any) -> float | None:
+    v = _float(x)
+    return v if math.isfinite(v) else None
+
+
+def _opt_str(x: Any) -> str | None:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return None
+    return str(x)
+
+
+def _details(x: Any) -> dict[str, Any] | None:
+    if x is None or isinstance(x, dict):
+        return x or None
+    if isinstance(x, float):  # NaN from a parquet null
+        return None
+    return json.loads(x)
+
+
+def item_row_from_record(r: dict[str, Any]) -> ItemRow:
+    """An ItemRow from a record of items.parquet / the partial log (schema 1 or 2)."""
+    details = _details(r.get("details"))
+    metric = str(r["metric"])
+    num, den = r.get("numerator"), r.get("denominator")
+    if "numerator" not in r and details:  # schema 1 kept corpus counts in the details
+        num, den = details.get(f"{metric}_num"), details.get(f"{metric}_den")
+    return ItemRow(run_id=str(r["run_id"]), suite=str(r["suite"]), item_id=str(r["item_id"]),
+                   category=str(r["category"]), language=str(r["language"]), generator=str(r["generator"]),
+                   model=str(r.get("model") or r["generator"]), seed=int(r["seed"]), family=str(r["family"]),
+                   metric=metric, value=_float(r.get("value")), error=_opt_str(r.get("error")), details=details,
+                   numerator=_opt_float(num), denominator=_opt_float(den), clip_path=_opt_str(r.get("clip_path")),
+                   clip_hash=_opt_str(r.get("clip_hash")))
+
+
+def feature_row_from_record(r: dict[str, Any]) -> FeatureRow:
+    if "extractor" not in r:  # schema 1: a ``<family>.features`` row of items.parquet, the key in its details
+        details = _details(r.get("details")) or {}
+        r = {**r, "extractor": r["family"], "cache_key": details.get("feature_key")}
+    return FeatureRow(run_id=str(r["run_id"]), suite=str(r["suite"]), item_id=str(r["item_id"]),
+                      category=str(r["category"]), language=str(r["language"]), generator=str(r["generator"]),
+                      model=str(r.get("model") or r["generator"]), seed=int(r["seed"]),
+                      extractor=str(r["extractor"]), cache_key=_opt_str(r.get("cache_key")),
+                      error=_opt_str(r.get("error")), clip_path=_opt_str(r.get("clip_path")),
+                      clip_hash=_opt_str(r.get("clip_hash")))
+
+
+def _is_legacy_feature_record(r: dict[str, Any]) -> bool:
+    return "extractor" not in r and str(r.get("metric", "")).endswith(LEGACY_FEATURES_SUFFIX)
 
 
 class ItemLog:
-    """Append-only record of finished rows while the run is going, consolidated into items.parquet at the end."""
+    """Append-only record of finished rows while the run is going, consolidated into items.parquet and
+    features.parquet at the end.
+
+    The partial log holds one JSON line per row, tagged ``"table": "items" | "features"``; one item's lines are
+    written and fsync'd together, so a kill loses at most the item being written (a torn last line is dropped and
+    that item recomputed). Schema-1 run directories (no tag, features as ``<family>.features`` rows) are read too.
+    """
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
         self.partial = self.run_dir / "items.partial.jsonl"
         self.final = self.run_dir / "items.parquet"
+        self.features = self.run_dir / "features.parquet"
 
-    def load(self) -> list[dict]:
-        rows: list[dict] = []
+    def load(self) -> ScoredRows:
+        out = ScoredRows()
+        records: list[dict[str, Any]] = []
         if self.final.is_file():
-            rows.extend(pd.read_parquet(self.final).to_dict("records"))
+            records.extend({**r, "table": "items"} for r in pd.read_parquet(self.final).to_dict("records"))
+        if self.features.is_file():
+            records.extend({**r, "table": "features"} for r in pd.read_parquet(self.features).to_dict("records"))
         if self.partial.is_file():
             with open(self.partial, encoding="utf-8") as f:
                 for line in f:
                     try:
-                        rows.append(json.loads(line))
+                        records.append(json.loads(line))
                     except json.JSONDecodeError:
                         break  # a torn last line from a kill: that item is simply recomputed
-        for r in rows:
-            if r.get("value") is None:
-                r["value"] = float("nan")
-        return rows
+        for r in records:
+            try:
+                if r.get("table") == "features" or _is_legacy_feature_record(r):
+                    out.features.append(feature_row_from_record(r))
+                else:
+                    out.items.append(item_row_from_record(r))
+            except (KeyError, TypeError, ValueError) as e:
+                raise ResultsError(self.run_dir, f"a row of the item log cannot be read ({type(e).__name__}: {e}); "
+                                                 f"was it written by a newer mova-eval?") from e
+        return out
 
-    def append(self, rows: list[dict]) -> None:
+    def append(self, rows: ScoredRows) -> None:
         if not rows:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        blob = "".join(json.dumps({k: _nan_to_none(v) for k, v in r.items()}, ensure_ascii=False) + "\n" for r in rows)
+        lines = [{"table": "items", **_json_record(r)} for r in rows.items]
+        lines += [{"table": "features", **_json_record(r)} for r in rows.features]
+        blob = "".join(json.dumps(x, ensure_ascii=False, default=str) + "\n" for x in lines)
         with open(self.partial, "a", encoding="utf-8") as f:
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
 
-    def finalize(self, rows: list[dict]) -> pd.DataFrame:
-        frame = rows_to_frame(rows)
+    def finalize(self, rows: ScoredRows) -> tuple[pd.DataFrame, pd.DataFrame]:
         import io
 
-        buf = io.BytesIO()
-        frame.to_parquet(buf, index=False)
-        atomic_write_bytes(self.final, buf.getvalue())
+        items, feats = items_frame(rows.items), features_frame(rows.features)
+        for frame, path in ((items, self.final), (feats, self.features)):
+            buf = io.BytesIO()
+            frame.to_parquet(buf, index=False)
+            atomic_write_bytes(path, buf.getvalue())
         self.partial.unlink(missing_ok=True)
-        return frame
+        return items, feats
 
 
-def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=ITEM_COLUMNS) if rows else pd.DataFrame(columns=ITEM_COLUMNS)
-    frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
+def _json_record(row: ItemRow | FeatureRow) -> dict[str, Any]:
+    return {k: _nan_to_none(v) for k, v in _record(row).items()}
+
+
+def items_frame(rows: list[ItemRow]) -> pd.DataFrame:
+    """items.parquet's table: ``details`` as JSON text, NaN values, nullable integer seeds."""
+    recs = [_record(r) for r in rows]
+    for r in recs:
+        r["details"] = json.dumps(r["details"], ensure_ascii=False, default=str) if r["details"] else None
+    frame = pd.DataFrame(recs, columns=ITEM_COLUMNS) if recs else pd.DataFrame(columns=ITEM_COLUMNS)
+    for col in ("value", "numerator", "denominator"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
     frame["seed"] = pd.to_numeric(frame["seed"], errors="coerce").astype("Int64")
     for col in ITEM_COLUMNS:
-        if col not in ("value", "seed"):
+        if col not in ("value", "numerator", "denominator", "seed"):
             frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
-    return frame.sort_values(["generator", "item_id", "seed", "family", "metric"], kind="stable").reset_index(drop=True)
+    return frame.sort_values(["generator", "model", "item_id", "seed", "family", "metric"],
+                             kind="stable").reset_index(drop=True)
 
 
-def load_runs(path: str | Path) -> pd.DataFrame:
-    """All item rows of one run directory, or of every run directory below ``path``, as one DataFrame."""
-    path = Path(path)
+def features_frame(rows: list[FeatureRow]) -> pd.DataFrame:
+    recs = [_record(r) for r in rows]
+    frame = pd.DataFrame(recs, columns=FEATURE_COLUMNS) if recs else pd.DataFrame(columns=FEATURE_COLUMNS)
+    frame["seed"] = pd.to_numeric(frame["seed"], errors="coerce").astype("Int64")
+    for col in FEATURE_COLUMNS:
+        if col != "seed":
+            frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
+    return frame.sort_values(["generator", "model", "item_id", "seed", "extractor"],
+                             kind="stable").reset_index(drop=True)
+
+
+def _run_dirs(path: Path) -> list[Path]:
     dirs = [path] if (path / "run.json").is_file() else sorted(p.parent for p in path.rglob("run.json"))
     if not dirs:
         raise FileNotFoundError(f"{path}: no run.json found (not a run directory or a folder of runs)")
-    frames = []
     for d in dirs:
-        log = ItemLog(d)
-        frames.append(rows_to_frame(log.load()))
-    return pd.concat(frames, ignore_index=True) if frames else rows_to_frame([])
+        read_run_json(d)  # refuses, by name, a log this version cannot read
+    return dirs
+
+
+def load_runs(path: str | Path) -> pd.DataFrame:
+    """All item rows of one run directory, or of every run directory below ``path``, as one DataFrame (the
+    partial log of an unfinished run included; schema-1 runs are converted: their feature placeholders are left
+    out, ``model`` is the generator name and corpus counts come from the details)."""
+    frames = [items_frame(ItemLog(d).load().items) for d in _run_dirs(Path(path))]
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_features(path: str | Path) -> pd.DataFrame:
+    """The set-level feature records (features.parquet) of one run directory or every run below ``path``."""
+    frames = [features_frame(ItemLog(d).load().features) for d in _run_dirs(Path(path))]
+    return pd.concat(frames, ignore_index=True)

@@ -1,5 +1,11 @@
-"""One run: plan → generate (cached) → decode once → score / extract features (cached) → set-level → aggregate
-→ run log. Each stage is a plain function; ``run()`` only sequences them and handles resume.
+"""One run, as five stages that each take and return typed values (a test can call any of them alone):
+
+``plan(cfg) -> RunPlan`` (suite, generator, metrics, requests still to do, run directory, what a previous attempt
+left) → ``generate_stage(plan) -> dict[request id, GenResult]`` (cached clips) → ``score(plan, results) ->
+ScoredRows`` (decode once; per-item :class:`ItemRow` values and set-level :class:`FeatureRow` records, appended to
+the item log as each item finishes) → ``aggregate(plan, rows) -> list[SummaryRow]`` (bootstrap CIs; set-level
+metrics computed from the cached features) → ``finalise(...) -> RunOutcome`` (items.parquet, features.parquet,
+run.json). ``run()`` only sequences them.
 
 Resume: a run directory keeps every finished item in ``items.partial.jsonl``. Re-running with the same ``run_id``
 skips items already scored (with identical results, since scores and features come from the same cache), and
@@ -24,13 +30,14 @@ from tqdm import tqdm
 from mova_eval import media, references, stats
 from mova_eval.cache import Cache, make_key
 from mova_eval.errors import ConfigError, MediaError, MovaEvalError
-from mova_eval.metrics.base import CORPUS, ItemScore, Metric
+from mova_eval.metrics.base import CORPUS, ItemScore, Metric, SetLevelMetric, SetResult
 from mova_eval.registry import get_generator_class, get_metric_class, metric_classes
-from mova_eval.results import (ItemLog, MetricStatus, RunLog, SummaryRow, now, read_run_json, rows_to_frame,
-                               write_run_json)
+from mova_eval.results import (FeatureRow, ItemLog, ItemRow, MetricStatus, RunLog, ScoredRows, SummaryRow,
+                               features_frame, items_frame, now, read_run_json, write_run_json)
 from mova_eval.spec import GenRequest, GenResult, Suite, SuiteItem
 
-FEATURES_SUFFIX = ".features"
+#: bump when the pickled per-item score layout changes (ItemScore gained ``counts`` in schema 2)
+SCORE_CACHE_LAYOUT = 2
 
 
 # ----------------------------------------------------------------------------------------------- set-up
@@ -167,9 +174,12 @@ def generate(generator, requests: list[GenRequest], *, cache_enabled: bool, prog
 
 @dataclass
 class ScoreContext:
+    """What scoring one request needs besides the request and its clip."""
+
     run_id: str
     suite: str
     generator: str
+    model: str
     metrics: list[Metric]
     failed_requested: dict[str, str]
     all_classes: dict
@@ -178,127 +188,148 @@ class ScoreContext:
     tokens: dict[str, str]
 
 
-def _row(ctx: ScoreContext, req: GenRequest, family: str, metric: str, value: float, error: str | None,
-         details: dict | None, clip_path: str | None, clip_hash: str | None) -> dict:
+def _item_row(ctx: ScoreContext, req: GenRequest, family: str, metric: str, value: float, error: str | None, *,
+              details: dict | None = None, numerator: float | None = None, denominator: float | None = None,
+              clip_path: str | None = None, clip_hash: str | None = None) -> ItemRow:
     it = req.item
-    return {"run_id": ctx.run_id, "suite": ctx.suite, "item_id": it.id, "category": it.category,
-            "language": it.language, "generator": ctx.generator, "seed": req.seed, "family": family, "metric": metric,
-            "value": float(value), "error": error, "details": json.dumps(details, ensure_ascii=False, default=str)
-            if details else None, "clip_path": clip_path, "clip_hash": clip_hash}
+    return ItemRow(run_id=ctx.run_id, suite=ctx.suite, item_id=it.id, category=it.category, language=it.language,
+                   generator=ctx.generator, model=ctx.model, seed=req.seed, family=family, metric=metric,
+                   value=float(value), error=error, details=details or None, numerator=numerator,
+                   denominator=denominator, clip_path=clip_path, clip_hash=clip_hash)
 
 
-def _error_rows(ctx, req, metric_cls, error: str, clip_path=None, clip_hash=None) -> list[dict]:
+def _feature_row(ctx: ScoreContext, req: GenRequest, extractor: str, cache_key: str | None, error: str | None,
+                 clip_path: str | None = None, clip_hash: str | None = None) -> FeatureRow:
+    it = req.item
+    return FeatureRow(run_id=ctx.run_id, suite=ctx.suite, item_id=it.id, category=it.category, language=it.language,
+                      generator=ctx.generator, model=ctx.model, seed=req.seed, extractor=extractor,
+                      cache_key=cache_key, error=error, clip_path=clip_path, clip_hash=clip_hash)
+
+
+def _error_rows(ctx: ScoreContext, req: GenRequest, metric_cls: type[Metric], error: str, clip_path=None,
+                clip_hash=None) -> ScoredRows:
+    """The record of a metric that could not run on this request: a feature record for a set-level metric (the
+    item is excluded from its sets), NaN + reason for every output of a per-item metric."""
     info = metric_cls.info
-    names = [info.name + FEATURES_SUFFIX] if _is_set_level_cls(metric_cls) else [o.name for o in info.outputs]
-    return [_row(ctx, req, info.name, n, math.nan, error, None, clip_path, clip_hash) for n in names]
-
-
-def _is_set_level_cls(cls) -> bool:
-    return cls.compute is not Metric.compute
+    if issubclass(metric_cls, SetLevelMetric):
+        return ScoredRows(features=[_feature_row(ctx, req, info.name, None, error, clip_path, clip_hash)])
+    return ScoredRows(items=[_item_row(ctx, req, info.name, o.name, math.nan, error, clip_path=clip_path,
+                                       clip_hash=clip_hash) for o in info.outputs])
 
 
 def _format_error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> list[dict]:
+def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredRows:
     """All metrics on one clip: decode once, share the Clip, record NaN + reason on every failure."""
     item = req.item
-    rows: list[dict] = []
+    rows = ScoredRows()
     for name, reason in ctx.failed_requested.items():
         cls = ctx.all_classes[name]
         if cls(None).applies(item):
-            rows += _error_rows(ctx, req, cls, f"MetricUnavailable: {reason}")
+            rows.extend(_error_rows(ctx, req, cls, f"MetricUnavailable: {reason}"))
     active = [m for m in ctx.metrics if m.applies(item)]
     if not active:
         return rows
     if not res.ok:
         for m in active:
-            rows += _error_rows(ctx, req, type(m), f"GenerationError: {res.error}")
+            rows.extend(_error_rows(ctx, req, type(m), f"GenerationError: {res.error}"))
         return rows
     try:
         clip = media.decode(res.path)
     except MediaError as e:
         for m in active:
-            rows += _error_rows(ctx, req, type(m), _format_error(e), res.path)
+            rows.extend(_error_rows(ctx, req, type(m), _format_error(e), res.path))
         return rows
     for m in active:
         info = m.info
         missing = [k for k in ("video", "audio") if k in info.needs and not getattr(clip, f"has_{k}")]
         if missing:
-            rows += _error_rows(ctx, req, type(m), f"MissingStreamError: {clip.path}: has no {missing[0]} stream",
-                                clip.path, clip.content_hash)
+            rows.extend(_error_rows(ctx, req, type(m), f"MissingStreamError: {clip.path}: has no {missing[0]} stream",
+                                    clip.path, clip.content_hash))
             continue
         token = ctx.tokens[info.name]
         try:
-            if m.is_set_level:
+            if isinstance(m, SetLevelMetric):
                 key = make_key("features", clip.content_hash, info.name, token)
                 ctx.feature_cache.get_or_compute(key, lambda m=m: np.asarray(m.features(clip, item)))
-                rows.append(_row(ctx, req, info.name, info.name + FEATURES_SUFFIX, math.nan, None,
-                                 {"feature_key": key}, clip.path, clip.content_hash))
+                rows.features.append(_feature_row(ctx, req, info.name, key, None, clip.path, clip.content_hash))
             else:
-                key = make_key("score", clip.content_hash, info.name, token, item.fingerprint())
+                key = make_key("score", SCORE_CACHE_LAYOUT, clip.content_hash, info.name, token, item.fingerprint())
                 s: ItemScore = ctx.score_cache.get_or_compute(key, lambda m=m: _checked(m, clip, item))
                 for out in info.outputs:
                     v = s.values.get(out.name, math.nan)
                     err = s.errors.get(out.name)
                     if not math.isfinite(v) and err is None:
                         err = "no value (metric gave no reason)"
-                    rows.append(_row(ctx, req, info.name, out.name, v, err, s.details, clip.path, clip.content_hash))
+                    ratio = s.counts.get(out.name)
+                    rows.items.append(_item_row(
+                        ctx, req, info.name, out.name, v, err, details=s.details,
+                        numerator=None if ratio is None else float(ratio.numerator),
+                        denominator=None if ratio is None else float(ratio.denominator),
+                        clip_path=clip.path, clip_hash=clip.content_hash))
         except KeyboardInterrupt:
             raise
         except Exception as e:  # one metric failing on one clip must not stop the run
-            rows += _error_rows(ctx, req, type(m), _format_error(e), clip.path, clip.content_hash)
+            rows.extend(_error_rows(ctx, req, type(m), _format_error(e), clip.path, clip.content_hash))
     return rows
 
 
 def _checked(metric: Metric, clip, item) -> ItemScore:
     s = metric.score(clip, item)
-    if isinstance(s, dict):
-        s = ItemScore(values=s)
+    if not isinstance(s, ItemScore):
+        raise TypeError(f"metric {metric.info.name}.score() returned {type(s).__name__}, not an ItemScore")
     unknown = set(s.values) - {o.name for o in metric.info.outputs}
     if unknown:
         raise RuntimeError(f"metric {metric.info.name} returned undeclared outputs {sorted(unknown)}")
+    if metric.info.aggregation == CORPUS:
+        lacking = [o for o, v in s.values.items() if math.isfinite(v) and o not in s.counts]
+        if lacking:
+            raise RuntimeError(f"corpus metric {metric.info.name} gave values without counts for {lacking}")
     return s
 
 
 # ----------------------------------------------------------------------------------------------- set level
 
 
-def set_level_rows(metric: Metric, frame: pd.DataFrame, feature_cache: Cache, items: dict[str, SuiteItem],
-                   generator: str) -> list[SummaryRow]:
-    """Compute a set-level metric per category and over all items, from cached features."""
+def set_level_rows(metric: SetLevelMetric, features: list[FeatureRow], feature_cache: Cache,
+                   items: dict[str, SuiteItem], generator: str) -> list[SummaryRow]:
+    """Compute a set-level metric per category and over all items, from the cached features its records name."""
     info = metric.info
-    mine = frame[(frame["generator"] == generator) & (frame["metric"] == info.name + FEATURES_SUFFIX)]
-    ok = mine[mine["error"].isna()]
-    excluded_by_cat = mine[mine["error"].notna()].groupby("category").size().to_dict()
+    # sorted, so that the sets (and any bootstrap over them) do not depend on worker order or on resume
+    mine = sorted((r for r in features if r.generator == generator and r.extractor == info.name),
+                  key=lambda r: (r.item_id, r.seed))
+    excluded_by_cat: dict[str, int] = {}
     feats, its, cats = [], [], []
-    for _, r in ok.iterrows():
-        key = json.loads(r["details"])["feature_key"]
-        f = feature_cache.get(key)
+    for r in mine:
+        f = feature_cache.get(r.cache_key) if r.error is None and r.cache_key else None
         if f is None:
-            excluded_by_cat[r["category"]] = excluded_by_cat.get(r["category"], 0) + 1
+            excluded_by_cat[r.category] = excluded_by_cat.get(r.category, 0) + 1
             continue
         feats.append(f)
-        its.append(items[r["item_id"]])
-        cats.append(r["category"])
+        its.append(items[r.item_id])
+        cats.append(r.category)
     groups = metric.set_groups(cats)
     out: list[SummaryRow] = []
     for group, idx in groups.items():
         excluded = sum(excluded_by_cat.values()) if group == "all" else excluded_by_cat.get(group, 0)
-        try:
-            values = metric.compute([feats[i] for i in idx], [its[i] for i in idx]) if idx else {}
-            note = str(getattr(values, "note", "") or "")  # a compute() may attach a note and CIs to its values
-        except Exception as e:
-            values, note = {}, f"{type(e).__name__}: {e}"
-        cis = getattr(values, "ci", None) or {}
+        result = SetResult({})
+        if idx:
+            try:
+                result = metric.compute([feats[i] for i in idx], [its[i] for i in idx])
+                if not isinstance(result, SetResult):
+                    raise TypeError(f"{info.name}.compute() returned {type(result).__name__}, not a SetResult")
+            except Exception as e:
+                result = SetResult({}, note=_format_error(e))
+        values, note = dict(result.values), result.note
         if group == "all" and metric.all_is_category_mean:
             per_cat = [r for r in out if r.category != "all"]
             values = {o.name: float(np.nanmean([r.mean for r in per_cat if r.metric == o.name and r.mean is not None]))
                       if per_cat else math.nan for o in info.outputs}
         for o in info.outputs:
             v = values.get(o.name, math.nan)
-            lo, hi = cis.get(o.name, (math.nan, math.nan))
+            lo, hi = result.ci.get(o.name, (math.nan, math.nan))
             out.append(SummaryRow(metric=o.name, family=info.name, generator=generator, category=group,
                                   mean=v if math.isfinite(v) else None, ci_low=lo if math.isfinite(lo) else None,
                                   ci_high=hi if math.isfinite(hi) else None, n=len(idx),
@@ -307,23 +338,17 @@ def set_level_rows(metric: Metric, frame: pd.DataFrame, feature_cache: Cache, it
     return out
 
 
-def summary_rows(frame: pd.DataFrame, classes: dict, n_boot: int) -> list[SummaryRow]:
+def summary_rows(items: list[ItemRow], classes: dict, n_boot: int) -> list[SummaryRow]:
     """Per-item metrics: for every output × generator, one row per category and one for ``all``."""
     out: list[SummaryRow] = []
-    per_item = frame[~frame["metric"].astype(str).str.endswith(FEATURES_SUFFIX)]
-    for (gen, family, metric), grp in per_item.groupby(["generator", "family", "metric"], sort=True):
+    frame = items_frame(items)
+    for (gen, family, metric), grp in frame.groupby(["generator", "family", "metric"], sort=True):
         cls = classes.get(family)
         if cls is None:
             continue
         o = cls.info.output(metric)
         rule = cls.info.aggregation
-        num = den = None
-        if rule == CORPUS:
-            grp = grp.copy()
-            det = grp["details"].map(lambda d: json.loads(d) if d else {})
-            num, den = f"{metric}_num", f"{metric}_den"
-            grp[num] = det.map(lambda d: d.get(num, math.nan)).astype(float)
-            grp[den] = det.map(lambda d: d.get(den, math.nan)).astype(float)
+        num, den = ("numerator", "denominator") if rule == CORPUS else (None, None)
         for cat, sub in [*grp.groupby("category", sort=False), ("all", grp)]:
             sub_rule = rule if cat == "all" else (CORPUS if rule == CORPUS else "pooled_mean")
             s = stats.summarize(sub, sub_rule, n_boot=n_boot, numerator=num, denominator=den)
@@ -343,6 +368,7 @@ class RunOutcome:
     run_dir: Path
     log: RunLog
     items: pd.DataFrame
+    features: pd.DataFrame = field(default_factory=lambda: features_frame([]))
 
 
 def _packages() -> dict[str, str]:
@@ -371,28 +397,83 @@ def _git_revision() -> str | None:
         return None
 
 
-def run(cfg: dict) -> RunOutcome:
-    """Execute a composed config (a plain dict, see conf/config.yaml)."""
+def model_label(gen_cfg: dict) -> str:
+    """The label results carry for the model: ``generator.label`` when set, else the generator's registry name."""
+    return str(gen_cfg.get("label") or gen_cfg["name"])
+
+
+@dataclass
+class RunSettings:
+    """The runtime knobs of one run (``runtime.*``), typed."""
+
+    cache: bool = True
+    workers: int = 1
+    progress: bool = True
+    retry_errors: bool = False
+    bootstrap: int = 1000
+    fail_on_error: float | None = None
+
+    @classmethod
+    def from_config(cls, rt: dict) -> "RunSettings":
+        fail_on = rt.get("fail_on_error")
+        return cls(cache=bool(rt.get("cache", True)), workers=max(1, int(rt.get("workers", 1))),
+                   progress=bool(rt.get("progress", True)), retry_errors=bool(rt.get("retry_errors", False)),
+                   bootstrap=int(rt.get("bootstrap", 1000)), fail_on_error=None if fail_on is None else float(fail_on))
+
+
+@dataclass
+class RunPlan:
+    """Everything decided before any clip is made: the plan stage's output."""
+
+    cfg: dict
+    settings: RunSettings
+    run_id: str
+    run_dir: Path
+    config_hash: str
+    device: str
+    suite: Suite
+    generator: object
+    gen_cfg: dict
+    model: str
+    metrics: MetricPlan
+    requests: list[GenRequest]    # still to do (those a previous attempt finished are left out)
+    previous: ScoredRows          # rows a previous attempt of this run finished
+    log: RunLog
+    item_log: ItemLog
+    timings: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    def score_context(self) -> ScoreContext:
+        return ScoreContext(run_id=self.run_id, suite=self.suite.name, generator=self.gen_cfg["name"],
+                            model=self.model, metrics=self.metrics.metrics,
+                            failed_requested=self.metrics.failed_requested, all_classes=metric_classes(),
+                            score_cache=Cache("scores", enabled=self.settings.cache),
+                            feature_cache=Cache("features", enabled=True),
+                            tokens={m.info.name: m.cache_token() for m in self.metrics.metrics})
+
+
+def plan(cfg: dict) -> RunPlan:
+    """Resolve the configuration into a :class:`RunPlan`: load the suite, instantiate the generator and the
+    metrics, read what a previous attempt of this run id left, and write the initial run.json. Refuses (ConfigError)
+    a configuration that cannot run, or that differs from the previous attempt's, before creating the run folder."""
     from mova_eval.suites import load_suite, summarize
 
-    t_start = time.perf_counter()
+    started = time.perf_counter()
     timings: dict[str, float] = {}
+    settings = RunSettings.from_config(cfg.get("runtime", {}))
     rt = cfg.get("runtime", {})
-    progress = bool(rt.get("progress", True))
     if rt.get("cache_dir"):
         import os
 
         os.environ["MOVA_EVAL_CACHE"] = str(Path(rt["cache_dir"]).expanduser())
     device = resolve_device(str(rt.get("device", "auto")))
     chash = config_hash(cfg)
-    run_id = cfg.get("run_id") or time.strftime("%Y%m%d-%H%M%S") + f"-{chash[:6]}"
-    run_dir = Path(cfg.get("output_dir", "runs")).expanduser() / str(run_id)
-    resuming = (run_dir / "run.json").is_file()
-    if resuming:
-        prev = read_run_json(run_dir)
-        if prev.config_hash != chash:
-            raise ConfigError(f"run {run_id!r} in {run_dir} was made with a different configuration "
-                              f"(hash {prev.config_hash} vs {chash}); choose a new run_id to start a new run")
+    run_id = str(cfg.get("run_id") or time.strftime("%Y%m%d-%H%M%S") + f"-{chash[:6]}")
+    run_dir = Path(cfg.get("output_dir", "runs")).expanduser() / run_id
+    prev_log = read_run_json(run_dir) if (run_dir / "run.json").is_file() else None
+    if prev_log is not None and prev_log.config_hash != chash:
+        raise ConfigError(f"run {run_id!r} in {run_dir} was made with a different configuration "
+                          f"(hash {prev_log.config_hash} vs {chash}); choose a new run_id to start a new run")
 
     t0 = time.perf_counter()
     suite = load_suite(cfg["suite"])
@@ -403,86 +484,115 @@ def run(cfg: dict) -> RunOutcome:
     timings["plan"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    plan = select_metrics(references.with_suite_references(cfg.get("metrics", {}), suite), device)
+    mplan = select_metrics(references.with_suite_references(cfg.get("metrics", {}), suite), device)
     timings["load_metrics"] = time.perf_counter() - t0
-    if not plan.metrics and not plan.failed_requested:
+    if not mplan.metrics and not mplan.failed_requested:
         raise ConfigError("no metric can run with this configuration; `mova-eval ls` shows what each one needs")
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the configuration is known to be usable
 
-    gen_name = gcfg["name"]
-    log = RunLog(run_id=str(run_id), created=now(), config=cfg, config_hash=chash,
+    log = RunLog(run_id=run_id, created=prev_log.created if prev_log else now(), config=cfg, config_hash=chash,
                  suite={"name": suite.name, "version": suite.version, "source": suite.source, **summarize(suite)},
-                 generator={"name": gen_name, **{k: v for k, v in gcfg.items() if k != "name"}},
-                 metrics=plan.statuses, packages=_packages(), git_revision=_git_revision(),
-                 python=sys.version.split()[0], platform=platform.platform(), device=device)
-    if resuming:
-        log.created = read_run_json(run_dir).created
+                 generator={"name": gcfg["name"], **{k: v for k, v in gcfg.items() if k != "name"}},
+                 model=model_label(gcfg), metrics=mplan.statuses, packages=_packages(), git_revision=_git_revision(),
+                 python=sys.version.split()[0], platform=platform.platform(), device=device,
+                 generation=dict(prev_log.generation) if prev_log else {})
     write_run_json(run_dir, log)
 
     item_log = ItemLog(run_dir)
-    done_rows = item_log.load()
-    retry = bool(rt.get("retry_errors", False))
-    if retry:
-        failed = {(r["item_id"], r["seed"], r["family"]) for r in done_rows if r.get("error")}
-        done_rows = [r for r in done_rows if (r["item_id"], r["seed"], r["family"]) not in failed]
-    done = {(r["item_id"], int(r["seed"])) for r in done_rows}
+    previous = item_log.load()
+    if settings.retry_errors:
+        failed = {(r.item_id, r.seed, r.family) for r in previous.items if r.error}
+        failed |= {(r.item_id, r.seed, r.extractor) for r in previous.features if r.error}
+        previous = ScoredRows([r for r in previous.items if (r.item_id, r.seed, r.family) not in failed],
+                              [r for r in previous.features if (r.item_id, r.seed, r.extractor) not in failed])
+    done = previous.done_requests()
     requests = [r for r in plan_requests(suite, cfg.get("seeds") or [0], gcfg) if (r.item.id, r.seed) not in done]
+    return RunPlan(cfg=cfg, settings=settings, run_id=run_id, run_dir=run_dir, config_hash=chash, device=device,
+                   suite=suite, generator=generator, gen_cfg=gcfg, model=model_label(gcfg), metrics=mplan,
+                   requests=requests, previous=previous, log=log, item_log=item_log, timings=timings, started=started)
 
+
+def generate_stage(p: RunPlan) -> dict[str, GenResult]:
+    """Load the generator, make (or fetch from the clip cache) every planned clip, close the generator."""
     t0 = time.perf_counter()
-    generator.load()
-    gen_results = generate(generator, requests, cache_enabled=bool(rt.get("cache", True)), progress=progress)
-    generator.close()
-    timings["generate"] = time.perf_counter() - t0
-    log.generation = {rid: ({"path": r.path, **r.provenance} if r.ok else {"error": r.error})
-                      for rid, r in gen_results.items()}
+    p.generator.load()
+    try:
+        results = generate(p.generator, p.requests, cache_enabled=p.settings.cache, progress=p.settings.progress)
+    finally:
+        p.generator.close()
+    p.timings["generate"] = time.perf_counter() - t0
+    return results
 
-    ctx = ScoreContext(run_id=str(run_id), suite=suite.name, generator=gen_name, metrics=plan.metrics,
-                       failed_requested=plan.failed_requested, all_classes=metric_classes(),
-                       score_cache=Cache("scores", enabled=bool(rt.get("cache", True))),
-                       feature_cache=Cache("features", enabled=True),
-                       tokens={m.info.name: m.cache_token() for m in plan.metrics})
+
+def score(p: RunPlan, gen_results: dict[str, GenResult]) -> ScoredRows:
+    """Score every planned request (in ``runtime.workers`` threads), appending each finished item to the item log;
+    returns the rows of this attempt (the previous attempt's are in ``p.previous``)."""
+    ctx = p.score_context()
     t0 = time.perf_counter()
-    rows = list(done_rows)
-    workers = max(1, int(rt.get("workers", 1)))
-    with tqdm(total=len(requests), desc="score", unit="clip", disable=not progress or not requests) as bar:
-        def work(req):
-            return score_request(ctx, req, gen_results[req.request_id])
+    rows = ScoredRows()
 
-        if workers == 1:
-            results_iter = map(work, requests)
+    def work(req: GenRequest) -> ScoredRows:
+        return score_request(ctx, req, gen_results[req.request_id])
+
+    with tqdm(total=len(p.requests), desc="score", unit="clip", disable=not p.settings.progress or not p.requests) as bar:
+        if p.settings.workers == 1:
+            for req in p.requests:
+                item_rows = work(req)
+                p.item_log.append(item_rows)
+                rows.extend(item_rows)
+                bar.update(1)
         else:
-            pool = ThreadPoolExecutor(workers)
-            results_iter = pool.map(work, requests)
-        for item_rows in results_iter:
-            item_log.append(item_rows)
-            rows.extend(item_rows)
-            bar.update(1)
-        if workers > 1:
-            pool.shutdown()
-    timings["score"] = time.perf_counter() - t0
+            with ThreadPoolExecutor(p.settings.workers) as pool:
+                for item_rows in pool.map(work, p.requests):
+                    p.item_log.append(item_rows)
+                    rows.extend(item_rows)
+                    bar.update(1)
+    p.timings["score"] = time.perf_counter() - t0
+    return rows
 
+
+def aggregate(p: RunPlan, rows: ScoredRows) -> list[SummaryRow]:
+    """Summary rows with CIs for every per-item output, and every set-level metric from its cached features."""
     t0 = time.perf_counter()
-    frame = rows_to_frame(rows)
-    classes = metric_classes()
-    summary = summary_rows(frame, classes, int(rt.get("bootstrap", 1000)))
-    items_by_id = {it.id: it for it in suite.items}
-    for m in plan.metrics:
-        if m.is_set_level:
-            summary += set_level_rows(m, frame, ctx.feature_cache, items_by_id, gen_name)
-    timings["aggregate"] = time.perf_counter() - t0
+    summary = summary_rows(rows.items, metric_classes(), p.settings.bootstrap)
+    items_by_id = {it.id: it for it in p.suite.items}
+    feature_cache = Cache("features", enabled=True)
+    for m in p.metrics.metrics:
+        if isinstance(m, SetLevelMetric):
+            summary += set_level_rows(m, rows.features, feature_cache, items_by_id, p.gen_cfg["name"])
+    p.timings["aggregate"] = time.perf_counter() - t0
+    return summary
 
-    frame = item_log.finalize(rows)
-    errors = int(frame["error"].notna().sum())
+
+def finalise(p: RunPlan, gen_results: dict[str, GenResult], rows: ScoredRows,
+             summary: list[SummaryRow]) -> RunOutcome:
+    """Write items.parquet and features.parquet (atomically, dropping the partial log) and the final run.json."""
+    items, feats = p.item_log.finalize(rows)
+    log = p.log
+    errors = int(items["error"].notna().sum())
     log.summary = summary
-    log.timings = {k: round(v, 3) for k, v in {**timings, "total": time.perf_counter() - t_start}.items()}
-    log.counts = {"items": len(suite), "requests": len(suite) * len(cfg.get("seeds") or [0]),
-                  "clips_failed": sum(1 for r in gen_results.values() if not r.ok), "rows": len(frame),
-                  "errors": errors, "resumed_rows": len(done_rows)}
+    log.generation.update({rid: ({"path": r.path, **r.provenance} if r.ok else {"error": r.error})
+                           for rid, r in gen_results.items()})
+    log.timings = {k: round(v, 3) for k, v in {**p.timings, "total": time.perf_counter() - p.started}.items()}
+    log.counts = {"items": len(p.suite), "requests": len(p.suite) * len(p.cfg.get("seeds") or [0]),
+                  "clips_failed": sum(1 for r in gen_results.values() if not r.ok), "rows": len(items),
+                  "feature_rows": len(feats), "errors": errors,
+                  "feature_errors": int(feats["error"].notna().sum()),
+                  "resumed_rows": len(p.previous.items) + len(p.previous.features)}
     log.status = "complete"
     log.finished = now()
-    fail_on = rt.get("fail_on_error")
-    if fail_on is not None and len(frame) and errors / len(frame) > float(fail_on):
+    if p.settings.fail_on_error is not None and len(items) and errors / len(items) > p.settings.fail_on_error:
         log.status = "failed"
-    write_run_json(run_dir, log)
-    return RunOutcome(run_dir, log, frame)
+    write_run_json(p.run_dir, log)
+    return RunOutcome(p.run_dir, log, items, feats)
 
+
+def run(cfg: dict) -> RunOutcome:
+    """Execute a composed config (a plain dict, see conf/config.yaml): plan → generate → score → aggregate →
+    finalise."""
+    p = plan(cfg)
+    gen_results = generate_stage(p)
+    rows = ScoredRows(list(p.previous.items), list(p.previous.features))
+    rows.extend(score(p, gen_results))
+    summary = aggregate(p, rows)
+    return finalise(p, gen_results, rows, summary)

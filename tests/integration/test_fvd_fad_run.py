@@ -116,7 +116,9 @@ def test_reference_build_then_run(env, capsys):
 
 def test_missing_reference_is_reported_with_the_build_command(env):
     outcome = _run(env, "metrics.only=[fvd]", "metrics.options.fvd.reference=nope", "suite.limit=2")
-    errs = outcome.items["error"].dropna().unique()
+    assert outcome.items.empty  # a set-level metric has no per-item outputs: its exclusions are feature rows
+    assert len(outcome.features) == 2 and outcome.features["cache_key"].isna().all()
+    errs = outcome.features["error"].dropna().unique()
     assert len(errs) == 1 and "mova-eval reference build nope --metric fvd" in errs[0]
     status = {m.name: m for m in outcome.log.metrics}["fvd"]
     assert not status.available and "not built" in status.reason
@@ -176,10 +178,10 @@ def test_fad_per_item_reference_audio(env):
         feats.append(m.features(_clip(audio=gen, sr=44_100 if i == 0 else sr, name=f"g{i}"), items[-1]))
     assert not m.applies(SuiteItem("no_ref", "set1", "p"))
     vals = m.compute(feats, items)
-    assert math.isfinite(vals["fad"]) and vals["fad"] > 0
+    assert math.isfinite(vals.values["fad"]) and vals.values["fad"] > 0
     assert "items' own reference audio (4 files" in vals.note and "mixed source sample rates" in vals.note
     same = m.compute(feats, items)
-    assert same["fad"] == vals["fad"]  # deterministic (reference features come from the cache the second time)
+    assert same.values["fad"] == vals.values["fad"]  # deterministic (reference features come from the cache the second time)
     assert json.dumps(vals.details)  # details are JSON-serialisable for the run log
 
 
@@ -213,10 +215,10 @@ def test_without_weights_fvd_and_fad_say_how_to_fetch(tmp_path, monkeypatch):
     monkeypatch.delenv("MOVA_EVAL_WEIGHTS", raising=False)
     monkeypatch.setenv("MOVA_EVAL_CACHE", str(tmp_path / "cache"))
     outcome = _run(tmp_path, "metrics.only=[fvd,fad]", "suite.limit=1")
-    errs = set(outcome.items["error"].dropna())
+    errs = set(outcome.features["error"].dropna())
     assert any("mova-eval weights fetch i3d_torchscript" in e for e in errs)
     assert any("mova-eval weights fetch vggish" in e for e in errs)
-    assert outcome.items["value"].isna().all()
+    assert outcome.items.empty and outcome.features["cache_key"].isna().all()
 
 
 def test_suite_declared_reference_is_used_unless_an_option_names_one(env):

@@ -22,13 +22,16 @@ def test_cli_run_writes_run_json_and_items(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "lufs" in out and "rms_dbfs" in out and "95% CI" in out
     log = read_run_json(tmp_path / "smoke")
-    assert log.status == "complete" and log.schema_version == 1
+    assert log.status == "complete" and log.schema_version == 2 and log.model == "synthetic"
     assert log.suite["name"] == "smoke" and log.suite["items"] == 10
     assert log.config["generator"]["name"] == "synthetic" and log.packages["numpy"]
     assert {"generate", "score", "total"} <= set(log.timings)
     items = pd.read_parquet(tmp_path / "smoke" / "items.parquet")
-    assert set(ITEM_COLUMNS) <= set(items.columns)
+    assert list(items.columns) == ITEM_COLUMNS
     assert len(items) == 20 and items["error"].isna().all()
+    assert (items["model"] == "synthetic").all() and (items["generator"] == "synthetic").all()
+    assert items["numerator"].isna().all()  # loudness is not a corpus metric
+    assert len(pd.read_parquet(tmp_path / "smoke" / "features.parquet")) == 0  # no set-level metric ran
     assert set(items["metric"]) == {"lufs", "rms_dbfs"}
     assert items["value"].between(-60, 0).all()
     summary = [r for r in log.summary if r.category == "all" and r.metric == "lufs"][0]
@@ -111,15 +114,33 @@ def test_run_json_is_strict_json_without_nan(tmp_path):
     json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
 
 
-def test_workers_give_the_same_results(tmp_path):
-    one = run(compose([f"output_dir={tmp_path}", "run_id=w1", *BASE])).items
-    two = run(compose([f"output_dir={tmp_path}", "run_id=w2", *BASE, "runtime.workers=2"])).items
+def test_workers_give_the_same_results(tmp_path, monkeypatch):
+    # cache off, and score() counted: both runs really compute every item (a warm cache would make this vacuous)
+    import threading
+
+    real = LoudnessMetric.score
+    calls: list[str] = []
+    threads: set[int] = set()
+
+    def counted(self, clip, item):
+        calls.append(item.id)
+        threads.add(threading.get_ident())
+        return real(self, clip, item)
+
+    monkeypatch.setattr(LoudnessMetric, "score", counted)
+    one = run(compose([f"output_dir={tmp_path}", "run_id=w1", *BASE, "runtime.cache=false"])).items
+    assert len(calls) == 10
+    two = run(compose([f"output_dir={tmp_path}", "run_id=w2", *BASE, "runtime.cache=false", "runtime.workers=2"])).items
+    assert len(calls) == 20 and sorted(calls[:10]) == sorted(calls[10:])
+    assert len(threads) >= 2  # the two-worker run did score on worker threads, not on the main thread
     cols = ["item_id", "metric", "value"]
     pd.testing.assert_frame_equal(one[cols], two[cols])
     assert not any(math.isnan(v) for v in one["value"])
 
 
 def test_a_bad_configuration_leaves_no_run_folder(tmp_path):
-    with pytest.raises(Exception):
+    from mova_eval.errors import RegistryKeyError
+
+    with pytest.raises(RegistryKeyError, match="unknown metric 'no_such_metric'"):
         run(compose([f"output_dir={tmp_path}", "run_id=bad", "metrics.only=[no_such_metric]"]))
     assert not (tmp_path / "bad").exists()

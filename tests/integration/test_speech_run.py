@@ -41,6 +41,8 @@ def test_speech_metric_set_runs_end_to_end(tmp_path):
     summary = {(s.metric, s.category): s for s in out.log.summary}
     assert summary[("wer", "all")].aggregation == "corpus"
     if math.isfinite(wer.value):  # the synthetic tone may or may not make Whisper produce words
-        assert summary[("wer", "all")].mean == pytest.approx(det["wer_num"] / det["wer_den"])
+        assert wer.denominator == det["hits"] + det["substitutions"] + det["deletions"] > 0
+        assert wer.numerator == det["substitutions"] + det["deletions"] + det["insertions"]
+        assert summary[("wer", "all")].mean == pytest.approx(wer.numerator / wer.denominator)
     else:
         assert wer.error.startswith("no speech")

@@ -120,8 +120,8 @@ def test_reference_round_trip_and_distance(env, capsys):
     gen = np.concatenate([fad.frechet.unpack_features(f)[0] for f in feats]).astype(np.float64)
     assert gen.shape == (3, 512)
     want = _frechet_by_svd(gen, stored.features.astype(np.float64))
-    assert vals["fad_clap"] == pytest.approx(want, rel=1e-6) and vals["fad_clap"] > 0
-    assert math.isfinite(vals["fad_clap_kid"]) and "fad_clap_inf" in vals
+    assert vals.values["fad_clap"] == pytest.approx(want, rel=1e-6) and vals.values["fad_clap"] > 0
+    assert math.isfinite(vals.values["fad_clap_kid"]) and "fad_clap_inf" in vals.values
     assert "protocol fad_clap_fusion" in vals.note and "reference 'real_clap'" in vals.note
     assert "chosen by metrics.options.fad_clap.reference" in vals.note
     assert "rank-deficient" in vals.note  # 3 windows for 512-d

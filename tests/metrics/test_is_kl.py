@@ -129,8 +129,8 @@ def test_is_mova_mode_pads_to_10s_and_matches_formula(patched):
         direct = patched[32000](torch.from_numpy(x))["clipwise_output"].numpy()
     np.testing.assert_allclose(np.stack(feats), direct, atol=1e-6)
     out = m.compute(feats, [_item(k) for k in range(3)])
-    assert abs(out["is"] - _mova_is_reference(torch.from_numpy(direct))) < 1e-6
-    assert math.isnan(out["is_std"])
+    assert abs(out.values["is"] - _mova_is_reference(torch.from_numpy(direct))) < 1e-6
+    assert math.isnan(out.values["is_std"])
     # silence is scored, a clip longer than 10 s is cut
     assert np.isfinite(m.features(_clip(np.zeros(48000), 48000, "silent"), _item(9))).all()
     long = m.features(_clip(np.tile(_tones(1, 48000, 1.0)[0], 12), 48000, "long"), _item(10))
@@ -145,7 +145,7 @@ def test_is_av_bench_mode(patched):
     feats = [m.features(c, _item(k)) for k, c in enumerate(clips)]
     out = m.compute(feats, [_item(k) for k in range(10)])
     rmean, rstd = _isc_reference(torch.from_numpy(np.stack(feats).astype(np.float64)))
-    assert abs(out["is"] - rmean) < 1e-9 and abs(out["is_std"] - rstd) < 1e-9
+    assert abs(out.values["is"] - rmean) < 1e-9 and abs(out.values["is_std"] - rstd) < 1e-9
     with pytest.raises(MediaError, match="Cnn14 needs at least"):
         m.features(_clip(np.ones(3000), 16000, "short"), _item(0))
     with pytest.raises(ValueError, match="cannot fill 10 splits"):

@@ -77,14 +77,15 @@ def test_wer_on_espeak_speech_is_low_and_corpus_counts_add_up(clips, wer_metric)
         assert not s.errors, s.errors
         # tiny.en on robotic espeak speech is fragile (environment.md §2.3): a tolerant, fixed-input bound
         assert s.values["wer"] <= 0.5, s.details["transcript"]
-        assert s.details["wer_den"] == len(normalize_en(ref).split())
-        assert s.values["wer"] == pytest.approx(s.details["wer_num"] / s.details["wer_den"])
+        assert s.counts["wer"].denominator == len(normalize_en(ref).split())
+        assert s.values["wer"] == pytest.approx(s.counts["wer"].numerator / s.counts["wer"].denominator)
         assert s.details["reference"] == ref and s.details["transcript"]
     assert s1.details["prompt_quote_differs"] is False and s2.details["prompt_quote_differs"] is True
     # corpus-level Σ errors / Σ words equals jiwer's own corpus WER over the normalised pairs
     refs = [s1.details["reference_normalized"], s2.details["reference_normalized"]]
     hyps = [s1.details["hypothesis_normalized"], s2.details["hypothesis_normalized"]]
-    corpus = (s1.details["wer_num"] + s2.details["wer_num"]) / (s1.details["wer_den"] + s2.details["wer_den"])
+    corpus = ((s1.counts["wer"].numerator + s2.counts["wer"].numerator)
+              / (s1.counts["wer"].denominator + s2.counts["wer"].denominator))
     assert corpus == pytest.approx(jiwer.wer(refs, hyps))
 
 
@@ -210,7 +211,7 @@ def test_cpwer_rises_when_the_voices_swap_lines(clips, cpwer_metric):
     assert good.values["cpwer"] <= 0.5, good.details["hypothesis_speakers"]
     assert swapped.values["cpwer"] > good.values["cpwer"] + 0.2, (good.details, swapped.details)
     assert good.values["cpwer_speaker_count_error"] == abs(good.details["speakers_estimated"] - 2)
-    assert good.details["cpwer_num"] / good.details["cpwer_den"] == pytest.approx(good.values["cpwer"])
+    assert good.counts["cpwer"].numerator / good.counts["cpwer"].denominator == pytest.approx(good.values["cpwer"])
     # estimating the speaker count instead: the clusters are the threshold cut (transcripts come from the cache)
     from mova_eval.metrics.speaker_attribution import CpWerMetric
 
