@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 from mova_eval.errors import ConfigError
-from mova_eval.metrics.base import Card, CORPUS, POOLED_MEAN, ItemScore, MetricInfo, Output
+from mova_eval.metrics.base import CORPUS, POOLED_MEAN, Card, ItemScore, MetricInfo, Output, Ratio
 from mova_eval.metrics.lse import ClipResult, LSEMetric, Params
 from mova_eval.spec import Clip
 
@@ -169,6 +169,6 @@ class LipsyncOffsetAVGenMetric(_VariantBase):
             reason = (f"no face track has SyncNet confidence ≥ {self.track_conf_th:g} "
                       f"({len(scored)} scored, best {max(s.conf for s in scored):.3f}); AVGen-Bench drops such videos")
             return ItemScore({name: math.nan}, details, {name: reason})
-        details.update({f"{name}_num": float(sum(passing)), f"{name}_den": float(len(passing)),
-                        "n_tracks_passing": len(passing)})
-        return ItemScore({name: sum(passing) / len(passing)}, details)
+        details["n_tracks_passing"] = len(passing)
+        return ItemScore({name: sum(passing) / len(passing)}, details,
+                         counts={name: Ratio(float(sum(passing)), float(len(passing)))})

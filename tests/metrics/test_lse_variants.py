@@ -65,7 +65,7 @@ def test_avgen_pools_abs_offsets_of_confident_tracks():
     s = m._item_score(_result([(2.0, -3), (0.5, 9), (1.0, 5)]), _clip())
     name = "lipsync_offset_avgen"
     assert s.values[name] == pytest.approx(4.0)  # |−3| and |5| pass (conf ≥ 1.0); the 0.5 track does not
-    assert (s.details[f"{name}_num"], s.details[f"{name}_den"]) == (8.0, 2.0)
+    assert (s.counts[name].numerator, s.counts[name].denominator) == (8.0, 2.0)
     default = lse_variants.LipsyncOffsetAVGenMetric()
     assert default.track_conf_th == 5.0
     s = default._item_score(_result([(2.0, -3)]), _clip())
@@ -84,7 +84,7 @@ def test_avgen_set_value_weighs_tracks_not_videos():
     for i, tracks in enumerate([[(2.0, 1), (3.0, 1)], [(2.0, 7)]]):
         s = m._item_score(_result(tracks), _clip())
         rows.append({"item_id": str(i), "category": "set1", "value": s.values[name],
-                     "num": s.details[f"{name}_num"], "den": s.details[f"{name}_den"]})
+                     "num": s.counts[name].numerator, "den": s.counts[name].denominator})
     frame = pd.DataFrame(rows)
     pooled = stats.summarize(frame, CORPUS, n_boot=0, numerator="num", denominator="den").mean
     assert pooled == pytest.approx(3.0)  # (1 + 1 + 7) / 3, where the mean of clip means would be 4.0
