@@ -331,6 +331,12 @@ def constant_rate_indices(times: list[float | None], fps: float) -> np.ndarray |
     return np.clip(np.searchsorted(t, grid + 1e-6, side="right") - 1, 0, len(t) - 1)
 
 
+def _packed_to_planar(frame, channels: int) -> np.ndarray:
+    """[C, N] float32 from a packed ('flt') frame; the only audio-frame conversion in the project (see above)."""
+    data = frame.to_ndarray()  # packed: one plane of N * C interleaved samples, shape [1, N * C]
+    return data.reshape(-1, channels).T
+
+
 def _decode_audio(path: Path, origin: float, limits: MediaLimits) -> tuple[np.ndarray, int]:
     """Audio as float32 [C, N] at the stream's own rate (no resampling here: presets do that, once)."""
     import av
@@ -350,15 +356,19 @@ def _decode_audio(path: Path, origin: float, limits: MediaLimits) -> tuple[np.nd
                 if first_time is None:
                     first_time = frame.time
                 if resampler is None:
-                    resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=frame.sample_rate)
+                    channels = len(frame.layout.channels)
+                    # Packed float, never planar: PyAV reads planes through AVFrame.data, which holds 8 pointers, so
+                    # converting a planar frame of 8 or more channels (7.1 AAC included) reads a null pointer and
+                    # kills the process. A packed frame is one plane whatever the channel count.
+                    resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=frame.sample_rate)
                 for f in resampler.resample(frame):
-                    chunks.append(f.to_ndarray())
+                    chunks.append(_packed_to_planar(f, channels))
                     total += chunks[-1].shape[1]
                 if total > max_samples:
                     raise MediaLimitError(path, f"audio lasts over the {limits.max_duration_s:.0f} s limit")
             if resampler is not None:
                 for f in resampler.resample(None):
-                    chunks.append(f.to_ndarray())
+                    chunks.append(_packed_to_planar(f, channels))
         except av.error.FFmpegError as e:
             raise UnreadableMediaError(path, f"audio stream is truncated or corrupt: decoding stopped after "
                                              f"{total / sr:.2f} s ({e})") from e

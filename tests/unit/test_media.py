@@ -375,3 +375,86 @@ def test_probe_of_a_good_file(good_mp4):
     assert info["duration"] == pytest.approx(2.0, abs=0.01)
     assert media.problems(good_mp4) == []
 
+
+
+# ----------------------------------------------------------------------------------------------- many channels
+
+
+def _layout(channels: int) -> str:
+    return {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
+
+
+def _tones(channels: int, n: int, sr: int) -> np.ndarray:
+    """One tone per channel, each at its own frequency and level, so a swapped or dropped channel shows.
+    Low tones (50 Hz + 10 Hz per channel) so that AAC's band-limited LFE channel (#3 of 5.1/7.1) carries its tone."""
+    t = np.arange(n) / sr
+    return np.stack([(0.1 + 0.8 * c / 32) * np.sin(2 * np.pi * (50 + 10 * c) * t) for c in range(channels)]
+                    ).astype(np.float32)
+
+
+def _write_audio_only(path: Path, codec: str, audio: np.ndarray, sr: int, layout: str) -> None:
+    """Audio written from packed frames (the encoder converts as it needs), so writing never hits the planar path."""
+    with av.open(str(path), "w") as out:
+        st = out.add_stream(codec, rate=sr)
+        st.layout = layout
+        fmt = "s16" if codec.startswith("pcm_s16") else "flt"
+        for start in range(0, audio.shape[1], 1024):
+            block = np.ascontiguousarray(audio[:, start : start + 1024].T).reshape(1, -1)
+            data = np.round(block * 32767).astype(np.int16) if fmt == "s16" else block
+            f = av.AudioFrame.from_ndarray(data, format=fmt, layout=layout)
+            f.sample_rate, f.pts, f.time_base = sr, start, Fraction(1, sr)
+            for p in st.encode(f):
+                out.mux(p)
+        for p in st.encode(None):
+            out.mux(p)
+
+
+_DECODE_EACH = """
+import sys, numpy as np
+from mova_eval import media
+for src in sys.argv[1:]:
+    np.save(src + '.npy', media.decode(src).audio)
+"""
+
+
+def _decode_in_child(paths: list[Path]) -> list[np.ndarray]:
+    """Decode in a child process: a regression of the ≥ 8-channel crash is a failing test, not a dead test run."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _DECODE_EACH, *map(str, paths)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, f"decoding died with exit status {r.returncode}: {r.stderr[-2000:]}"
+    return [np.load(str(p) + ".npy") for p in paths]
+
+
+def test_every_channel_count_from_1_to_32_decodes_in_order(tmp_path):
+    """PCM s16 in Matroska with 1–32 channels: each channel comes back where it was, sample for sample."""
+    sr, n = 16000, 4000
+    written, paths = {}, []
+    for channels in range(1, 33):
+        audio = np.round(_tones(channels, n, sr) * 32767) / 32767
+        path = tmp_path / f"pcm{channels}.mkv"
+        _write_audio_only(path, "pcm_s16le", audio, sr, _layout(channels))
+        written[channels], paths = audio, [*paths, path]
+    for channels, got in zip(range(1, 33), _decode_in_child(paths)):
+        assert got.shape == (channels, n), channels
+        np.testing.assert_allclose(got, written[channels], atol=1.5 / 32768, err_msg=f"{channels} channels")
+
+
+@pytest.mark.parametrize("layout", ["5.1", "7.1", "7.1(wide)"])
+def test_surround_aac_in_mp4_decodes(tmp_path, layout):
+    """Standard 5.1 and 7.1 AAC in MP4 (7.1 used to kill the process in PyAV's planar-float conversion)."""
+    sr, n = 48000, 48000 + 777
+    channels = len(av.AudioLayout(layout).channels)
+    audio = _tones(channels, n, sr) * 0.5
+    path = tmp_path / "surround.mp4"
+    _write_audio_only(path, "aac", audio, sr, layout)
+    (got,) = _decode_in_child([path])
+    assert got.shape[0] == channels
+    m = min(n, got.shape[1])
+    assert abs(got.shape[1] - n) <= 1024, "AAC priming or padding left in the decoded track"
+    for c in range(channels):
+        err = got[c, :m] - audio[c, :m]
+        snr = 10 * np.log10(np.sum(audio[c, :m] ** 2) / np.sum(err**2))
+        assert snr > 15, f"channel {c} of {layout} does not match what was written ({snr:.1f} dB)"
