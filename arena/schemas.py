@@ -105,6 +105,7 @@ class VoterReliability(BaseModel):
     gold_correct: int
     accuracy: float
     reliable: bool
+    trusted: bool  # off probation
 
 
 # ----------------------------------------------------------------------------------------------- the board

@@ -62,6 +62,7 @@ class Settings:
     session_limit_ip: Limit = field(default_factory=lambda: Limit(20, 3600.0))  # new voter sessions per IP
     policy: rating.CountingPolicy = field(default_factory=rating.CountingPolicy)
     variants: bool = True              # serve per-battle variants (bytes never repeat), see variants.py
+    variant_stock: int = 1             # ready variants kept per clip (made in the background; 0: make on request)
     seed: int | None = None
 
 
@@ -122,8 +123,8 @@ class ArenaService:
         self.limits = {k: RateLimiter(getattr(settings, k)) for k in
                        ("vote_limit_voter", "vote_limit_ip", "battle_limit_voter", "battle_limit_ip",
                         "session_limit_ip")}
-        self.variants = VariantCache(self.media_dir / ".variants", self.store.ensure_secret("variant_secret"),
-                                     ttl_s=settings.token_ttl_s)
+        self.variants = VariantCache(self.media_dir / ".variants", ttl_s=settings.token_ttl_s,
+                                     stock=settings.variant_stock if settings.variants else 0)
         self.lock = threading.Lock()
         self._board: Leaderboard | None = None
         self._board_time = 0.0
@@ -235,6 +236,12 @@ class ArenaService:
         await asyncio.wrap_future(self.store.submit(op))
         with self.lock:
             self.known_voters.add(who.voter)
+            files = [self.clips[d.clip_a][0], self.clips[d.clip_b][0]]
+        if s.variants:
+            for f in files:  # the page asks for both sides right away: have a variant of each ready or on its way
+                src = contained(self.media_dir, f)
+                if src is not None:
+                    self.variants.prepare(src)
         return BattleOut(battle_id=bid, token=self.keys.battle_token(bid, who.voter),
                          prompt=PromptOut(text=prompt.text, category=prompt.category, language=prompt.language),
                          a=SideOut(url=f"/media/{bid}/a", duration=dur_a), b=SideOut(url=f"/media/{bid}/b",
@@ -415,7 +422,8 @@ class ArenaService:
             gold = len(self.sampler.pool.gold)
         return AdminStats(counts=lb.counts, pairs=pairs, gold_pairs=gold, voter_reliability=[
             VoterReliability(voter=r.voter, gold_n=int(r.gold_n), gold_correct=int(r.gold_correct),
-                             accuracy=float(r.accuracy), reliable=bool(r.reliable)) for r in rel.itertuples()])
+                             accuracy=float(r.accuracy), reliable=bool(r.reliable), trusted=bool(r.trusted))
+            for r in rel.itertuples()])
 
     def flag_vote(self, vote_id: int, reason: str) -> FlagOut:
         with self.store.write() as s:

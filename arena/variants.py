@@ -9,16 +9,16 @@ neither the file nor its packets nor its decoded frames repeat across battles. `
 measures what it costs and that it moves no judged quantity beyond its noise (integrated loudness, frame PSNR
 against the playback copy next to the PSNR of a plain re-encode).
 
-Variants are made on the first media request of a battle side (not when the battle is issued, so voting
-throughput does not pay for them), kept for the battle token's lifetime (a browser fetches ranges of the same file
-several times) and then deleted. The seed is an HMAC of the battle id and side under a server secret: a voter
-cannot predict it, and a restart regenerates the same file. Digests served by this process are remembered, and a
+A battle side gets its variant on its first media request (not when the battle is issued, so voting
+throughput does not pay for it), kept for the battle token's lifetime (a browser fetches ranges of the same file
+several times) and then deleted. A small stock of ready variants per clip, made in the background, spares the
+voter the wait (see ``VariantCache``). Seeds are random; digests served by this process are remembered, and a
 variant whose digest was already served is redrawn.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
+import queue
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -61,22 +61,72 @@ def make_variant(src: str | Path, dst: str | Path, seed: bytes | int) -> Path:
 
 
 class VariantCache:
-    """Variant files under ``folder``, one per (battle, side), made on demand and deleted after ``ttl_s``."""
+    """Variant files under ``folder``: one per (battle, side), kept for ``ttl_s`` and then deleted.
 
-    def __init__(self, folder: Path, secret: str, *, ttl_s: float = 1800.0, sweep_every_s: float = 60.0):
+    Making a variant takes seconds for a large clip (see the benchmark), so a small stock of ready variants is kept
+    per clip (``stock`` each, made by one background thread, refilled after each use): a battle side takes a ready
+    one when there is one (no wait), else makes its own. Each stocked variant is handed out once. Seeds are random
+    (``secrets``), so nobody can predict a variant's bytes.
+    """
+
+    def __init__(self, folder: Path, *, ttl_s: float = 1800.0, sweep_every_s: float = 60.0, stock: int = 1):
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._secret = secret.encode()
-        self.ttl_s, self.sweep_every_s = ttl_s, sweep_every_s
+        (self.folder / "stock").mkdir(parents=True, exist_ok=True)
+        self.ttl_s, self.sweep_every_s, self.stock = ttl_s, sweep_every_s, stock
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
+        self._ready: dict[Path, list[Path]] = {}     # source → stocked variants
+        self._pending: set[Path] = set()
         self._served: set[str] = set()
         self._last_sweep = 0.0
+        self._queue: queue.Queue = queue.Queue()
         self.made = 0
         self.seconds = 0.0  # total time spent making variants (for the cost figure)
+        for old in (self.folder / "stock").glob("*.mp4"):  # stock of an earlier process: unknown source, drop it
+            old.unlink(missing_ok=True)
+        if stock:
+            threading.Thread(target=self._refill_loop, name="arena-variants", daemon=True).start()
 
-    def seed(self, battle_id: str, side: str, attempt: int = 0) -> bytes:
-        return hmac.new(self._secret, f"{battle_id}:{side}:{attempt}".encode(), hashlib.sha256).digest()[:16]
+    def _make(self, src: Path, dst: Path) -> None:
+        t0 = time.perf_counter()
+        for _ in range(4):
+            make_variant(src, dst, secrets.token_bytes(16))
+            digest = media.file_sha256(dst)
+            with self._lock:
+                if digest not in self._served:
+                    self._served.add(digest)
+                    break
+        with self._lock:
+            self.made += 1
+            self.seconds += time.perf_counter() - t0
+
+    def prepare(self, src: Path) -> None:
+        """Ask the background thread to stock variants of ``src`` (e.g. when a battle showing it is issued)."""
+        if not self.stock:
+            return
+        with self._lock:
+            if src in self._pending or len(self._ready.get(src, [])) >= self.stock:
+                return
+            self._pending.add(src)
+        self._queue.put(src)
+
+    def _refill_loop(self) -> None:
+        while True:
+            src = self._queue.get()
+            try:
+                while True:
+                    with self._lock:
+                        if len(self._ready.get(src, [])) >= self.stock:
+                            break
+                    dst = self.folder / "stock" / f"{secrets.token_hex(16)}.mp4"
+                    self._make(src, dst)
+                    with self._lock:
+                        self._ready.setdefault(src, []).append(dst)
+            except Exception:  # noqa: BLE001 - a clip that fails here is made (and its error raised) on request
+                pass
+            finally:
+                with self._lock:
+                    self._pending.discard(src)
 
     def get(self, battle_id: str, side: str, src: Path) -> Path:
         key = f"{battle_id}-{side}"
@@ -85,17 +135,14 @@ class VariantCache:
             lock = self._key_locks.setdefault(key, threading.Lock())
         with lock:
             if not dst.is_file():
-                t0 = time.perf_counter()
-                for attempt in range(4):
-                    make_variant(src, dst, self.seed(battle_id, side, attempt))
-                    digest = media.file_sha256(dst)
-                    with self._lock:
-                        if digest not in self._served:
-                            self._served.add(digest)
-                            break
                 with self._lock:
-                    self.made += 1
-                    self.seconds += time.perf_counter() - t0
+                    ready = self._ready.get(src) or []
+                    stocked = ready.pop(0) if ready else None
+                if stocked is not None:
+                    stocked.replace(dst)
+                else:
+                    self._make(src, dst)
+        self.prepare(src)
         self._sweep()
         return dst
 

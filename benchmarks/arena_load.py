@@ -51,7 +51,8 @@ def main() -> int:
         port = free_port()
         cmd = [sys.executable, "-m", "mova_eval", "arena", "serve", "--db", db, "--port", str(port),
                "--min-listen", "0", "--vote-limit", "100000/s", "--ip-vote-limit", "100000/s",
-               "--battle-limit", "100000/s", "--ip-battle-limit", "100000/s", "--sqlite-sync", args.sqlite_sync]
+               "--battle-limit", "100000/s", "--ip-battle-limit", "100000/s", "--session-limit", "100000/s",
+               "--sqlite-sync", args.sqlite_sync]
         cores = sorted(os.sched_getaffinity(0))
         pin = args.pin and len(cores) >= 2
         # With --pin the server gets one core and the voters another, so they do not steal each other's time.

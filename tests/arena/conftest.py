@@ -41,6 +41,7 @@ def make_client(arena_db):
         kw.setdefault("min_listen_s", 0.0)
         kw.setdefault("gold_rate", 0.0)
         kw.setdefault("seed", 0)
+        kw.setdefault("variant_stock", 0)  # variants made on request: no background encoding between tests
         app = create_app(Settings(db_url=arena_db, **kw))
         apps.append(app)
         return app

@@ -15,7 +15,7 @@ import time
 def _serve(db, port):
     cmd = [sys.executable, "-m", "mova_eval", "arena", "serve", "--db", db, "--port", str(port), "--min-listen", "0",
            "--vote-limit", "100000/s", "--ip-vote-limit", "100000/s", "--battle-limit", "100000/s",
-           "--ip-battle-limit", "100000/s"]
+           "--ip-battle-limit", "100000/s", "--session-limit", "100000/s"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

@@ -87,6 +87,29 @@ def test_served_bytes_never_repeat_and_judge_the_same(make_client, arena_db, poo
     assert not np.array_equal(decoded[0].video, decoded[1].video)  # differ at the frame level, not only the file
 
 
+def test_variant_stock_serves_without_waiting_and_never_twice(make_client, arena_db):
+    import time
+
+    app = make_client(variant_stock=1, battle_limit_voter=_lim(100))
+    cache = app.state.arena.variants
+    c = make_client.client(app)
+    b = battle(c)                              # issuing the battle asks for a variant of each side
+    deadline = time.time() + 60
+    while cache.made < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    assert cache.made >= 2
+    src = app.state.arena.media_dir / _battle_clip(arena_db, b["battle_id"], "a")
+    stocked = cache._ready[src.resolve()][0]
+    expected = stocked.read_bytes()
+    first = c.get(b["a"]["url"]).content       # the stocked variant itself, handed out (moved), not made now
+    assert first == expected and not stocked.exists()
+    digests = {hashlib.sha256(first).hexdigest()}
+    for _ in range(3):
+        nb = battle(c)
+        digests.add(hashlib.sha256(c.get(nb["a"]["url"]).content).hexdigest())
+    assert len(digests) == 4
+
+
 # ------------------------------------------------------------------------------------ 10. gold looks like model
 
 
