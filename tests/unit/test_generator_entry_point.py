@@ -35,7 +35,11 @@ class Echo(ModelGenerator):
 
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
-    (tmp_path / "echo_plugin_pkg.py").write_text(textwrap.dedent(PLUGIN))
+    pkg = tmp_path / "echo_plugin_pkg"
+    (pkg / "conf" / "generator").mkdir(parents=True)
+    (pkg / "__init__.py").write_text(textwrap.dedent(PLUGIN))
+    (pkg / "conf" / "__init__.py").write_text("")
+    (pkg / "conf" / "generator" / "echo_plugin.yaml").write_text("name: echo_plugin\nsteps: 6\nnum_frames: 8\n")
     dist = tmp_path / "echo_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: echo-plugin\nVersion: 0.1\n")
@@ -44,7 +48,8 @@ def plugin(tmp_path, monkeypatch):
     generator_classes.cache_clear()
     yield
     generator_classes.cache_clear()
-    sys.modules.pop("echo_plugin_pkg", None)
+    for m in [m for m in sys.modules if m.split(".")[0] == "echo_plugin_pkg"]:
+        del sys.modules[m]
 
 
 def test_a_generator_registers_through_its_entry_point(plugin):
@@ -52,6 +57,16 @@ def test_a_generator_registers_through_its_entry_point(plugin):
     assert cls.__module__ == "echo_plugin_pkg" and "synthetic" in generator_classes()
     gen = cls({"name": "echo_plugin", "steps": 5})
     assert gen.identity()["settings"]["steps"] == 5 and cls({"retries": 3}).identity() == cls({}).identity()
+
+
+def test_its_preset_is_found_through_the_hydra_search_path(plugin, capsys):
+    """The package ships conf/generator/<name>.yaml; `hydra.searchpath=[pkg://PKG.conf]` makes it a preset."""
+    from mova_eval.cli import main
+    from mova_eval.config import compose
+
+    over = ["hydra.searchpath=[pkg://echo_plugin_pkg.conf]", "generator=echo_plugin"]
+    assert compose(over)["generator"] == {"name": "echo_plugin", "steps": 6, "num_frames": 8}
+    assert main(["validate", "suite=smoke", *over]) == 0 and "no problems found" in capsys.readouterr().out
 
 
 def test_without_the_distribution_it_is_unknown():
