@@ -14,7 +14,6 @@ import pytest
 pytest.importorskip("diffusers", reason="the generators extra (diffusers) is not installed")
 
 from mova_eval import media  # noqa: E402
-from mova_eval.errors import ConfigError  # noqa: E402
 from mova_eval.generators.ltx2 import LTX2  # noqa: E402
 from mova_eval.generators.wan21 import Wan21  # noqa: E402
 from mova_eval.spec import GenRequest, SuiteItem  # noqa: E402
