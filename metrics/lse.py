@@ -50,7 +50,7 @@ weights.register(weights.WeightSpec(
     filename="syncnet_v2.model",
     urls=("http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",),
     license="MIT (joonson/syncnet_python, which distributes it; no separate licence is stated for the weights)",
-    used_by=("lse", "lse_mediapipe"),
+    used_by=("lse", "lse_mediapipe", "lse_latentsync", "lipsync_offset_avgen"),
     description="SyncNet v2 (1024-d audio and lip streams), state_dict",
 ))
 weights.register(weights.WeightSpec(
@@ -58,7 +58,7 @@ weights.register(weights.WeightSpec(
     filename="sfd_face.pth",
     urls=("https://www.robots.ox.ac.uk/~vgg/software/lipsync/data/sfd_face.pth",),
     license="unstated (distributed with joonson/syncnet_python, MIT)",
-    used_by=("lse",),
+    used_by=("lse", "lse_latentsync", "lipsync_offset_avgen"),
     description="S3FD face detector state_dict (the face-alignment s3fd-619a316812.pth mirror uses other key names)",
 ))
 weights.register(weights.WeightSpec(

@@ -435,13 +435,20 @@ class Synchformer(nn.Module):
 
 
 def load(path, device: str = "cpu") -> Synchformer:
-    """The released ``synchformer_state_dict.pth`` (bare state_dict), loaded strictly, in eval mode."""
-    net = Synchformer()
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    """The released ``synchformer_state_dict.pth`` (bare state_dict), loaded strictly, in eval mode.
+
+    The module is built on the meta device and takes the checkpoint's tensors (memory-mapped when the file allows)
+    instead of copying them into freshly initialised ones, so loading holds one copy of the 0.95 GB, not two."""
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # a legacy (non-zip) torch file cannot be memory-mapped
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # upstream's training checkpoint (24-01-04T16-39-21.pt) keeps it under 'model'
-    net.load_state_dict(state, strict=True)
-    return net.to(device).eval()
+    with torch.device("meta"):
+        net = Synchformer()
+    net.load_state_dict(state, strict=True, assign=True)
+    return net.float().to(device).eval()
 
 
 # ----------------------------------------------------------------------------------------------- inputs

@@ -280,3 +280,29 @@ def test_unknown_option_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown option"):
         desync.DeSyncMetric({"windows": 3})
     assert math.isfinite(desync.DeSyncMetric({"video_batch": 2}).video_batch)
+
+
+@pytest.mark.slow
+def test_run_records_values_and_short_clip_reasons(tiny_metric, tmp_path, monkeypatch):
+    """Through `mova-eval run` on the smoke suite: 8 s clips get values, 4 s clips NaN with the reason, counted as
+    excluded in the summary (the network is the small one; the weights file only has to exist)."""
+    import pandas as pd
+
+    from mova_eval.cli import main
+    from mova_eval.results import read_run_json
+
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "synchformer_state_dict.pth").write_bytes(b"stand-in; the network is patched")
+    monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(tmp_path / "w"))
+    base = ["metrics.only=[desync,desync_avgen]", "runtime.progress=false", "runtime.bootstrap=0"]
+    for run_id, seconds in (("long", 8.0), ("short", 4.0)):
+        rc = main(["run", f"output_dir={tmp_path}", f"run_id={run_id}", f"generator.duration={seconds}", *base])
+        assert rc in (0, 1)
+    long = pd.read_parquet(tmp_path / "long" / "items.parquet")
+    for name in ("desync", "desync_avgen"):
+        v = long[long.metric == name]["value"]
+        assert len(v) == 10 and v.between(0, 2).all(), long[long.metric == name][["value", "error"]]
+    short = pd.read_parquet(tmp_path / "short" / "items.parquet")
+    assert short["value"].isna().all() and short["error"].str.contains("too short for DeSync").all()
+    row = [r for r in read_run_json(tmp_path / "short").summary if r.metric == "desync" and r.category == "all"][0]
+    assert row.mean is None and row.excluded == 10
