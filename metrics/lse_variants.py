@@ -13,8 +13,8 @@ track is skipped (NaN here); the set value is the mean over videos. T2AV-Compass
 ``SyncNetInstance.py``): shots ≥ 30 frames, tracks > 30; for each track the **|AV offset| in frames** (0–15) at
 the minimum distance; only tracks with SyncNet confidence ≥ ``track_conf_th`` count (AVGen's ``--conf_th``: its code
 default is 5.0, its README runs 1.0); the set value pools **all passing tracks of all videos** (a clip with three
-faces weighs three times), so the per-clip rows carry the track sum and count and the summary divides the sums
-(the ``corpus`` rule). A video with no passing track drops out (NaN here), as in AVGen. Lower is better.
+faces weighs three times), so the per-clip rows carry the track sum and count (``ItemScore.counts``) and the summary
+divides the sums (the ``corpus`` rule). A video with no passing track drops out (NaN here), as in AVGen. Lower is better.
 
 Deviations shared with ``lse`` (no lossy intermediates: LatentSync re-encodes crops to mp4v + AAC, AVGen writes XVID
 crops) are listed in docs/metrics/lse.md and docs/metrics/lse_variants.md.
