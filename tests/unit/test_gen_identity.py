@@ -95,3 +95,15 @@ def test_model_settings_take_the_checkpoint_fingerprint_once_loaded(tmp_path):
     gc = Mova360p({**cfg, "checkpoint": str(b)})
     gc.record_fingerprint("checkpoint", b)
     assert gc.identity() != ga.identity()
+
+
+def test_a_cascade_refuses_unknown_stage_options_under_their_own_prefix():
+    from mova_eval.generators.cascade import Cascade
+
+    with pytest.raises(ConfigError, match=r"unknown option generator\.video\.stepz of generator 'wan21'"):
+        Cascade({"video": {"name": "wan21", "stepz": 3}, "audio": {"name": "audioldm2"}})
+    with pytest.raises(ConfigError, match=r"unknown option generator\.audio\.num_steps of audio stage 'audioldm2'; "
+                                          r"known keys: .*num_inference_steps"):
+        Cascade({"video": {"name": "wan21"}, "audio": {"name": "audioldm2", "num_steps": 25}})
+    with pytest.raises(ConfigError, match=r"generator\.audio\.cfg_strength of audio stage 'mmaudio' must be float"):
+        Cascade({"video": {"name": "wan21"}, "audio": {"name": "mmaudio", "cfg_strength": "strong"}})
