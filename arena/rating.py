@@ -11,6 +11,10 @@ connected (a model that never lost), the MLE is infinite and the fit adds a smal
 Intervals: the sandwich (robust) covariance H⁻¹ G H⁻¹ from per-vote score contributions, and a multinomial
 bootstrap over votes (percentile 2.5/97.5). Rank = 1 + number of models whose interval lies entirely above this
 model's interval ("Rank (UB)"). Online Elo (K = 4, in vote order) is computed only as a diagnostic.
+
+Which votes count and how much is a ``CountingPolicy`` (probation, per-voter and per-IP weight caps, a voter/IP bias
+score with shadow exclusion); the main board also reports, for the top rank and each adjacent pair, how many
+counted votes would have to be dropped to reverse the order (``flip_robustness``).
 """
 from __future__ import annotations
 
@@ -512,6 +516,31 @@ def online_elo(votes: pd.DataFrame, k_factor: float = 4.0) -> dict[str, float]:
     return dict(sorted(r.items()))
 
 
+def screen_bias(counted: pd.DataFrame, excluded: dict[str, int], policy: CountingPolicy, *, reweight: bool = False
+                ) -> tuple[pd.DataFrame, dict[str, int], dict[str, list[str]]]:
+    """The bias screen: fit the counted votes once, shadow-exclude voters and IPs whose bias score reaches
+    ``policy.bias_z`` (with at least ``bias_min_votes`` votes), recompute the caps. Returns (counted, exclusion counts
+    with ``biased_voter``/``biased_ip`` added, the excluded pseudonyms by column)."""
+    biased: dict[str, list[str]] = {"voter": [], "ip_hash": []}
+    excluded = dict(excluded)
+    if not policy.bias_z or not len(counted):
+        return counted, excluded, biased
+    first = board(counted, ties="half", n_boot=0, reweight=reweight)
+    drop = np.zeros(len(counted), bool)
+    for col, reason in (("voter", "biased_voter"), ("ip_hash", "biased_ip")):
+        sc = bias_scores(counted, first, col)
+        bad = sc[(sc["n"] >= policy.bias_min_votes) & (sc["score"] >= policy.bias_z)][col]
+        biased[col] = sorted(str(x) for x in bad)
+        hit = counted[col].isin(set(bad)).to_numpy() & ~drop
+        if hit.any():
+            excluded[reason] = int(hit.sum())
+            drop |= hit
+    if drop.any():
+        counted = counted[~drop].copy()
+        counted["weight"] = capped_weights(counted, policy)
+    return counted, dict(sorted(excluded.items())), biased
+
+
 def leaderboard(votes: pd.DataFrame, *, n_boot: int = 200, seed: int = 0, ci: str = "sandwich",
                 provisional_votes: int = 50, min_gold: int | None = None, min_gold_accuracy: float | None = None,
                 reweight: bool = False, min_group_votes: int = 1, policy: CountingPolicy | None = None
@@ -525,23 +554,7 @@ def leaderboard(votes: pd.DataFrame, *, n_boot: int = 200, seed: int = 0, ci: st
     counted, excluded, rel = counting_votes(votes, policy=policy)
     opts = dict(n_boot=n_boot, seed=seed, ci=ci, provisional_votes=provisional_votes, reweight=reweight)
     n_model = int((votes["kind"] == "model").sum()) if len(votes) else 0
-    biased: dict[str, list[str]] = {"voter": [], "ip_hash": []}
-    if policy.bias_z and len(counted):
-        # Screen on a quick fit of everything counted so far, then refit without the biased voters and IPs.
-        first = board(counted, ties="half", n_boot=0, reweight=reweight)
-        drop = np.zeros(len(counted), bool)
-        for col, reason in (("voter", "biased_voter"), ("ip_hash", "biased_ip")):
-            sc = bias_scores(counted, first, col)
-            bad = sc[(sc["n"] >= policy.bias_min_votes) & (sc["score"] >= policy.bias_z)][col]
-            biased[col] = sorted(str(x) for x in bad)
-            hit = counted[col].isin(set(bad)).to_numpy() & ~drop
-            if hit.any():
-                excluded[reason] = int(hit.sum())
-                drop |= hit
-        if drop.any():
-            counted = counted[~drop].copy()
-            counted["weight"] = capped_weights(counted, policy)
-        excluded = dict(sorted(excluded.items()))
+    counted, excluded, biased = screen_bias(counted, excluded, policy, reweight=reweight)
     out: dict[str, Any] = {
         "method": {"model": "Bradley-Terry MLE", "base": BASE, "scale": SCALE, "center": CENTER,
                    "anchoring": "strengths sum to zero: the mean rating is 1000", "ties": "half a win (main board)",

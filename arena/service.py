@@ -350,7 +350,9 @@ class ArenaService:
         def work():
             try:
                 # Only the main fit without bootstrap: cheap enough not to stall the voters.
-                counted, _, _ = rating.counting_votes(load_votes(self.store), policy=self.settings.policy)
+                policy = self.settings.policy
+                counted, excluded, _ = rating.counting_votes(load_votes(self.store), policy=policy)
+                counted, _, _ = rating.screen_bias(counted, excluded, policy)  # the same counted set as the board
                 if len(counted):
                     self._feed_sampler(rating.board(counted, n_boot=0))
             finally:

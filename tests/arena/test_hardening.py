@@ -197,13 +197,13 @@ def test_targeted_votes_from_one_ip_are_bounded():
     honest, names = _honest()
     before = rating.leaderboard(_votes(honest), n_boot=0)
     after = rating.leaderboard(_votes(honest + _attack(names, "m2")), n_boot=0)
-    # The attack, reproduced: with no defence these 151 votes lift the model by well over 100 points.
-    undefended = rating.leaderboard(_votes(honest + _attack(names, "m2")), n_boot=0, policy=rating.OPEN)
-    base_open = rating.leaderboard(_votes(honest), n_boot=0, policy=rating.OPEN)
-    assert _rating(undefended, "m2") - _rating(base_open, "m2") > 150
     # Defended: the attacker's IP is shadow-excluded by the bias score and the board does not move.
     assert abs(_rating(after, "m2") - _rating(before, "m2")) < 10
     assert after["counts"]["excluded_by_reason"].get("biased_ip") == 151 and after["counts"]["biased_ips"] == 1
+    # The attack, reproduced: with no defence these 151 votes lift the model by well over 150 points.
+    undefended = rating.leaderboard(_votes(honest + _attack(names, "m2")), n_boot=0, policy=rating.OPEN)
+    base_open = rating.leaderboard(_votes(honest), n_boot=0, policy=rating.OPEN)
+    assert _rating(undefended, "m2") - _rating(base_open, "m2") > 150
     # The caps alone (bias screen off) bound the shift whatever the volume: ten times the votes, the same shift.
     caps = rating.CountingPolicy(bias_z=0)
     s151 = _rating(rating.leaderboard(_votes(honest + _attack(names, "m2", n=151)), n_boot=0, policy=caps), "m2")
