@@ -5,6 +5,7 @@ killed run loses nothing it computed; the final tables are written atomically (t
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -250,12 +251,16 @@ def _is_legacy_feature_record(r: dict[str, Any]) -> bool:
 
 
 class ItemLog:
-    """Append-only record of finished rows while the run is going, consolidated into items.parquet and
+    """Append-only record of finished items while the run is going, consolidated into items.parquet and
     features.parquet at the end.
 
-    The partial log holds one JSON line per row, tagged ``"table": "items" | "features"``; one item's lines are
-    written and fsync'd together, so a kill loses at most the item being written (a torn last line is dropped and
-    that item recomputed). Schema-1 run directories (no tag, features as ``<family>.features`` rows) are read too.
+    The partial log holds one JSON line per finished request (item × seed): ``{"request": [item_id, seed],
+    "rows": [...], "sha256": ...}``, where each row is tagged ``"table": "items" | "features"`` and the checksum
+    covers the rows. A request's rows are therefore written, fsync'd and read back as one unit: a line that is torn
+    by a kill or fails its checksum is dropped and that request recomputed, never taken as finished with rows
+    missing. Finalising is idempotent: a kill after items.parquet is written but before the partial log is removed
+    leaves the same request in both places, and reading keeps one copy (the partial log's, which is newer).
+    Partial logs of earlier versions (one untagged or tagged row per line) are read too.
     """
 
     def __init__(self, run_dir: Path):
@@ -263,21 +268,66 @@ class ItemLog:
         self.partial = self.run_dir / "items.partial.jsonl"
         self.final = self.run_dir / "items.parquet"
         self.features = self.run_dir / "features.parquet"
+        #: requests whose partial-log line was torn or failed its checksum on the last ``load()`` (recomputed)
+        self.dropped: list[str] = []
+
+    def _read_parquet(self, path: Path, table: str) -> list[dict[str, Any]]:
+        try:
+            return [{**r, "table": table} for r in pd.read_parquet(path).to_dict("records")]
+        except Exception as e:  # pyarrow raises its own types for truncated or foreign files
+            raise ResultsError(path, f"cannot be read ({type(e).__name__}: {e}); it is damaged — delete it to "
+                                     f"recompute its rows from the cache, or start a new run_id") from e
+
+    def _read_partial(self) -> dict[tuple[str, int], list[dict[str, Any]]]:
+        """Requests of the partial log → their records; a later line for the same request wins."""
+        by_request: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self.dropped = []
+        with open(self.partial, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    self.dropped.append(f"line {n + 1} (torn)")
+                    continue
+                if not isinstance(rec, dict):
+                    self.dropped.append(f"line {n + 1} (not a record)")
+                    continue
+                if "rows" not in rec:  # an earlier version's one-row-per-line log: group its rows by request
+                    try:
+                        by_request.setdefault((str(rec["item_id"]), int(rec["seed"])), []).append(rec)
+                    except (KeyError, TypeError, ValueError):
+                        self.dropped.append(f"line {n + 1} (no request key)")
+                    continue
+                rows = rec.get("rows")
+                if not isinstance(rows, list) or rec.get("sha256") != _rows_checksum(rows):
+                    self.dropped.append(f"line {n + 1} (checksum mismatch)")
+                    continue
+                try:
+                    key = (str(rec["request"][0]), int(rec["request"][1]))
+                except (KeyError, IndexError, TypeError, ValueError):
+                    self.dropped.append(f"line {n + 1} (no request key)")
+                    continue
+                by_request[key] = rows
+        return by_request
 
     def load(self) -> ScoredRows:
-        out = ScoredRows()
+        partial = self._read_partial() if self.partial.is_file() else {}
+        newer = set(partial)
         records: list[dict[str, Any]] = []
-        if self.final.is_file():
-            records.extend({**r, "table": "items"} for r in pd.read_parquet(self.final).to_dict("records"))
-        if self.features.is_file():
-            records.extend({**r, "table": "features"} for r in pd.read_parquet(self.features).to_dict("records"))
-        if self.partial.is_file():
-            with open(self.partial, encoding="utf-8") as f:
-                for line in f:
+        for path, table in ((self.final, "items"), (self.features, "features")):
+            if path.is_file():
+                for r in self._read_parquet(path, table):
                     try:
-                        records.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        break  # a torn last line from a kill: that item is simply recomputed
+                        key = (str(r["item_id"]), int(r["seed"]))
+                    except (KeyError, TypeError, ValueError):
+                        key = None
+                    if key not in newer:  # the partial log holds this request too: keep its (newer) copy
+                        records.append(r)
+        for rows in partial.values():
+            records.extend(rows)
+        out = ScoredRows()
         for r in records:
             try:
                 if r.get("table") == "features" or _is_legacy_feature_record(r):
@@ -290,18 +340,26 @@ class ItemLog:
         return out
 
     def append(self, rows: ScoredRows) -> None:
+        """Record one request's rows as a single checksummed, fsync'd line (``rows`` must be one request's)."""
         if not rows:
             return
+        keys = rows.done_requests()
+        if len(keys) != 1:
+            raise ValueError(f"ItemLog.append takes one request's rows, got {sorted(keys)}")
+        (item_id, seed), = keys
+        recs = [{"table": "items", **_json_record(r)} for r in rows.items]
+        recs += [{"table": "features", **_json_record(r)} for r in rows.features]
+        recs = json.loads(json.dumps(recs, ensure_ascii=False, default=str))  # the checksum covers what is read back
+        line = json.dumps({"request": [item_id, int(seed)], "rows": recs, "sha256": _rows_checksum(recs)},
+                          ensure_ascii=False) + "\n"
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        lines = [{"table": "items", **_json_record(r)} for r in rows.items]
-        lines += [{"table": "features", **_json_record(r)} for r in rows.features]
-        blob = "".join(json.dumps(x, ensure_ascii=False, default=str) + "\n" for x in lines)
         with open(self.partial, "a", encoding="utf-8") as f:
-            f.write(blob)
+            f.write(line)
             f.flush()
             os.fsync(f.fileno())
 
     def finalize(self, rows: ScoredRows) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Write both tables atomically, then drop the partial log. Safe to repeat after a kill at any point."""
         import io
 
         items, feats = items_frame(rows.items), features_frame(rows.features)
@@ -311,6 +369,11 @@ class ItemLog:
             atomic_write_bytes(path, buf.getvalue())
         self.partial.unlink(missing_ok=True)
         return items, feats
+
+
+def _rows_checksum(rows: list[dict[str, Any]]) -> str:
+    blob = json.dumps(rows, sort_keys=True, ensure_ascii=False, allow_nan=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def _json_record(row: ItemRow | FeatureRow) -> dict[str, Any]:

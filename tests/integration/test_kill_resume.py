@@ -26,14 +26,14 @@ def test_sigkill_then_resume(tmp_path):
     proc = _run(tmp_path / "runs", "k", env)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if partial.is_file() and len(partial.read_text().splitlines()) >= 4:
+        if partial.is_file() and len(partial.read_text().splitlines()) >= 2:  # one line per finished item
             break
         time.sleep(0.05)
     assert proc.poll() is None, f"the run finished before it could be killed: {proc.stderr.read()}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = len(partial.read_text().splitlines())
-    assert 4 <= done_before < 20
+    assert 2 <= done_before < 10
 
     resumed = _run(tmp_path / "runs", "k", env)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
