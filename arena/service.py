@@ -12,6 +12,7 @@ app. Run one process per database: the sampler's counters and the rate limiters 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import secrets
@@ -33,8 +34,10 @@ from mova_eval.arena.schemas import (AdminStats, BattleOut, FlagOut, Health, Lea
                                      QuarantineOut, ReloadOut, Reveal, SessionOut, SideOut, VoteIn, VoterReliability)
 from mova_eval.arena.storage import Battle, Clip, Prompt, Store, Vote, Voter
 from mova_eval.arena.variants import VariantCache, contained
+from mova_eval.errors import MovaEvalError
 
 ADMIN_ENV = "MOVA_EVAL_ARENA_ADMIN_TOKEN"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -331,7 +334,13 @@ class ArenaService:
             raise ArenaError(404, "no such battle")
         if not self.settings.variants:
             return src
-        return self.variants.get(battle_id, side, src)
+        try:
+            return self.variants.get(battle_id, side, src)
+        except MovaEvalError as e:
+            # A playback copy that no longer decodes: the file and the problem go to the server log; the voter gets
+            # a plain message (a file name is a stable clip id, which must never reach a voter).
+            log.error("battle %s side %s: %s", battle_id, side, e)
+            raise ArenaError(500, "could not prepare this clip for playback; the server log has the details") from None
 
     # ------------------------------------------------------------------------------------------- board
 

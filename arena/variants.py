@@ -17,15 +17,20 @@ variant whose digest was already served is redrawn.
 """
 from __future__ import annotations
 
+import logging
 import queue
 import secrets
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
 
 from mova_eval import media
+
+log = logging.getLogger(__name__)
+SERVED_MEMORY = 200_000  # digests remembered (a redraw guard; dithered variants do not collide in practice)
 
 
 def contained(folder: Path, name: str) -> Path | None:
@@ -78,6 +83,7 @@ class VariantCache:
         self._ready: dict[Path, list[Path]] = {}     # source → stocked variants
         self._pending: set[Path] = set()
         self._served: set[str] = set()
+        self._served_order: deque[str] = deque()
         self._last_sweep = 0.0
         self._queue: queue.Queue = queue.Queue()
         self.made = 0
@@ -95,6 +101,9 @@ class VariantCache:
             with self._lock:
                 if digest not in self._served:
                     self._served.add(digest)
+                    self._served_order.append(digest)
+                    if len(self._served_order) > SERVED_MEMORY:
+                        self._served.discard(self._served_order.popleft())
                     break
         with self._lock:
             self.made += 1
@@ -122,8 +131,8 @@ class VariantCache:
                     self._make(src, dst)
                     with self._lock:
                         self._ready.setdefault(src, []).append(dst)
-            except Exception:  # noqa: BLE001 - a clip that fails here is made (and its error raised) on request
-                pass
+            except Exception as e:  # noqa: BLE001 - the media request makes it again and reports the error
+                log.warning("could not stock a variant of %s: %s", src, e)
             finally:
                 with self._lock:
                     self._pending.discard(src)

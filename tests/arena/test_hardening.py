@@ -389,3 +389,23 @@ def test_symlink_out_of_the_media_folder_is_not_followed(make_client, arena_db, 
         assert r.status_code == 404 and b"SECRET" not in r.content
     finally:
         link.unlink()
+
+
+def test_a_playback_copy_that_no_longer_decodes_gives_a_clear_error(make_client, arena_db, caplog):
+    app = make_client()
+    svc = app.state.arena
+    c = make_client.client(app)
+    b = battle(c)
+    broken = svc.media_dir / "broken-copy.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    try:
+        clip = sqlite3.connect(arena_db).execute("select clip_b from battles where id=?",
+                                                 (b["battle_id"],)).fetchone()[0]
+        svc.clips[clip] = ("broken-copy.mp4", svc.clips[clip][1])
+        with caplog.at_level("ERROR", logger="mova_eval.arena.service"):
+            r = c.get(b["b"]["url"])
+        assert r.status_code == 500 and "could not prepare this clip" in r.json()["detail"]
+        assert "broken-copy" not in r.text  # a file name is a stable clip id: never sent to a voter …
+        assert "broken-copy.mp4" in caplog.text  # … but logged for the operator
+    finally:
+        broken.unlink()
