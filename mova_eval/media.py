@@ -530,9 +530,10 @@ def apply_video_preset(clip: Clip, preset: VideoPreset) -> np.ndarray:
 
 def encode(path: str | Path, video: np.ndarray | None, fps: float | None, audio: np.ndarray | None = None,
            sample_rate: int | None = None, *, lossless: bool = False, crf: int = 18,
-           metadata: dict[str, str] | None = None) -> Path:
+           metadata: dict[str, str] | None = None, bitrate: int | None = None) -> Path:
     """Write a clip. Default: H.264 (yuv420p) + AAC in mp4. ``lossless``: RGB H.264 at qp 0 + PCM s16 in mkv.
     ``metadata``: container tags (e.g. ``comment``), used to label synthetic clips inside the file itself.
+    ``bitrate``: average video bitrate in bit/s (x264 ABR) instead of the constant-quality ``crf`` (lossy only).
 
     The file is written to a temporary name and renamed, so a crash never leaves a half clip behind.
     ``audio`` is float32 [C, N] or [N] in [-1, 1].
@@ -567,6 +568,9 @@ def encode(path: str | Path, video: np.ndarray | None, fps: float | None, audio:
                 vstream = out.add_stream("libx264", rate=rate)
                 vstream.pix_fmt = "yuv420p"
                 vstream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+                if bitrate is not None:
+                    vstream.options = {"preset": "veryfast", "threads": "1"}
+                    vstream.bit_rate = int(bitrate)
             vstream.thread_count = 1
             h, w = video.shape[1:3]
             if not lossless and (h % 2 or w % 2):
