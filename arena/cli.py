@@ -99,6 +99,18 @@ def register(sub) -> None:
     _policy_args(lb)
     lb.set_defaults(func=cmd_leaderboard)
 
+    ag = asub.add_parser("agreement", help="agreement of metrics with the votes: per battle, model ranks, sub-votes",
+                         description="Compare the metrics of run directories that scored the arena's clips with the "
+                                     "human votes (docs/agreement.md).")
+    src = ag.add_mutually_exclusive_group(required=True)
+    src.add_argument("--db")
+    src.add_argument("--from", dest="from_dir", metavar="DIR", help="an `arena export` folder")
+    ag.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories whose clips were imported")
+    ag.add_argument("--out", default=None, help="write agreement.json/.md/.png here (default: print Markdown)")
+    ag.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds per battle figure (seeded)")
+    ag.add_argument("--bootstrap-models", type=int, default=200, help="bootstrap rounds (BT refits) for τ and ρ")
+    ag.set_defaults(func=cmd_agreement)
+
 
 def cmd_serve(args) -> int:
     import uvicorn
@@ -165,6 +177,30 @@ def cmd_leaderboard(args) -> int:
         print(f"wrote {out / 'leaderboard.json'} and {out / 'leaderboard.md'}")
     else:
         print(text_json if args.json else md)
+    return 0
+
+
+def cmd_agreement(args) -> int:
+    from mova_eval.arena import agreement
+
+    if args.from_dir:
+        import pandas as pd
+
+        from mova_eval.arena.export import read_export
+
+        votes, manifest = read_export(args.from_dir), pd.read_parquet(Path(args.from_dir) / "clips.parquet")
+    else:
+        from mova_eval.arena.export import load_manifest, load_votes
+        from mova_eval.arena.storage import Store
+
+        store = Store(args.db)
+        votes, manifest = load_votes(store), load_manifest(store)
+    res = agreement.agreement(votes, manifest, args.runs, n_boot=args.bootstrap, n_boot_models=args.bootstrap_models)
+    if args.out:
+        for f in agreement.write(res, args.out):
+            print(f"wrote {f}")
+    else:
+        print(agreement.to_markdown(res))
     return 0
 
 
