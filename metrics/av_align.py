@@ -122,7 +122,7 @@ class AvAlignMetric(Metric):
         audio = clip.audio_for(PRESET)
         if not np.any(audio):
             return self._fail("the audio track is digital silence: no onsets to align (MOVA scores this 0.0)", details)
-        v = video_peaks(flow_magnitudes(frames), fps)
+        v = video_peaks(clip.derived("video", "av_align.farneback", lambda: flow_magnitudes(frames)), fps)
         a = audio_peaks(audio)
         score, matches = iou(a, v, fps)
         details.update(audio_peaks=len(a), video_peaks=len(v), matches=matches,

@@ -16,10 +16,12 @@ A defect changes one stream only: audio defects keep every video frame, video de
 - ``swap_audio``: the audio of another item of the same run (chosen by seed among the others; its length fitted
   by cropping or its own ambience), so the sound no longer belongs to the picture or the prompt.
 - ``mute``: all-zero audio (the stream is kept).
-- ``noise`` (SNR dB): white Gaussian noise with exactly that power ratio against the whole track; if the sum
-  would clip, the whole result is scaled down (scaling keeps the SNR, clipping would not).
-- ``time_stretch`` (factor r, > 1 = slower): pitch-preserving phase-vocoder stretch (librosa), then cropped or
-  ambience-padded to the original length, so the sound drifts progressively out of sync.
+- ``noise`` (SNR dB): white Gaussian noise with exactly that power ratio against the whole track, added at the
+  clip's level: neither clipped nor rescaled (defected clips live in memory as float; a peak above 1.0 is kept and
+  recorded), because rescaling would change the loudness of the signal along with the SNR.
+- ``time_stretch`` (factor r, > 1 = slower): pitch-preserving phase-vocoder stretch (librosa), RMS-matched to the
+  original (the phase vocoder alone loses ~3 dB), then cropped or ambience-padded to the original length, so the
+  sound drifts progressively out of sync at the same level.
 - ``freeze`` (fraction p of the frames): frames ``[start, start+L)`` with ``L = round(p·T)`` centred in the clip
   all show frame ``start``; ``p = 1`` is a still image.
 - ``shuffle`` (window w frames): frames are permuted inside consecutive blocks of w frames (never the identity
@@ -113,8 +115,34 @@ def _derived_clip(clip: Clip, record: AppliedDefect, *, video=None, audio=None, 
         durations.append(video.shape[0] / fps)
     if audio is not None and clip.sample_rate:
         durations.append(audio.shape[-1] / clip.sample_rate)
+    kept = "video" if video is clip.video and fps == clip.fps else "audio" if audio is clip.audio else None
     return Clip(path=f"{clip.path}#{record.label}", content_hash=h, video=video, fps=fps, audio=audio,
-                sample_rate=clip.sample_rate, duration=max(durations) if durations else 0.0)
+                sample_rate=clip.sample_rate, duration=max(durations) if durations else 0.0,
+                _memo=_SharedMemo(clip._memo, kept) if kept else {})
+
+
+class _SharedMemo(dict):
+    """A defected clip's memo: entries of the stream the defect kept (presets, derived features) live in the clean
+    clip's memo, so they are computed once for the clean clip and all of its variants; the rest is private."""
+
+    def __init__(self, parent: dict, stream: str):
+        super().__init__()
+        self.parent, self.stream = parent, stream
+
+    def _shared(self, key) -> bool:
+        return isinstance(key, tuple) and bool(key) and key[0] == self.stream
+
+    def __contains__(self, key) -> bool:
+        return key in self.parent if self._shared(key) else super().__contains__(key)
+
+    def __getitem__(self, key):
+        return self.parent[key] if self._shared(key) else super().__getitem__(key)
+
+    def __setitem__(self, key, value) -> None:
+        if self._shared(key):
+            self.parent[key] = value
+        else:
+            super().__setitem__(key, value)
 
 
 # ----------------------------------------------------------------------------------------------- audio helpers
@@ -273,16 +301,14 @@ class Noise(DefectKind):
         noise = _rng(clip, self.name, strength, seed).standard_normal(a.shape)
         noise *= math.sqrt(p_signal / 10 ** (float(strength) / 10) / float(np.mean(noise**2)))
         out = a + noise
-        peak = float(np.abs(out).max())
-        gain = 0.99 / peak if peak > 0.99 else 1.0
         rec = self._record(clip, strength, seed, signal_power=p_signal, noise_power=float(np.mean(noise**2)),
-                           gain=gain)
-        return _derived_clip(clip, rec, audio=(out * gain).astype(np.float32)), rec
+                           peak=float(np.abs(out).max()))
+        return _derived_clip(clip, rec, audio=out.astype(np.float32)), rec
 
 
 class TimeStretch(DefectKind):
     name, stream, unit = "time_stretch", "audio", "x"
-    strengths = (1.02, 1.05, 1.1, 1.25)
+    strengths = (1.05, 1.1, 1.25)
     quick = (1.1,)
     description = "pitch-preserving stretch (phase vocoder) by a factor, cropped/padded to the original length"
 
@@ -300,10 +326,13 @@ class TimeStretch(DefectKind):
 
         r = float(strength)
         a = np.asarray(clip.audio, np.float32)
-        y = np.stack([librosa.effects.time_stretch(ch, rate=1.0 / r) for ch in a])
+        y = np.stack([librosa.effects.time_stretch(ch, rate=1.0 / r) for ch in a]).astype(np.float64)
+        p_in, p_out = float(np.mean(a.astype(np.float64) ** 2)), float(np.mean(y**2))
+        gain = math.sqrt(p_in / p_out) if p_out > 0 else 1.0
+        y = (y * gain).astype(np.float32)
         out, info = fit_audio(y, a.shape[1], clip.sample_rate, _rng(clip, self.name, strength, seed))
-        rec = self._record(clip, strength, seed, method="librosa.effects.time_stretch (phase vocoder)",
-                           stretched_samples=int(y.shape[1]), **info)
+        rec = self._record(clip, strength, seed, method="librosa.effects.time_stretch (phase vocoder), RMS-matched",
+                           gain=gain, stretched_samples=int(y.shape[1]), **info)
         return _derived_clip(clip, rec, audio=np.ascontiguousarray(out, dtype=np.float32)), rec
 
 
@@ -331,7 +360,7 @@ class Freeze(DefectKind):
 
 class Shuffle(DefectKind):
     name, stream, unit = "shuffle", "video", "frame window"
-    strengths = (2, 4, 12, 48)
+    strengths = (2, 12, 48)
     quick = (12,)
     description = "frames permuted inside consecutive windows"
 

@@ -136,6 +136,17 @@ class Clip:
             self._memo[key] = media.apply_audio_preset(self, preset)
         return self._memo[key]
 
+    def derived(self, stream: str, name: str, compute):
+        """A value computed from one stream only (``"video"`` or ``"audio"``: optical flow, onsets…), once per clip.
+        A defected copy of a clip (:mod:`mova_eval.defects`) shares these entries for the stream it left unchanged,
+        so e.g. the optical flow of a clip is computed once for all of its audio defects."""
+        if stream not in ("video", "audio"):
+            raise ValueError(f"stream must be 'video' or 'audio', not {stream!r}")
+        key = (stream, "derived", name)
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
     def video_for(self, preset) -> np.ndarray:
         """Frames under a :class:`mova_eval.media.VideoPreset`, computed once per clip."""
         from mova_eval import media
