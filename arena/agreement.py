@@ -3,9 +3,10 @@
 Inputs: the arena's vote table and clip manifest (``export.load_votes`` / ``load_manifest``, or an export folder) and
 one or more run directories (``mova-eval run`` outputs) that scored the arena's clips. A clip is matched to its
 scores by the sha256 of its source file (the arena stores it at import; the run stores it as ``clip_hash``), else by
-(run id, item id). Only votes that count on the board are used (``rating.counting_votes``: unflagged votes of
-reliable voters), and only metric outputs with a direction (``higher``/``lower`` is better): loudness, which has no
-better side, is not compared.
+(run id, item id). Only votes that count on the board are used, with the board's weights
+(``rating.counting_votes`` under a ``CountingPolicy``: unflagged votes of reliable voters past probation, per-voter
+and per-IP weight caps; the board's bias screen needs a fit and is not applied here), and only metric outputs with a
+direction (``higher``/``lower`` is better): loudness, which has no better side, is not compared.
 
 Per battle: on a decided vote (A or B better) the metric *agrees* when it scores the human choice better; equal
 metric values count one half. Ties and "both bad" are not decided: they are left out of the main figure, and a
@@ -116,7 +117,7 @@ def clip_scores(manifest: pd.DataFrame, run_dirs: Sequence[str | Path]) -> tuple
         if not (d / "run.json").is_file():
             raise MovaEvalError(f"{d}: not a run directory (no run.json)")
         log = read_run_json(d)
-        rows = pd.DataFrame(ItemLog(d).load())
+        rows = pd.DataFrame([asdict(r) for r in ItemLog(d).load().items])
         if rows.empty:
             continue
         rows["run_id"] = log.run_id
@@ -149,12 +150,13 @@ def _counts(groups: np.ndarray, n_groups: int, rng: np.random.Generator) -> np.n
 
 
 def _clustered(values: np.ndarray, voters: np.ndarray, prompts: np.ndarray, n_boot: int, seed: int,
-               how: str) -> Interval:
-    """Mean of ``values`` with a percentile bootstrap clustered by voter, prompt or both (pigeonhole)."""
+               how: str, weights: np.ndarray | None = None) -> Interval:
+    """Weighted mean of ``values`` with a percentile bootstrap clustered by voter, prompt or both (pigeonhole)."""
     values = np.asarray(values, float)
     if values.size == 0:
         return Interval(math.nan, math.nan, math.nan)
-    est = float(values.mean())
+    base = np.ones(values.size) if weights is None else np.asarray(weights, float)
+    est = float(np.dot(base, values) / base.sum())
     if values.size < 2 or n_boot <= 0:
         return Interval(est, math.nan, math.nan)
     gv, nv = pd.factorize(voters)[0], len(set(voters))
@@ -162,7 +164,7 @@ def _clustered(values: np.ndarray, voters: np.ndarray, prompts: np.ndarray, n_bo
     rng = np.random.default_rng(seed)
     boots = []
     for _ in range(n_boot):
-        w = np.ones(values.size)
+        w = base.copy()
         if how in ("voter", "both"):
             w = w * _counts(gv, nv, rng)
         if how in ("prompt", "both"):
@@ -192,14 +194,23 @@ def battle_agreement(votes: pd.DataFrame, scores: pd.DataFrame, output: str, dir
     agree = np.where(pref == 0, 0.5, (pref == human).astype(float))
     half = np.where(decided, agree, 0.5)
     vd, pd_ = v["voter"].to_numpy()[decided], v["item_id"].to_numpy()[decided]
+    w = _weights(v)
+    wd = w[decided]
     return BattleAgreement(
         output=output, direction=direction, coverage=len(v) / len(votes) if len(votes) else math.nan,
         n_decided=int(decided.sum()), n_tie=int((v["choice"] == "tie").sum()),
         n_both_bad=int((v["choice"] == "both_bad").sum()), metric_ties=int(((pref == 0) & decided).sum()),
-        decided=_clustered(agree[decided], vd, pd_, n_boot, seed, "both"),
-        decided_by_voter=_clustered(agree[decided], vd, pd_, n_boot, seed, "voter"),
-        decided_by_prompt=_clustered(agree[decided], vd, pd_, n_boot, seed, "prompt"),
-        ties_as_half=_clustered(half, v["voter"].to_numpy(), v["item_id"].to_numpy(), n_boot, seed, "both"))
+        decided=_clustered(agree[decided], vd, pd_, n_boot, seed, "both", wd),
+        decided_by_voter=_clustered(agree[decided], vd, pd_, n_boot, seed, "voter", wd),
+        decided_by_prompt=_clustered(agree[decided], vd, pd_, n_boot, seed, "prompt", wd),
+        ties_as_half=_clustered(half, v["voter"].to_numpy(), v["item_id"].to_numpy(), n_boot, seed, "both", w))
+
+
+def _weights(votes: pd.DataFrame) -> np.ndarray:
+    """The board's per-vote weights (voter/IP caps), 1 where the table has none."""
+    if "weight" not in votes:
+        return np.ones(len(votes))
+    return votes["weight"].fillna(1.0).to_numpy(float)
 
 
 def _rank_corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -236,7 +247,8 @@ def model_agreement(votes: pd.DataFrame, scores: pd.DataFrame, output: str, dire
         return (g["x"] / g["w"]).to_numpy(float)
 
     metric_means = means(s)
-    bt = _bt(v, names)
+    vote_w = _weights(v)
+    bt = _bt(v, names, weights=vote_w)
     tau, rho = _rank_corr(metric_means, bt)
     items = sorted(set(v["item_id"]) | set(s["item_id"]))
     item_idx = {it: i for i, it in enumerate(items)}
@@ -257,7 +269,7 @@ def model_agreement(votes: pd.DataFrame, scores: pd.DataFrame, output: str, dire
         if not np.all(np.isfinite(mm)):
             degenerate += 1
             continue
-        b = _bt(v[keep_v], names, weights=wv[keep_v])
+        b = _bt(v[keep_v], names, weights=wv[keep_v] * vote_w[keep_v])
         t, r = _rank_corr(mm, b)
         if not math.isfinite(t):
             degenerate += 1
@@ -289,20 +301,24 @@ def tag_agreement(votes: pd.DataFrame, scores: pd.DataFrame, output: str, direct
     better_a = np.where(ta, -1.0, 1.0)  # the untagged side is better on this aspect
     pref = np.sign(v["va"].to_numpy() - v["vb"].to_numpy())
     agree = np.where(pref == 0, 0.5, (pref == better_a).astype(float))
-    return TagAgreement(tag, output, int(one.sum()),
-                        _clustered(agree, v["voter"].to_numpy(), v["item_id"].to_numpy(), n_boot, seed, "both"))
+    return TagAgreement(tag, output, int(one.sum()), _clustered(agree, v["voter"].to_numpy(), v["item_id"].to_numpy(),
+                                                                n_boot, seed, "both", _weights(v)))
 
 
 def agreement(votes: pd.DataFrame, manifest: pd.DataFrame, run_dirs: Sequence[str | Path], *, n_boot: int = 1000,
-              n_boot_models: int = 200, seed: int = 0) -> AgreementResult:
+              n_boot_models: int = 200, seed: int = 0, policy: "rating.CountingPolicy | None" = None
+              ) -> AgreementResult:
     """Everything ``mova-eval arena agreement`` reports, from the vote table, the clip manifest and run dirs."""
     scores, directions = clip_scores(manifest, run_dirs)
-    return agreement_from_scores(votes, scores, directions, n_boot=n_boot, n_boot_models=n_boot_models, seed=seed)
+    return agreement_from_scores(votes, scores, directions, n_boot=n_boot, n_boot_models=n_boot_models, seed=seed,
+                                 policy=policy)
 
 
 def agreement_from_scores(votes: pd.DataFrame, scores: pd.DataFrame, directions: Mapping[str, str], *,
-                          n_boot: int = 1000, n_boot_models: int = 200, seed: int = 0) -> AgreementResult:
-    counted, excluded, _ = rating.counting_votes(votes) if len(votes) else (votes, {}, None)
+                          n_boot: int = 1000, n_boot_models: int = 200, seed: int = 0,
+                          policy: "rating.CountingPolicy | None" = None) -> AgreementResult:
+    policy = policy or rating.CountingPolicy()
+    counted, excluded, _ = rating.counting_votes(votes, policy=policy) if len(votes) else (votes, {}, None)
     res = AgreementResult()
     res.counts = {"votes": int(len(votes)), "counted": int(len(counted)), "excluded_by_reason": excluded,
                   "decided": int(counted["choice"].isin(DECIDED).sum()) if len(counted) else 0,
@@ -315,7 +331,10 @@ def agreement_from_scores(votes: pd.DataFrame, scores: pd.DataFrame, directions:
                            "Bradley-Terry ratings (ties 1/2, side term)",
                   "model_ci": "bootstrap over prompts, then a multinomial redraw of the votes, BT refit per round",
                   "tags": "battles where exactly one side has the tag: the untagged side is better on that aspect",
-                  "bootstrap": n_boot, "bootstrap_models": n_boot_models, "seed": seed}
+                  "bootstrap": n_boot, "bootstrap_models": n_boot_models, "seed": seed,
+                  "counting_policy": policy.describe(),
+                  "votes": "the board's counted votes with its weights (flags, gold reliability, probation, caps); "
+                           "the board's bias screen is not applied"}
     if counted.empty or scores.empty:
         return res
     for output in sorted(set(scores["output"])):

@@ -109,6 +109,7 @@ def register(sub) -> None:
     ag.add_argument("--out", default=None, help="write agreement.json/.md/.png here (default: print Markdown)")
     ag.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds per battle figure (seeded)")
     ag.add_argument("--bootstrap-models", type=int, default=200, help="bootstrap rounds (BT refits) for τ and ρ")
+    _policy_args(ag)
     ag.set_defaults(func=cmd_agreement)
 
 
@@ -195,7 +196,8 @@ def cmd_agreement(args) -> int:
 
         store = Store(args.db)
         votes, manifest = load_votes(store), load_manifest(store)
-    res = agreement.agreement(votes, manifest, args.runs, n_boot=args.bootstrap, n_boot_models=args.bootstrap_models)
+    res = agreement.agreement(votes, manifest, args.runs, n_boot=args.bootstrap, n_boot_models=args.bootstrap_models,
+                              policy=_policy(args))
     if args.out:
         for f in agreement.write(res, args.out):
             print(f"wrote {f}")

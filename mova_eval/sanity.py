@@ -46,7 +46,7 @@ from mova_eval import defects as D
 from mova_eval import media, stats
 from mova_eval.cache import Cache, atomic_write_text, make_key
 from mova_eval.errors import ConfigError, MediaError, MovaEvalError
-from mova_eval.metrics.base import ItemScore, Metric
+from mova_eval.metrics.base import ItemScore, Metric, SetLevelMetric
 from mova_eval.spec import Clip, SuiteItem
 
 CLEAN = "clean"
@@ -151,15 +151,17 @@ class SanityResult:
 
 
 def _score(metric: Metric, token: str, clip: Clip, item: SuiteItem, cache: Cache, counter: dict) -> ItemScore:
-    key = make_key("score", clip.content_hash, metric.info.name, token, item.fingerprint())  # the runner's key
+    from mova_eval.runner import SCORE_CACHE_LAYOUT
+
+    # The runner's key, so a clean clip that `mova-eval run` already scored is a cache read here.
+    key = make_key("score", SCORE_CACHE_LAYOUT, clip.content_hash, metric.info.name, token, item.fingerprint())
     hit = cache.get(key) if cache.enabled else None
     if hit is not None:
         counter["cached"] += 1
         return hit
-
     s = metric.score(clip, item)
-    if isinstance(s, dict):
-        s = ItemScore(values=s)
+    if not isinstance(s, ItemScore):
+        raise TypeError(f"metric {metric.info.name}.score() returned {type(s).__name__}, not an ItemScore")
     unknown = set(s.values) - {o.name for o in metric.info.outputs}
     if unknown:
         raise RuntimeError(f"metric {metric.info.name} returned undeclared outputs {sorted(unknown)}")
@@ -221,11 +223,11 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
     generator = get_generator_class(gcfg["name"])(gcfg, device=device)
     generator.bind_suite(suite)
     plan = runner.select_metrics(references.with_suite_references(cfg.get("metrics", {}), suite), device)
-    metrics = [m for m in plan.metrics if not m.is_set_level] + list(extra_metrics)
+    metrics = [m for m in plan.metrics if not isinstance(m, SetLevelMetric)] + list(extra_metrics)
     statuses = [{"name": s.name, "available": s.available, "reason": s.reason, "command": s.command,
                  "version": s.version} for s in plan.statuses]
     for m in plan.metrics:
-        if m.is_set_level:
+        if isinstance(m, SetLevelMetric):
             for s in statuses:
                 if s["name"] == m.info.name:
                     s["reason"] = "set-level metric: the sanity battery scores per-item metrics only"

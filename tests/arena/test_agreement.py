@@ -86,7 +86,7 @@ def test_sub_votes_match_the_family(result):
 
 
 def test_excluded_votes_do_not_count():
-    votes, scores = simulate(votes=400)
+    votes, scores = simulate(votes=400, voters=10)  # 40 votes each: past probation
     flagged = votes.copy()
     flagged.loc[:99, "flags"] = pd.Series([["too_fast"]] * 100)
     res = agreement.agreement_from_scores(flagged, scores, DIRECTIONS, n_boot=50, n_boot_models=10)
@@ -129,8 +129,8 @@ def test_cli_on_a_real_database(tmp_path, arena_db, pool_template, make_client):
                        f"output_dir={tmp_path}", f"run_id={label}", "runtime.progress=false", "suite.limit=3",
                        "generator.duration=2.0", "runtime.bootstrap=10", *extra])
         runs.append(str(run(cfg).run_dir))
-    assert main(["arena", "agreement", "--db", arena_db, *runs, "--out", str(tmp_path / "ag"),
-                 "--bootstrap", "50", "--bootstrap-models", "10"]) == 0
+    assert main(["arena", "agreement", "--db", arena_db, *runs, "--out", str(tmp_path / "ag"), "--bootstrap", "50",
+                 "--bootstrap-models", "10", "--probation-votes", "0"]) == 0  # one voter: no probation
     data = json.loads((tmp_path / "ag" / "agreement.json").read_text())
     n = data["counts"]["counted"]
     assert n >= 8 and data["counts"]["clips_with_scores"] == 6
