@@ -253,10 +253,6 @@ class ModelGenerator(Generator):
         """The model as users name it (a Hugging Face id, a path, an API model name), for provenance."""
         return None
 
-    def sampler_settings(self) -> dict[str, Any]:
-        """The output-affecting settings, recorded as ``provenance["sampler"]``."""
-        return self.settings.output_values()
-
     def package_version(self) -> str | None:
         return None
 
@@ -360,7 +356,7 @@ class ModelGenerator(Generator):
 
         p = {"generator": self.name, "adapter_version": self.adapter_version, "package_version": self.package_version(),
              "model": self.checkpoint_ref(), "checkpoint_hash": self._ckpt_hash, "models": self.fingerprints(),
-             "sampler": self.sampler_settings(), "seed": plan.seed, "run_seed": req.seed, "wall_time_s": round(wall, 3),
+             "sampler": self.settings.output_values(), "seed": plan.seed, "run_seed": req.seed, "wall_time_s": round(wall, 3),
              "peak_gpu_memory_mb": peak_mb, **{k: v for k, v in asdict(plan).items() if k != "seed"},
              "prompt_sent": plan.prompt}
         if plan.first_frame:

@@ -101,9 +101,6 @@ class Cascade(ModelGenerator):
                                     + (f" (fix: {av.command})" if av.command else "")))
         return problems
 
-    def sampler_settings(self) -> dict[str, Any]:
-        return {"video": self.video_cfg, "audio": self.audio_cfg}
-
     def _load(self) -> None:
         self.video.load()
         if isinstance(self.video, ModelGenerator) and self.video._load_error:
