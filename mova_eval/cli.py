@@ -197,7 +197,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def _extensions():
     """Subcommand groups contributed by other parts of the package (arena, reference statistics…)."""
     out = []
-    for mod_name in ("mova_eval.arena.cli", "mova_eval.reference_cli", "mova_eval.sanity_cli"):
+    for mod_name in ("mova_eval.arena.cli", "mova_eval.reference_cli", "mova_eval.sanity_cli", "mova_eval.report.cli"):
         try:
             mod = __import__(mod_name, fromlist=["register"])
         except ImportError:
