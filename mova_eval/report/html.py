@@ -27,7 +27,8 @@ p.caption,.meta{color:var(--muted);font-size:.9rem}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;border:1px solid var(--line);border-radius:6px}
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
 th,td{padding:6px 8px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap;vertical-align:top}
-th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
+th:first-child,td:first-child{text-align:left}
+tbody.rows td:first-child{position:sticky;left:0;background:var(--bg);z-index:1;white-space:normal;min-width:7em}
 thead th{background:var(--head);position:sticky;top:0;cursor:pointer;user-select:none}
 thead th[aria-sort=ascending]::after{content:" ▲";font-size:.7em}
 thead th[aria-sort=descending]::after{content:" ▼";font-size:.7em}
@@ -37,6 +38,7 @@ td .ci{color:var(--muted);font-size:.85em}td .n{display:block;color:var(--muted)
 td.best .v{font-weight:700;color:var(--best)}td.second .v{text-decoration:underline}
 sup{font-size:.7em;color:#a33}
 ol.notes{font-size:.88rem;color:var(--muted)}
+p,li,dd,figcaption{overflow-wrap:anywhere}
 figure{margin:12px 0;display:inline-block;max-width:100%;vertical-align:top}
 figure img{max-width:100%;height:auto;border:1px solid var(--line);border-radius:4px}
 figcaption{font-size:.8rem;color:var(--muted)}
@@ -114,20 +116,19 @@ def table_html(t: Table, *, level: int = 2) -> str:
     out = [f'<h{level} id="{a(t.name)}">{e(t.title)}</h{level}>']
     if t.caption:
         out.append(f'<p class="caption">{e(t.caption)}</p>')
-    heads = ["suite" if t.name == "leaderboard" or "-by-" in t.name else "source", "model"]
-    ths = [f'<th scope="col">{e(h)}</th>' for h in heads]
+    ths = ['<th scope="col">model</th>']  # the group (suite, or ours / published) heads each block of rows
     for c in t.columns:
         tip = "; ".join(x for x in (c.protocol, c.unit) if x)
         ths.append(f'<th scope="col" title="{a(tip)}">{e(header_text(c))}</th>')
     out.append(f'<div class="scroll"><table class="sortable" data-table="{a(t.name)}"><thead><tr>{"".join(ths)}'
                f'</tr></thead>')
-    ncols = len(t.columns) + 2
+    ncols = len(t.columns) + 1
     for g in t.groups():
         out.append(f'<tbody class="group"><tr><th colspan="{ncols}">{e(g)}</th></tr></tbody><tbody class="rows">')
         for r in (r for r in t.rows if r.group == g):
             cls = ' class="published"' if r.published else ""
             label = e(r.label) + (" <small>(published)</small>" if r.published else "")
-            tds = [f'<td data-v="{a(r.group)}">{e(r.group)}</td>', f'<td data-v="{a(r.label)}">{label}</td>']
+            tds = [f'<td data-v="{a(r.label)}">{label}</td>']
             tds += [_cell_html(r.cells.get(c.key, Cell()), c, t) for c in t.columns]
             out.append(f"<tr{cls}>{''.join(tds)}</tr>")
         out.append("</tbody>")
