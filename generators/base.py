@@ -114,6 +114,12 @@ class Generator:
         """Subclass hook of :meth:`availability`, given the parsed settings."""
         return Availability(True)
 
+    @classmethod
+    def default_label(cls, config: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(label, why) when ``generator.label`` is unset and this generator knows a better model label than its
+        registry name (directory: the clip folder's name); None keeps the registry name."""
+        return None
+
     def validate(self, suite: Suite, seeds: Sequence[int] | None = None) -> list[Problem]:
         """Problems `mova-eval validate` reports for running ``suite`` with ``seeds`` (default [0]) through this
         generator, before any model loads. The default reports an unavailable generator."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -238,6 +239,20 @@ class DirectoryGenerator(Generator):
         if s.path and not Path(s.path).expanduser().is_dir():
             return Availability(False, f"generator.path {s.path} is not a folder", RUN_HINT)
         return Availability(True)
+
+    @classmethod
+    def default_label(cls, config: Mapping[str, Any]) -> tuple[str, str] | None:
+        """The clip folder's name (a manifest: its file name without extension), so that runs over
+        ``clips/MOVA-360p`` and ``clips/LTX-2`` are two models in every report without any extra option."""
+        if config.get("manifest"):
+            return Path(str(config["manifest"])).expanduser().stem, "the manifest's file name"
+        if config.get("path"):
+            folder = Path(str(config["path"])).expanduser().resolve()
+            if re.fullmatch(r"step_\d+", folder.name) and folder.parent.name:  # the toolkit's DIR/step_N
+                return folder.parent.name, f"the name of the folder holding {folder.name}/"
+            if folder.name:
+                return folder.name, "the clip folder's name"
+        return None
 
     def bind_suite(self, suite: Suite) -> None:
         super().bind_suite(suite)

@@ -1,7 +1,8 @@
 """mova-eval: one harness to generate, score and rank video+audio generation.
 
 Public API: :func:`load_runs` (run directories → pandas), :func:`load_features` (their set-level feature records),
-:func:`run` (a composed config → run directory).
+:func:`load_summary` (summary rows of runs or exported summaries: model × metric × category × language, with
+exclusions by reason), :func:`run` (a composed config → run directory).
 """
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ def load_features(path):
     return _load(path)
 
 
+def load_summary(paths):
+    """Summary rows (``summary.parquet``) of run directories, folders of runs, globs or exported summary files."""
+    from mova_eval.summary import load_summary as _load
+
+    return _load(paths)
+
+
 def run(overrides=()):
     """Compose the packaged config with Hydra-style overrides and execute the run; returns a RunOutcome."""
     from mova_eval.config import compose
@@ -30,4 +38,4 @@ def run(overrides=()):
     return _run(compose(list(overrides)))
 
 
-__all__ = ["load_runs", "load_features", "run", "__version__"]
+__all__ = ["load_runs", "load_features", "load_summary", "run", "__version__"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Sequence
 
@@ -24,20 +25,50 @@ Default configuration:
 
 
 def _print_summary(outcome) -> None:
+    """The console summary: every metric's `all` value and, beside it, the value in the protocol of the paper that
+    uses the metric (MOVA Table 4: DNSMOS and LSE on Verse-Bench set3); the note names the exclusions by reason."""
+    from mova_eval.report.tables import paper_protocols
+    from mova_eval.summary import ALL, read_records
+
     log = outcome.log
-    rows = [r for r in log.summary if r.category == "all"]
     print(f"\nrun {log.run_id} ({log.status}) → {outcome.run_dir}")
+    records = read_records(outcome.run_dir)
+    index = {(r.metric, r.category, r.language): r for r in records}
+    rows = sorted((r for r in records if r.category == ALL and r.language == ALL),
+                  key=lambda r: (r.family, r.metric, r.model))
+    protocols = paper_protocols(str(log.suite.get("name", "")))
+
+    def fmt(r) -> tuple[str, str]:
+        mean = "nan" if not r.has_value else f"{r.mean:.4g}"
+        ci = "" if math.isnan(r.ci_low) else f"[{r.ci_low:.4g}, {r.ci_high:.4g}]"
+        return mean, ci
+
     if rows:
         mw = max(16, *(len(r.metric) + 2 for r in rows))
-        gw = max(12, *(len(r.generator) for r in rows))
-        header = f"{'metric':<{mw}} {'generator':<{gw}} {'mean':>10} {'95% CI':>21} {'n':>5} {'excl':>5}  note"
-        print(header)
-        print("-" * len(header))
-        for r in sorted(rows, key=lambda r: (r.family, r.metric, r.generator)):
+        gw = max(12, *(len(r.model) for r in rows))
+        lines = []
+        for r in rows:
             arrow = {"higher": "↑", "lower": "↓"}.get(r.direction, " ")
-            mean = "nan" if r.mean is None else f"{r.mean:.4g}"
-            ci = "" if r.ci_low is None else f"[{r.ci_low:.4g}, {r.ci_high:.4g}]"
-            print(f"{r.metric + ' ' + arrow:<{mw}} {r.generator:<{gw}} {mean:>10} {ci:>21} {r.n:>5} {r.excluded:>5}  {r.note}")
+            mean, ci = fmt(r)
+            paper = ""
+            if r.metric in protocols:
+                cat = protocols[r.metric][0]
+                p = index.get((r.metric, cat, ALL))
+                paper = f"{cat}: " + (" ".join(fmt(p)) if p is not None else "no such set in this run")
+            lines.append((f"{r.metric + ' ' + arrow:<{mw}} {r.model:<{gw}} {mean:>10} {ci:>21} {r.n:>5} "
+                          f"{r.n_excluded:>5}", paper, r.note))
+        pw = max([len("paper protocol")] + [len(p) for _, p, _ in lines])
+        header = f"{'metric':<{mw}} {'model':<{gw}} {'all':>10} {'95% CI':>21} {'n':>5} {'excl':>5}"
+        print(f"{header}  {'paper protocol':<{pw}}  note")
+        print("-" * (len(header) + pw + 8))
+        for head, paper, note in lines:
+            print(f"{head}  {paper:<{pw}}  {note}".rstrip())
+        shown = {m: v for m, v in protocols.items() if any(r.metric == m for r in rows)}
+        by_source: dict[tuple[str, str], list[str]] = {}
+        for m, (cat, title) in shown.items():
+            by_source.setdefault((cat, title), []).append(m)
+        for (cat, title), ms in by_source.items():
+            print(f"paper protocol: {', '.join(ms)} on {cat}, as in {title}")
     unavailable = [m for m in log.metrics if not m.available]
     if unavailable:
         print("\nnot run here:")
@@ -45,13 +76,37 @@ def _print_summary(outcome) -> None:
             print(f"  {m.name}: {m.reason}" + (f"  → {m.command}" if m.command else ""))
     c = log.counts
     print(f"\n{c.get('rows', 0)} rows, {c.get('errors', 0)} with errors; {log.timings.get('total', 0):.1f} s")
+    if log.failures:
+        print(f"\nrun {log.status}: {len(log.failures)} rule(s) fired (exit status 1):")
+        for f in log.failures:
+            print(f"  [{f.rule}] {f.detail}")
+
+
+def _announce_label(cfg: dict) -> None:
+    """Say which label the results will carry when the generator chose it (a directory run: the folder's name)."""
+    from mova_eval.runner import model_label
+
+    gcfg = cfg.get("generator") or {}
+    if gcfg.get("label") or "name" not in gcfg:
+        return
+    label, why = model_label(gcfg), None
+    from mova_eval.registry import get_generator_class
+
+    default = get_generator_class(gcfg["name"]).default_label(gcfg)
+    if default is not None:
+        why = default[1]
+    if why:
+        print(f"mova-eval: results are labelled {label!r} ({why}); +generator.label=NAME sets another label",
+              file=sys.stderr)
 
 
 def cmd_run(args) -> int:
     from mova_eval.config import compose
     from mova_eval.runner import run
 
-    outcome = run(compose(args.overrides))
+    cfg = compose(args.overrides)
+    _announce_label(cfg)
+    outcome = run(cfg)
     _print_summary(outcome)
     return 0 if outcome.log.status == "complete" else 1
 

@@ -127,6 +127,13 @@ class SummaryRow(BaseModel):
     note: str = ""
 
 
+class RuleFailure(BaseModel):
+    """A rule that made the run fail (``mova-eval run`` exits 1): see :mod:`mova_eval.run_checks`."""
+
+    rule: str       # unavailable | no_value | error_fraction
+    detail: str
+
+
 class RunLog(BaseModel):
     schema_version: int = SCHEMA_VERSION
     run_id: str
@@ -147,6 +154,7 @@ class RunLog(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     counts: dict[str, int] = Field(default_factory=dict)
     summary: list[SummaryRow] = Field(default_factory=list)
+    failures: list[RuleFailure] = Field(default_factory=list)  # why status is "failed" (empty when complete)
     generation: dict[str, dict[str, Any]] = Field(default_factory=dict)  # request id -> provenance / error
 
 

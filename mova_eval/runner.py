@@ -32,8 +32,10 @@ from mova_eval.cache import Cache, make_key
 from mova_eval.errors import ConfigError, MediaError, MovaEvalError
 from mova_eval.metrics.base import CORPUS, ItemScore, Metric, SetLevelMetric, SetResult
 from mova_eval.registry import get_generator_class, get_metric_class, metric_classes
-from mova_eval.results import (FeatureRow, ItemLog, ItemRow, MetricStatus, RunLog, ScoredRows, SummaryRow,
-                               features_frame, items_frame, now, read_run_json, write_run_json)
+from mova_eval.results import (FeatureRow, ItemLog, ItemRow, MetricStatus, RuleFailure, RunLog, ScoredRows,
+                               SummaryRow, features_frame, items_frame, now, read_run_json, write_run_json)
+from mova_eval.run_checks import check_run
+from mova_eval.summary import records_for_run, write_summary
 from mova_eval.spec import GenRequest, GenResult, Suite, SuiteItem
 
 #: bump when the pickled per-item score layout changes (ItemScore gained ``counts`` in schema 2)
@@ -398,8 +400,12 @@ def _git_revision() -> str | None:
 
 
 def model_label(gen_cfg: dict) -> str:
-    """The label results carry for the model: ``generator.label`` when set, else the generator's registry name."""
-    return str(gen_cfg.get("label") or gen_cfg["name"])
+    """The label results carry for the model: ``generator.label`` when set, else the generator's own default
+    (directory: the clip folder's name), else its registry name."""
+    if gen_cfg.get("label"):
+        return str(gen_cfg["label"])
+    default = get_generator_class(gen_cfg["name"]).default_label(gen_cfg)
+    return str(default[0] if default else gen_cfg["name"])
 
 
 @dataclass
@@ -412,13 +418,15 @@ class RunSettings:
     retry_errors: bool = False
     bootstrap: int = 1000
     fail_on_error: float | None = None
+    allow_unavailable: bool = False
 
     @classmethod
     def from_config(cls, rt: dict) -> "RunSettings":
         fail_on = rt.get("fail_on_error")
         return cls(cache=bool(rt.get("cache", True)), workers=max(1, int(rt.get("workers", 1))),
                    progress=bool(rt.get("progress", True)), retry_errors=bool(rt.get("retry_errors", False)),
-                   bootstrap=int(rt.get("bootstrap", 1000)), fail_on_error=None if fail_on is None else float(fail_on))
+                   bootstrap=int(rt.get("bootstrap", 1000)), fail_on_error=None if fail_on is None else float(fail_on),
+                   allow_unavailable=bool(rt.get("allow_unavailable", False)))
 
 
 @dataclass
@@ -579,10 +587,13 @@ def finalise(p: RunPlan, gen_results: dict[str, GenResult], rows: ScoredRows,
                   "feature_rows": len(feats), "errors": errors,
                   "feature_errors": int(feats["error"].notna().sum()),
                   "resumed_rows": len(p.previous.items) + len(p.previous.features)}
-    log.status = "complete"
+    records = records_for_run(log, items, feats, n_boot=p.settings.bootstrap)
+    write_summary(p.run_dir, records)
+    log.failures = [RuleFailure(rule=rule, detail=detail) for rule, detail in check_run(
+        records=records, failed_requested=p.metrics.failed_requested, allow_unavailable=p.settings.allow_unavailable,
+        fail_on_error=p.settings.fail_on_error, error_rows=errors, total_rows=len(items))]
+    log.status = "failed" if log.failures else "complete"
     log.finished = now()
-    if p.settings.fail_on_error is not None and len(items) and errors / len(items) > p.settings.fail_on_error:
-        log.status = "failed"
     write_run_json(p.run_dir, log)
     return RunOutcome(p.run_dir, log, items, feats)
 

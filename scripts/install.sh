@@ -8,7 +8,8 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 apt_pkgs="espeak-ng sox ffmpeg"
-[ $want_test = 1 ] && apt_pkgs="$apt_pkgs chromium chromium-driver postgresql"
+# texlive: the report tests compile the LaTeX table with pdflatex (about 75 s to install)
+[ $want_test = 1 ] && apt_pkgs="$apt_pkgs chromium chromium-driver postgresql texlive-latex-base texlive-latex-recommended"
 if command -v apt-get >/dev/null 2>&1; then
   sudo_cmd=""; [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo_cmd="sudo"
   export DEBIAN_FRONTEND=noninteractive

@@ -230,6 +230,18 @@ def load_layout(name: str) -> dict:
     return spec
 
 
+def paper_protocols(suite: str) -> dict[str, tuple[str, str]]:
+    """Metric output → (category, layout title) for every layout column that reads a single set of ``suite``
+    (MOVA Table 4: DNSMOS, LSE-D and LSE-C on Verse-Bench set3) — what the console shows beside ``all``."""
+    out: dict[str, tuple[str, str]] = {}
+    for name in layout_names():
+        spec = load_layout(name)
+        for c in spec["columns"]:
+            if c.get("suite") == suite and c.get("category", ALL) != ALL:
+                out.setdefault(c["metric"], (str(c["category"]), str(spec.get("title", name))))
+    return out
+
+
 def published_dir() -> Path:
     """``$MOVA_EVAL_PUBLISHED``, else ``results/published`` of the source tree this package runs from."""
     env = os.environ.get("MOVA_EVAL_PUBLISHED")
