@@ -9,13 +9,19 @@ from typing import Sequence
 from mova_eval.errors import MovaEvalError
 
 RUN_HELP = """\
-Run a suite through a generator, score the clips, and write OUTPUT_DIR/RUN_ID/{{run.json,items.parquet}}.
+Run a suite through a generator, score the clips, and write
+OUTPUT_DIR/RUN_ID/{{run.json,items.parquet,features.parquet,summary.parquet}}.
 
 Overrides use Hydra syntax (key=value, group=option). Examples:
   mova-eval run                                             # smoke suite, synthetic generator, every metric that can run
   mova-eval run suite=verse suite.path=verse_bench_prompts.json generator=directory generator.path=DIR
   mova-eval run metrics.only=[loudness] output_dir=runs run_id=my-run   # re-run the same run_id to resume
   mova-eval run runtime.device=cuda runtime.workers=4 suite.limit=20
+  mova-eval run generator=directory generator.path=clips/MOVA-360p   # results labelled MOVA-360p (+generator.label=…)
+
+Exit status: 0 complete; 1 a rule fired (the summary says which): a metric in metrics.only cannot run here (unless
+runtime.allow_unavailable=true), a metric has no finite value at all, or the fraction of item rows with errors
+passed runtime.fail_on_error; 2 configuration or usage error; 130 interrupted (re-run the same run_id to resume).
 
 Config groups and their options:
 {groups}
