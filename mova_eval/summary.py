@@ -308,11 +308,11 @@ def write_summary(run_dir: str | Path, records: Iterable[SummaryRecord]) -> Path
     from mova_eval.cache import atomic_write_bytes
 
     path = Path(run_dir) / SUMMARY_FILE
-    buf = io.BytesIO()
-    frame = records_to_frame(records)
-    frame.attrs = {}
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    frame = records_to_frame(records)
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})

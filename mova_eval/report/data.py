@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from mova_eval.summary import (ALL, SummaryRecord, read_records, records_for_run, resolve_sources)
+from mova_eval.summary import ALL, SummaryRecord, read_records, resolve_sources
 
 
 @dataclass(frozen=True)
@@ -230,4 +230,4 @@ def load_report_data(paths: Iterable[str | Path]) -> ReportData:
     return ReportData(models)
 
 
-__all__ = ["ModelRuns", "ReportData", "RunInfo", "MetricState", "load_report_data", "records_for_run"]
+__all__ = ["ModelRuns", "ReportData", "RunInfo", "MetricState", "load_report_data"]

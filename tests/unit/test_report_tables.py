@@ -174,3 +174,19 @@ def test_latex_compiles_with_pdflatex(data, tmp_path):
     assert (tmp_path / "report.pdf").stat().st_size > 1000
     log = (tmp_path / "report.log").read_text(errors="replace")
     assert "Missing character" not in log and "Undefined control sequence" not in log
+
+
+def test_report_json_is_a_summary_export(data, tmp_path):
+    """report.json carries every summary row, so a committed export can be a `compare` baseline."""
+    import pandas as pd
+
+    from mova_eval.report import Report
+    from mova_eval.report.render import report_json
+    from mova_eval.summary import load_summary, records_to_frame
+
+    t = layout_table(data, "mova_table4")
+    path = tmp_path / "report.json"
+    path.write_text(report_json(Report("r", "0", [], data, t)))
+    back = load_summary(path)
+    want = records_to_frame([r for m in data.models for r in m.records])
+    pd.testing.assert_frame_equal(back, want)
