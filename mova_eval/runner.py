@@ -35,8 +35,8 @@ from mova_eval.registry import get_generator_class, get_metric_class, metric_cla
 from mova_eval.results import (FeatureRow, ItemLog, ItemRow, MetricStatus, RuleFailure, RunLog, ScoredRows,
                                SummaryRow, features_frame, items_frame, now, read_run_json, write_run_json)
 from mova_eval.run_checks import check_run
-from mova_eval.summary import records_for_run, write_summary
 from mova_eval.spec import GenRequest, GenResult, Suite, SuiteItem
+from mova_eval.summary import records_for_run, write_summary
 
 #: bump when the pickled per-item score layout changes (ItemScore gained ``counts`` in schema 2)
 SCORE_CACHE_LAYOUT = 2
