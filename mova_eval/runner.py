@@ -591,7 +591,8 @@ def finalise(p: RunPlan, gen_results: dict[str, GenResult], rows: ScoredRows,
     write_summary(p.run_dir, records)
     log.failures = [RuleFailure(rule=rule, detail=detail) for rule, detail in check_run(
         records=records, failed_requested=p.metrics.failed_requested, allow_unavailable=p.settings.allow_unavailable,
-        fail_on_error=p.settings.fail_on_error, error_rows=errors, total_rows=len(items))]
+        fail_on_error=p.settings.fail_on_error, error_rows=errors, total_rows=len(items),
+        requested=(p.cfg.get("metrics") or {}).get("only") or ())]
     log.status = "failed" if log.failures else "complete"
     log.finished = now()
     write_run_json(p.run_dir, log)

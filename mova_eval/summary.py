@@ -89,15 +89,31 @@ def _error_classes() -> dict[str, ExclusionReason]:
 _CLASSES: dict[str, ExclusionReason] | None = None
 
 
+#: free-text per-output errors some metrics give (ItemScore.errors) instead of an exception: (marker, reason),
+#: checked in order when the text does not start with a known exception type
+_TEXT_MARKERS: tuple[tuple[str, ExclusionReason], ...] = (
+    ("english-only", ExclusionReason.UNSUPPORTED_LANGUAGE),      # wer/cer/cpcer with an English-only ASR model
+    ("cannot transcribe language", ExclusionReason.UNSUPPORTED_LANGUAGE),
+    ("unavailable:", ExclusionReason.METRIC_UNAVAILABLE),
+)
+
+
 def classify_error(error: str | None) -> ExclusionReason:
-    """The reason behind a stored error text (``ErrorType: …``); unknown types and empty errors are metric errors."""
+    """The reason behind a stored error text: the exception type it starts with (``ErrorType: …``), else a known
+    free-text marker; anything else (and an empty error on a NaN) is a metric error."""
     global _CLASSES
     if _CLASSES is None:
         _CLASSES = _error_classes()
     if not error:
         return ExclusionReason.METRIC_ERROR
     head = str(error).split(":", 1)[0].strip()
-    return _CLASSES.get(head, ExclusionReason.METRIC_ERROR)
+    if head in _CLASSES:
+        return _CLASSES[head]
+    text = str(error).lower()
+    for marker, reason in _TEXT_MARKERS:
+        if marker in text:
+            return reason
+    return ExclusionReason.METRIC_ERROR
 
 
 def count_reasons(errors: Iterable[str | None]) -> dict[ExclusionReason, int]:
