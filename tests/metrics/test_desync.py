@@ -297,12 +297,16 @@ def test_run_records_values_and_short_clip_reasons(tiny_metric, tmp_path, monkey
     base = ["metrics.only=[desync,desync_avgen]", "runtime.progress=false", "runtime.bootstrap=0"]
     for run_id, seconds in (("long", 8.0), ("short", 4.0)):
         rc = main(["run", f"output_dir={tmp_path}", f"run_id={run_id}", f"generator.duration={seconds}", *base])
-        assert rc == 0
+        # every clip of the short run is too short: a requested metric with no value at all fails the run (exit 1)
+        assert rc == (0 if run_id == "long" else 1)
     long = pd.read_parquet(tmp_path / "long" / "items.parquet")
     for name in ("desync", "desync_avgen"):
         v = long[long.metric == name]["value"]
         assert len(v) == 10 and v.between(0, 2).all(), long[long.metric == name][["value", "error"]]
     short = pd.read_parquet(tmp_path / "short" / "items.parquet")
     assert short["value"].isna().all() and short["error"].str.contains("too short for DeSync").all()
-    row = [r for r in read_run_json(tmp_path / "short").summary if r.metric == "desync" and r.category == "all"][0]
+    log = read_run_json(tmp_path / "short")
+    row = [r for r in log.summary if r.metric == "desync" and r.category == "all"][0]
     assert row.mean is None and row.excluded == 10
+    assert log.status == "failed" and {f.rule for f in log.failures} == {"no_value"}
+    assert any("desync" in f.detail and "10 media error" in f.detail for f in log.failures)
