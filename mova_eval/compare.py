@@ -339,7 +339,8 @@ def load_gate(path: str | Path) -> Gate:
         raise ConfigError(f"gate file {path} needs a `metrics:` mapping of metric output → rule")
     unknown_top = set(spec) - {"metrics", "defaults"}
     if unknown_top:
-        raise ConfigError(f"gate file {path}: unknown top-level key(s) {sorted(unknown_top)} (known: metrics, defaults)")
+        raise ConfigError(f"gate file {path}: unknown top-level key(s) {sorted(unknown_top)} "
+                          f"(known: metrics, defaults)")
     defaults = spec.get("defaults") or {}
     if not isinstance(defaults, dict) or set(defaults) - _RULE_KEYS:
         raise ConfigError(f"gate file {path}: `defaults` must be a mapping with keys from {sorted(_RULE_KEYS)}")
@@ -397,7 +398,8 @@ def evaluate(rule: GateRule, c: MetricComparison | None) -> GateResult:
                           f"{rule.metric}: worse by {worse:.4g} (allowed {allowed:.4g}); baseline {c.baseline:.4g}, "
                           f"candidate {c.candidate:.4g}, Δ {c.delta:+.4g} [{c.ci_low:.4g}, {c.ci_high:.4g}]")
     extra = " (worse, but not beyond noise)" if worse > allowed else ""
-    return GateResult(rule, c, Verdict.PASS, f"{rule.metric}: Δ {c.delta:+.4g}, allowed worsening {allowed:.4g}{extra}")
+    return GateResult(rule, c, Verdict.PASS,
+                      f"{rule.metric}: Δ {c.delta:+.4g}, allowed worsening {allowed:.4g}{extra}")
 
 
 def apply_gate(gate: Gate, base: Side, cand: Side, *, n_boot: int = 2000) -> list[GateResult]:
@@ -443,8 +445,9 @@ def markdown(base: Side, cand: Side, comps: list[MetricComparison], results: lis
                      f"{ci} | {n} | {noise} | {g.rule.describe() if g else ''} | {verdict} |")
     for r in results or []:
         if r.comparison is None:
+            verdict = f"**{r.verdict.value}**" if r.verdict.failed else r.verdict.value
             lines.append(f"| {r.rule.metric} | {r.rule.category}/{r.rule.language} | – | – | – | 0 | ? | "
-                         f"{r.rule.describe()} | {'**' + r.verdict.value + '**' if r.verdict.failed else r.verdict.value} |")
+                         f"{r.rule.describe()} | {verdict} |")
     notes = [f"- {c.metric}: {c.note}" for c in rows if c.note]
     if notes:
         lines += ["", *notes]

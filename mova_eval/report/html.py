@@ -69,7 +69,8 @@ SCRIPT = """
     tbl.querySelectorAll('thead th').forEach(function(th,idx){
       th.tabIndex=0;th.setAttribute('role','columnheader');
       th.addEventListener('click',function(){sortTable(tbl,idx,th);});
-      th.addEventListener('keydown',function(e){if(e.key==='Enter'||e.key===' '){e.preventDefault();sortTable(tbl,idx,th);}});
+      th.addEventListener('keydown',function(e){
+        if(e.key==='Enter'||e.key===' '){e.preventDefault();sortTable(tbl,idx,th);}});
     });
   });
   window.movaReportReady=true;

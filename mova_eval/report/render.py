@@ -106,7 +106,8 @@ def report_markdown(report) -> str:
 
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                "–": "--", "—": "---", "±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "×": r"$\times$",
+                "–": "--", "—": "---", "±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$",
+                "×": r"$\times$",
                 "`": "", "≥": r"$\geq$", "≤": r"$\leq$", "→": r"$\rightarrow$", "…": r"\ldots{}", "’": "'"}
 
 

@@ -57,6 +57,12 @@ def _open(browser, path, width, height):
     return page, problems
 
 
+def _groups(page):
+    """The IS column's data-v values, per row group (tbody)."""
+    return page.eval_on_selector_all('table[data-table="mova_table4"] tbody.rows',
+                                     "bs => bs.map(b => Array.from(b.rows).map(r => r.cells[1].getAttribute('data-v')))")
+
+
 def _column(page, table, idx):
     return page.eval_on_selector_all(f'table[data-table="{table}"] tbody.rows tr',
                                      f"rows => rows.map(r => r.cells[{idx}].getAttribute('data-v'))")
@@ -74,16 +80,14 @@ def test_renders_and_sorts(browser, report_file, tmp_path):
     before = _column(page, "mova_table4", 0)
     head.click()
     assert head.get_attribute("aria-sort") == "ascending"
-    groups = page.eval_on_selector_all('table[data-table="mova_table4"] tbody.rows',
-                                       "bs => bs.map(b => Array.from(b.rows).map(r => r.cells[1].getAttribute('data-v')))")
+    groups = _groups(page)
     for values in groups:
         nums = [float(v) for v in values if v]
         assert nums == sorted(nums)
         assert all(v for v in values[: len(nums)])  # empty cells last
     head.click()
     assert head.get_attribute("aria-sort") == "descending"
-    groups = page.eval_on_selector_all('table[data-table="mova_table4"] tbody.rows',
-                                       "bs => bs.map(b => Array.from(b.rows).map(r => r.cells[1].getAttribute('data-v')))")
+    groups = _groups(page)
     for values in groups:
         nums = [float(v) for v in values if v]
         assert nums == sorted(nums, reverse=True)
