@@ -167,7 +167,7 @@ def report_latex(report) -> str:
     return ("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
             "\\usepackage[margin=2cm,landscape]{geometry}\n\\begin{document}\n"
             + table_latex(report.main)
-            + ("\\section*{Provenance}\n\\begin{itemize}\\small\n" + prov + "\\end{itemize}\n" if prov else "")
+            + ("\\section*{Provenance}\n\\sloppy\n\\begin{itemize}\\small\n" + prov + "\\end{itemize}\n" if prov else "")
             + "\\end{document}\n")
 
 

@@ -174,6 +174,7 @@ def test_latex_compiles_with_pdflatex(data, tmp_path):
     assert (tmp_path / "report.pdf").stat().st_size > 1000
     log = (tmp_path / "report.log").read_text(errors="replace")
     assert "Missing character" not in log and "Undefined control sequence" not in log
+    assert "Overfull" not in log  # the table and the provenance fit the (landscape) page
 
 
 def test_report_json_is_a_summary_export(data, tmp_path):
