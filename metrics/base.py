@@ -76,13 +76,16 @@ class MetricInfo:
     version: str = "1"  # bump when numbers can change; part of every cache key
     reference: str = ""  # the reference implementation it matches, for the docs and the run log
     card: Card | None = None  # what `mova-eval ls --metric NAME` prints besides the outputs
+    #: outputs an option can select instead of the default ones (ib_score's ``scale: 100`` → ``ib_score_x100``):
+    #: each variant has its own name, so results under two settings never share an output name
+    variant_outputs: tuple[Output, ...] = ()
 
     def value_range(self, output: str) -> str:
         """The card's range of one output ('' when no card states it)."""
         return dict(self.card.ranges).get(output, "") if self.card else ""
 
     def output(self, name: str) -> Output:
-        for o in self.outputs:
+        for o in (*self.outputs, *self.variant_outputs):
             if o.name == name:
                 return o
         raise KeyError(name)

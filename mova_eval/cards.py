@@ -27,6 +27,10 @@ def render(cls) -> str:
                      f"{_DIRECTION.get(o.direction, o.direction)}")
         if o.description:
             lines += textwrap.wrap(o.description, 108, initial_indent="    ", subsequent_indent="    ")
+    if info.variant_outputs:
+        lines.append("outputs an option selects instead (own names, never mixed with the above):")
+        for o in info.variant_outputs:
+            lines.append(f"  {o.name}: {o.description}" if o.description else f"  {o.name}")
     lines.append(f"aggregation: {info.aggregation}")
     if card is None:
         lines.append("card: not written yet (scale, published tables and reference values unknown)")
@@ -42,7 +46,8 @@ def render(cls) -> str:
         lines += textwrap.wrap(f"reference implementation: {info.reference}", 110, subsequent_indent="  ")
     for w in info.weights:
         spec = weights.get(w)
-        lines.append(f"weights: {w} ({spec.filename}); licence: {spec.license}")
+        lines.append(f"weights: {w} ({spec.filename}); licence: {spec.license}"
+                     + (" — non-commercial" if spec.non_commercial else ""))
     av = cls.availability()
     if av.ok:
         lines.append("runs here: yes")

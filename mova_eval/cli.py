@@ -127,6 +127,8 @@ def cmd_ls(args) -> int:
         print(cards.render(get_metric_class(args.metric)))
         return 0
 
+    from mova_eval import weights
+
     ok, bad = "✓", "✗"
     print("suites:")
     for name in group_options("suite"):
@@ -149,6 +151,9 @@ def cmd_ls(args) -> int:
         line = f"  {ok if av.ok else bad} {name:<14} [{outs}]"
         if not av.ok:
             line += f"  {av.reason}" + (f"  → {av.command}" if av.command else "")
+        nc = [w for w in cls.info.weights if weights.get(w).non_commercial]
+        if nc:
+            line += "  [non-commercial weights: " + "; ".join(f"{w}: {weights.get(w).license}" for w in nc) + "]"
         print(line)
     return 0
 
@@ -186,7 +191,9 @@ def cmd_weights(args) -> int:
             status, detail = weights.verify(name) if args.check else ("", "")
             size = f"{spec.size / 1e6:.1f} MB" if spec.size else "size ?"
             pin = spec.sha256 or weights.local_pins().get(name) or "not pinned"
-            print(f"{name}\n  file: {spec.filename} ({size}); licence: {spec.license}; used by: {', '.join(spec.used_by)}")
+            nc = " — NON-COMMERCIAL" if spec.non_commercial else ""
+            print(f"{name}\n  file: {spec.filename} ({size}); licence: {spec.license}{nc}; used by: "
+                  f"{', '.join(spec.used_by)}")
             print(f"  url: {spec.urls[0]}" + (f" (+{len(spec.urls) - 1} mirror)" if len(spec.urls) > 1 else ""))
             print(f"  sha256: {pin}" + (f"; status: {status} {detail}" if status else ""))
         if not weights.registry():

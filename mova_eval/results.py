@@ -107,6 +107,8 @@ class MetricStatus(BaseModel):
     command: str | None = None
     aggregation: str = ""
     weights: dict[str, str] = Field(default_factory=dict)  # name -> sha256 (or 'absent')
+    #: weights whose licence forbids commercial use: name -> licence (ImageBind is CC-BY-NC-SA 4.0)
+    non_commercial_weights: dict[str, str] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
     reference: str = ""
 

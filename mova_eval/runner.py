@@ -108,6 +108,8 @@ def select_metrics(mcfg: dict, device: str) -> MetricPlan:
             from mova_eval import weights
 
             status.weights = {w: weights.fingerprint(w) for w in cls.info.weights}
+            status.non_commercial_weights = {w: weights.get(w).license for w in cls.info.weights
+                                             if weights.get(w).non_commercial}
         plan.statuses.append(status)
     return plan
 

@@ -27,6 +27,7 @@ class WeightSpec:
     size: int | None = None  # bytes, when known
     description: str = ""
     extra_files: tuple[str, ...] = field(default_factory=tuple)  # companions that must sit beside it
+    non_commercial: bool = False  # the licence forbids commercial use (shown by `ls`/`weights list`, kept in run.json)
 
 
 _REGISTRY: dict[str, WeightSpec] = {}

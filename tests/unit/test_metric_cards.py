@@ -28,7 +28,7 @@ def test_every_metric_has_a_complete_card(name):
 
 
 def test_output_names_are_unique_across_metrics():
-    names = [o.name for c in CLASSES.values() for o in c.info.outputs]
+    names = [o.name for c in CLASSES.values() for o in (*c.info.outputs, *c.info.variant_outputs)]
     assert len(names) == len(set(names))
 
 
