@@ -56,26 +56,35 @@ class Cache:
     def path(self, key: str, suffix: str = ".pkl") -> Path:
         return self.dir / key[:2] / f"{key}{suffix}"
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: str, default: Any = None, *, expect: type | tuple[type, ...] | None = None) -> Any:
+        """The cached value, or ``default`` on a miss. Any entry that cannot be read back — torn, random bytes,
+        written by another version, or (with ``expect``) of the wrong type — is removed and counts as a miss, so it
+        is recomputed rather than trusted or allowed to crash the run."""
         if not self.enabled:
             return default
         p = self.path(key)
         try:
             with open(p, "rb") as f:
-                return pickle.load(f)
+                value = pickle.load(f)
         except FileNotFoundError:
             return default
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-            p.unlink(missing_ok=True)  # a torn or stale entry is recomputed, never trusted
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception:  # unpickling garbage can raise almost anything (ValueError, TypeError, KeyError, …)
+            p.unlink(missing_ok=True)
             return default
+        if expect is not None and not isinstance(value, expect):
+            p.unlink(missing_ok=True)
+            return default
+        return value
 
     def put(self, key: str, value: Any) -> None:
         if self.enabled:
             atomic_write_bytes(self.path(key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
-    def get_or_compute(self, key: str, compute):
+    def get_or_compute(self, key: str, compute, *, expect: type | tuple[type, ...] | None = None):
         sentinel = object()
-        hit = self.get(key, sentinel)
+        hit = self.get(key, sentinel, expect=expect)
         if hit is not sentinel:
             return hit
         value = compute()

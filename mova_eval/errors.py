@@ -120,3 +120,12 @@ class MetricUnavailable(MovaEvalError):
 
 class GenerationError(MovaEvalError):
     """A generator could not produce a clip for one request; the run records it and goes on."""
+
+
+class RunLockedError(MovaEvalError):
+    """Another process is writing the same run directory (same ``output_dir`` and ``run_id``)."""
+
+    def __init__(self, run_dir: str | Path, holder: str):
+        self.run_dir, self.holder = str(run_dir), holder
+        super().__init__(f"{run_dir} is being written by another run ({holder}); wait for it to finish, or choose "
+                         f"another run_id")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import secrets
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -538,18 +540,31 @@ def encode(path: str | Path, video: np.ndarray | None, fps: float | None, audio:
     The file is written to a temporary name and renamed, so a crash never leaves a half clip behind.
     ``audio`` is float32 [C, N] or [N] in [-1, 1].
     """
-    import av
-
     path = Path(path)
     if lossless and path.suffix != ".mkv":
         raise ValueError(f"{path}: lossless clips are written as .mkv")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    # A name of its own per writer: two processes (or threads) encoding the same clip must not share a temp file.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.partial{path.suffix}")
     options = {}
     if audio is not None and path.suffix.lower() in (".mp4", ".mov"):
         # The edit list that trims AAC priming/padding is written in the movie timescale (1 ms by default);
         # at the sample rate it is exact, so decoding returns exactly the samples written here.
         options["movie_timescale"] = str(int(sample_rate))
+    try:
+        _encode_to(tmp, path, video, fps, audio, sample_rate, lossless=lossless, crf=crf, metadata=metadata,
+                   options=options)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+    return path
+
+
+def _encode_to(tmp: Path, path: Path, video, fps, audio, sample_rate, *, lossless: bool, crf: int,
+               metadata: dict[str, str] | None, options: dict[str, str]) -> None:
+    import av
+
     with av.open(str(tmp), mode="w", format=_muxer(path), options=options) as out:
         if metadata:
             out.metadata.update({str(k): str(v) for k, v in metadata.items()})
@@ -595,8 +610,6 @@ def encode(path: str | Path, video: np.ndarray | None, fps: float | None, audio:
                 out.mux(packet)
         if astream is not None:
             _mux_audio(out, astream, a, int(sample_rate), lossless)
-    tmp.replace(path)
-    return path
 
 
 def _muxer(path: Path) -> str | None:

@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, Field, ValidationError
 
 from mova_eval.cache import atomic_write_bytes, atomic_write_text
-from mova_eval.errors import ResultsError
+from mova_eval.errors import ResultsError, RunLockedError
 
 #: 2: typed rows; a ``model`` column; corpus ``numerator``/``denominator`` columns; set-level features moved out of
 #: items.parquet into features.parquet (version 1 stored them as ``<family>.features`` rows, which reading converts)
@@ -379,6 +379,47 @@ class ItemLog:
             atomic_write_bytes(path, buf.getvalue())
         self.partial.unlink(missing_ok=True)
         return items, feats
+
+
+class RunLock:
+    """An exclusive lock on a run directory for the life of one run, so two processes with the same ``run_id`` never
+    write the same folder. ``run.lock`` names the holder (pid, host, start time) for the refusal message. The lock is
+    the kernel's (``flock``): it goes away with the process, so a killed run leaves no stale lock to clean up. Where
+    ``flock`` does not exist (Windows) or does not span machines (some network file systems), it guards only what
+    the platform guards."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / "run.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks on this platform
+            return self
+        import socket
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = json.loads(os.pread(fd, 4096, 0).decode("utf-8") or "{}")
+                who = f"pid {holder.get('pid')} on host {holder.get('host')}, since {holder.get('since')}"
+            except (OSError, ValueError):
+                who = "holder unknown"
+            os.close(fd)
+            raise RunLockedError(self.path.parent, who) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": now()}).encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
 
 
 def _rows_checksum(rows: list[dict[str, Any]]) -> str:

@@ -28,12 +28,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from mova_eval import media, references, stats
-from mova_eval.cache import Cache, make_key
+from mova_eval.cache import Cache, atomic_write_text, make_key
 from mova_eval.errors import ConfigError, MediaError, MovaEvalError
 from mova_eval.metrics.base import CORPUS, ItemScore, Metric, SetLevelMetric, SetResult
 from mova_eval.registry import get_generator_class, get_metric_class, metric_classes
-from mova_eval.results import (FeatureRow, ItemLog, ItemRow, MetricStatus, RuleFailure, RunLog, ScoredRows,
-                               SummaryRow, features_frame, items_frame, now, read_run_json, write_run_json)
+from mova_eval.results import (FeatureRow, ItemLog, ItemRow, MetricStatus, RuleFailure, RunLock, RunLog,
+                               ScoredRows, SummaryRow, features_frame, items_frame, now, read_run_json,
+                               write_run_json)
 from mova_eval.run_checks import check_run
 from mova_eval.spec import GenRequest, GenResult, Suite, SuiteItem
 from mova_eval.summary import records_for_run, write_summary
@@ -140,10 +141,9 @@ def generate(generator, requests: list[GenRequest], *, cache_enabled: bool, prog
         for r in requests:
             key = make_key("clip", ident, r.item.fingerprint(), r.seed, r.duration_s, r.fps, r.width, r.height)
             out = clip_cache.path(key, suffix=str(generator.config.get("container", ".mp4")))
-            sidecar = out.with_suffix(".json")
-            if cache_enabled and out.is_file() and sidecar.is_file():
-                results[r.request_id] = GenResult(r.request_id, str(out), None,
-                                                  {**json.loads(sidecar.read_text()), "cached": True})
+            cached = _trusted_cached_clip(out) if cache_enabled else None
+            if cached is not None:
+                results[r.request_id] = GenResult(r.request_id, str(out), None, {**cached, "cached": True})
             else:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 todo.append(GenRequest(**{**r.__dict__, "out_path": str(out)}))
@@ -166,11 +166,42 @@ def generate(generator, requests: list[GenRequest], *, cache_enabled: bool, prog
                 res.provenance.setdefault("wall_time_s", round(elapsed, 4))
                 res.provenance.setdefault("generator", generator.identity())
                 res.provenance.setdefault("seed", req.seed)
-                if res.ok and req.out_path:
-                    Path(req.out_path).with_suffix(".json").write_text(json.dumps(res.provenance, default=str))
+                if res.ok and req.out_path and Path(req.out_path).is_file():
+                    _write_clip_sidecar(Path(req.out_path), res.provenance)
                 results[res.request_id] = res
             bar.update(len(chunk))
     return results
+
+
+def _write_clip_sidecar(clip: Path, provenance: dict) -> None:
+    """The cached clip's provenance plus the sha256 of its bytes, written atomically beside it."""
+    from mova_eval.weights import sha256_of
+
+    record = {**provenance, "clip_sha256": sha256_of(clip)}
+    atomic_write_text(clip.with_suffix(".json"), json.dumps(record, default=str))
+
+
+def _trusted_cached_clip(clip: Path) -> dict | None:
+    """The provenance of a cached clip whose bytes still match the sha256 its sidecar recorded, else None.
+
+    A truncated or overwritten clip, a torn or unreadable sidecar, and a sidecar from before clips carried their
+    hash are all misses: the entry is removed and the clip made again, so one bad entry cannot poison later runs.
+    """
+    from mova_eval.weights import sha256_of
+
+    sidecar = clip.with_suffix(".json")
+    if not clip.is_file() or not sidecar.is_file():
+        return None
+    try:
+        record = json.loads(sidecar.read_text(encoding="utf-8"))
+        ok = isinstance(record, dict) and record.get("clip_sha256") == sha256_of(clip)
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        clip.unlink(missing_ok=True)
+        sidecar.unlink(missing_ok=True)
+        return None
+    return {k: v for k, v in record.items() if k != "clip_sha256"}
 
 
 # ----------------------------------------------------------------------------------------------- score
@@ -257,11 +288,12 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
         try:
             if isinstance(m, SetLevelMetric):
                 key = make_key("features", clip.content_hash, info.name, token)
-                ctx.feature_cache.get_or_compute(key, lambda m=m: np.asarray(m.features(clip, item)))
+                ctx.feature_cache.get_or_compute(key, lambda m=m: np.asarray(m.features(clip, item)), expect=np.ndarray)
                 rows.features.append(_feature_row(ctx, req, info.name, key, None, clip.path, clip.content_hash))
             else:
                 key = make_key("score", SCORE_CACHE_LAYOUT, clip.content_hash, info.name, token, item.fingerprint())
-                s: ItemScore = ctx.score_cache.get_or_compute(key, lambda m=m: _checked(m, clip, item))
+                s: ItemScore = ctx.score_cache.get_or_compute(key, lambda m=m: _checked(m, clip, item),
+                                                              expect=ItemScore)
                 for out in info.outputs:
                     v = s.values.get(out.name, math.nan)
                     err = s.errors.get(out.name)
@@ -307,7 +339,7 @@ def set_level_rows(metric: SetLevelMetric, features: list[FeatureRow], feature_c
     excluded_by_cat: dict[str, int] = {}
     feats, its, cats = [], [], []
     for r in mine:
-        f = feature_cache.get(r.cache_key) if r.error is None and r.cache_key else None
+        f = feature_cache.get(r.cache_key, expect=np.ndarray) if r.error is None and r.cache_key else None
         if f is None:
             excluded_by_cat[r.category] = excluded_by_cat.get(r.category, 0) + 1
             continue
@@ -450,8 +482,14 @@ class RunPlan:
     previous: ScoredRows          # rows a previous attempt of this run finished
     log: RunLog
     item_log: ItemLog
+    lock: RunLock | None = None   # held from plan() until run() ends (released by ``close()``)
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+
+    def close(self) -> None:
+        """Release the run directory for other processes."""
+        if self.lock is not None:
+            self.lock.release()
 
     def score_context(self) -> ScoreContext:
         return ScoreContext(run_id=self.run_id, suite=self.suite.name, generator=self.gen_cfg["name"],
@@ -466,7 +504,7 @@ def plan(cfg: dict) -> RunPlan:
     """Resolve the configuration into a :class:`RunPlan`: load the suite, instantiate the generator and the
     metrics, read what a previous attempt of this run id left, and write the initial run.json. Refuses (ConfigError)
     a configuration that cannot run, or that differs from the previous attempt's, before creating the run folder."""
-    from mova_eval.suites import load_suite, summarize
+    from mova_eval.suites import load_suite
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -499,7 +537,27 @@ def plan(cfg: dict) -> RunPlan:
     if not mplan.metrics and not mplan.failed_requested:
         raise ConfigError("no metric can run with this configuration; `mova-eval ls` shows what each one needs")
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the configuration is known to be usable
+    lock = RunLock(run_dir).acquire()  # refuses, naming the holder, while another process writes this run
+    try:
+        return _plan_locked(cfg, settings, run_id, run_dir, chash, device, suite, generator, mplan, lock, timings,
+                            started)
+    except BaseException:
+        lock.release()
+        raise
 
+
+def _plan_locked(cfg: dict, settings: RunSettings, run_id: str, run_dir: Path, chash: str, device: str,
+                 suite: Suite, generator, mplan: MetricPlan, lock: RunLock, timings: dict[str, float],
+                 started: float) -> RunPlan:
+    """The part of :func:`plan` that reads and writes the run directory, done while holding its lock (so what a
+    previous attempt left is read only once no other process can still be adding to it)."""
+    from mova_eval.suites import summarize
+
+    gcfg = dict(cfg["generator"])
+    prev_log = read_run_json(run_dir) if (run_dir / "run.json").is_file() else None
+    if prev_log is not None and prev_log.config_hash != chash:
+        raise ConfigError(f"run {run_id!r} in {run_dir} was made with a different configuration "
+                          f"(hash {prev_log.config_hash} vs {chash}); choose a new run_id to start a new run")
     log = RunLog(run_id=run_id, created=prev_log.created if prev_log else now(), config=cfg, config_hash=chash,
                  suite={"name": suite.name, "version": suite.version, "source": suite.source, **summarize(suite)},
                  generator={"name": gcfg["name"], **{k: v for k, v in gcfg.items() if k != "name"}},
@@ -519,7 +577,8 @@ def plan(cfg: dict) -> RunPlan:
     requests = [r for r in plan_requests(suite, cfg.get("seeds") or [0], gcfg) if (r.item.id, r.seed) not in done]
     return RunPlan(cfg=cfg, settings=settings, run_id=run_id, run_dir=run_dir, config_hash=chash, device=device,
                    suite=suite, generator=generator, gen_cfg=gcfg, model=model_label(gcfg), metrics=mplan,
-                   requests=requests, previous=previous, log=log, item_log=item_log, timings=timings, started=started)
+                   requests=requests, previous=previous, log=log, item_log=item_log, timings=timings, started=started,
+                   lock=lock)
 
 
 def generate_stage(p: RunPlan) -> dict[str, GenResult]:
@@ -585,7 +644,7 @@ def finalise(p: RunPlan, gen_results: dict[str, GenResult], rows: ScoredRows,
                            for rid, r in gen_results.items()})
     log.timings = {k: round(v, 3) for k, v in {**p.timings, "total": time.perf_counter() - p.started}.items()}
     log.counts = {"items": len(p.suite), "requests": len(p.suite) * len(p.cfg.get("seeds") or [0]),
-                  "clips_failed": sum(1 for r in gen_results.values() if not r.ok), "rows": len(items),
+                  "clips_failed": sum(1 for g in log.generation.values() if "error" in g), "rows": len(items),
                   "feature_rows": len(feats), "errors": errors,
                   "feature_errors": int(feats["error"].notna().sum()),
                   "resumed_rows": len(p.previous.items) + len(p.previous.features)}
@@ -605,8 +664,20 @@ def run(cfg: dict) -> RunOutcome:
     """Execute a composed config (a plain dict, see conf/config.yaml): plan → generate → score → aggregate →
     finalise."""
     p = plan(cfg)
-    gen_results = generate_stage(p)
-    rows = ScoredRows(list(p.previous.items), list(p.previous.features))
-    rows.extend(score(p, gen_results))
-    summary = aggregate(p, rows)
-    return finalise(p, gen_results, rows, summary)
+    try:
+        gen_results = generate_stage(p)
+        record_generation(p, gen_results)
+        rows = ScoredRows(list(p.previous.items), list(p.previous.features))
+        rows.extend(score(p, gen_results))
+        summary = aggregate(p, rows)
+        return finalise(p, gen_results, rows, summary)
+    finally:
+        p.close()
+
+
+def record_generation(p: RunPlan, gen_results: dict[str, GenResult]) -> None:
+    """Put each clip's provenance (or its generation error) into run.json as soon as generation ends, so a run
+    killed while scoring still knows, when resumed, how the clips it scored earlier were made."""
+    p.log.generation.update({rid: ({"path": r.path, **r.provenance} if r.ok else {"error": r.error})
+                             for rid, r in gen_results.items()})
+    write_run_json(p.run_dir, p.log)
