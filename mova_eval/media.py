@@ -552,8 +552,8 @@ def encode(path: str | Path, video: np.ndarray | None, fps: float | None, audio:
         # at the sample rate it is exact, so decoding returns exactly the samples written here.
         options["movie_timescale"] = str(int(sample_rate))
     try:
-        _encode_to(tmp, path, video, fps, audio, sample_rate, lossless=lossless, crf=crf, metadata=metadata,
-                   options=options)
+        _encode_to(tmp, path, video, fps, audio, sample_rate, lossless=lossless, crf=crf, bitrate=bitrate,
+                   metadata=metadata, options=options)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -562,7 +562,7 @@ def encode(path: str | Path, video: np.ndarray | None, fps: float | None, audio:
 
 
 def _encode_to(tmp: Path, path: Path, video, fps, audio, sample_rate, *, lossless: bool, crf: int,
-               metadata: dict[str, str] | None, options: dict[str, str]) -> None:
+               bitrate: int | None, metadata: dict[str, str] | None, options: dict[str, str]) -> None:
     import av
 
     with av.open(str(tmp), mode="w", format=_muxer(path), options=options) as out:
