@@ -11,11 +11,20 @@ defaults (hop 512); the onset times are the audio peaks.
 IoU: each audio peak is matched greedily to the first not-yet-used video peak less than 1/fps away;
 IoU = matches / (A + V − matches), and 0.0 when both sets are empty (MOVA's rule for a zero denominator).
 
-Differences from MOVA, on purpose: frames come from our PyAV decoder (MOVA: ``cv2.VideoCapture``; same FFmpeg
-decode, RGB→grey instead of BGR→grey, which is the same luma formula) and the 44.1 kHz track from soxr (MOVA:
-ffmpeg). MOVA scores a clip 0.0 on any failure (fewer than 2 frames, a decoding or librosa error) and keeps it
-in the mean; we record NaN with the reason and the summary counts it as excluded. MOVA's category mean is
-recoverable from ours without scoring failures: mean × n / (n + excluded).
+Decode (option ``decode``): ``mova`` (default) reads the 44.1 kHz track as the toolkit's ``ffmpeg -i CLIP -f f32le
+-ac 1 -ar 44100`` writes it (:func:`mova_eval.media.ffmpeg_audio`: FFmpeg's resampler and downmix, AAC end
+padding kept, no alignment to the video) — onset times then equal the toolkit's exactly
+(tests/metrics/test_mova_decode_parity.py); ``corrected`` uses our aligned Clip track through soxr, which moved
+one onset by one hop on 4 of 36 clips. Flow: the per-frame value is ``cv2.mean`` of ``cv2.magnitude`` (a
+double-precision mean, as the toolkit); a float32 mean can merge two neighbouring frames' values and lose a peak.
+Frames come from our PyAV decoder (MOVA: ``cv2.VideoCapture``, the same FFmpeg decode; RGB→grey here, BGR→grey
+there, the same luma formula).
+
+Differences from MOVA, on purpose: MOVA scores a clip 0.0 on any failure (fewer than 2 frames, a decoding or
+librosa error, and digital silence gives no onsets so IoU 0.0) and keeps it in the mean; we record NaN with the
+reason and the summary counts it as excluded. MOVA's zero-included mean is not recoverable from ours by a
+formula when clips are missing altogether; report it with ``aggregation: mova`` (not yet available: see
+docs/metrics/av_align.md).
 """
 from __future__ import annotations
 
@@ -30,6 +39,10 @@ from mova_eval.spec import Clip, SuiteItem
 
 AUDIO_SR = 44_100
 PRESET = AudioPreset(AUDIO_SR, mono=True, name="avalign44k")
+#: The toolkit's decode: ffmpeg to 44.1 kHz mono float32, padding kept.
+MOVA_PRESET = AudioPreset(AUDIO_SR, mono=True, name="avalign44k_ffmpeg_f32", decoder="ffmpeg", ffmpeg_channels=1,
+                          sample_format="flt")
+DECODES = {"mova": MOVA_PRESET, "corrected": PRESET}
 FARNEBACK = (0.5, 3, 15, 3, 5, 1.2, 0)
 MIN_PEAK = 0.1
 
@@ -43,8 +56,7 @@ def flow_magnitudes(frames: np.ndarray) -> np.ndarray:
     for f in frames[1:]:
         cur = cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY)
         flow = cv2.calcOpticalFlowFarneback(prev, cur, None, *FARNEBACK)
-        mag, _ = cv2.cartToPolar(flow[..., 0], flow[..., 1])
-        mags.append(float(np.mean(mag)))
+        mags.append(float(cv2.mean(cv2.magnitude(flow[..., 0], flow[..., 1]))[0]))  # double-precision mean
         prev = cur
     return np.array([mags[0]] + mags, dtype=np.float64)
 
@@ -86,7 +98,7 @@ class AvAlignMetric(Metric):
         extra="speech",
         packages=("cv2", "librosa"),
         aggregation=CATEGORY_MEAN,
-        version="1",
+        version="2",
         reference="OpenMOSS/MOVA evaluation/metrics/av_quality/av_align_score.py (from guyyariv/TempoTokens)",
         card=Card(
             ranges=(
@@ -107,8 +119,12 @@ class AvAlignMetric(Metric):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        if self.options:
-            raise ConfigError(f"metrics.options.av_align: unknown option(s) {sorted(self.options)}; it takes none")
+        unknown = sorted(set(self.options) - {"decode"})
+        if unknown:
+            raise ConfigError(f"metrics.options.av_align: unknown option(s) {unknown}; known: ['decode']")
+        self.decode = str(self.options.get("decode", "mova"))
+        if self.decode not in DECODES:
+            raise ConfigError(f"metrics.options.av_align.decode must be one of {sorted(DECODES)}, got {self.decode!r}")
 
     @staticmethod
     def _fail(reason: str, details: dict) -> ItemScore:
@@ -116,10 +132,10 @@ class AvAlignMetric(Metric):
 
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
         frames, fps = clip.video, clip.fps
-        details: dict = {"fps": fps, "frames": int(frames.shape[0]) if frames is not None else 0}
+        details: dict = {"decode": self.decode, "fps": fps, "frames": int(frames.shape[0]) if frames is not None else 0}
         if frames is None or frames.shape[0] < 2 or not fps:
             return self._fail("the clip has fewer than 2 video frames (MOVA scores this 0.0)", details)
-        audio = clip.audio_for(PRESET)
+        audio = clip.audio_for(DECODES[self.decode])
         if not np.any(audio):
             return self._fail("the audio track is digital silence: no onsets to align (MOVA scores this 0.0)", details)
         v = video_peaks(clip.derived("video", "av_align.farneback", lambda: flow_magnitudes(frames)), fps)

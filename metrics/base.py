@@ -165,6 +165,11 @@ class Metric:
             return False
         return True
 
+    def requested_outputs(self) -> tuple[Output, ...]:
+        """The outputs this instance computes and the runner records (all declared ones unless an option narrows
+        them, e.g. DNSMOS runs its P.835 model only when ``outputs:`` asks for SIG/BAK/OVRL)."""
+        return self.info.outputs
+
     def load(self) -> None:
         """Import heavy dependencies and load weights, once per run. Raise MissingDependencyError /
         WeightsMissingError / MetricUnavailable when it cannot."""

@@ -2,7 +2,8 @@
 
 Models: the ONNX files shipped inside the ``speechmos`` package (``dnsmos_models/model_v8.onnx`` for P.808,
 ``dnsmos_models/sig_bak_ovr.onnx`` for P.835; ``pdnsmos_models/sig_bak_ovr.onnx`` with option
-``personalized: true``), run here with our own onnxruntime code.
+``personalized: true``), run here with our own onnxruntime code. They are byte-identical to the ones the MOVA
+toolkit commits (``evaluation/metrics/dnsmos/DNSMOS/``).
 
 Windowing as the MOVA toolkit's ``eval_dnsmos.py`` and ``speechmos.dnsmos`` (identical): 16 kHz mono; the track is
 doubled (``append(x, x)``) until it holds at least 9.01 s (an 8 s clip becomes 16 s, so windows straddle the loop
@@ -11,9 +12,19 @@ seam); ``floor(len/16000 − 9.01) + 1`` windows of 9.01 s at a 1 s hop; P.808 s
 P.835 sees raw samples and its raw outputs go through the DNS-Challenge polynomial calibration. Each score is the
 mean over windows. MOVA reports ``dnsmos_p808`` only (its "DNSMOS", set3).
 
-Differences from MOVA, on purpose: the 16 kHz track comes from our decoder and soxr (MOVA: the ffmpeg CLI writing
-s16 PCM; the difference is below the int16 quantisation step), and digital silence is recorded as NaN with the
-reason (MOVA scores it). ``mova_s16: true`` quantises to int16 first, as MOVA's wav round-trip does.
+Options: ``outputs`` (default ``[dnsmos_p808]``, MOVA's number): the P.835 model runs only when one of
+``dnsmos_sig``/``dnsmos_bak``/``dnsmos_ovrl`` is asked for, as MOVA's ``only_p808=True`` skips it.
+``decode`` (default ``mova``): the track MOVA scores — ``ffmpeg -i CLIP -f wav -acodec pcm_s16le -ar 16000 -ac 1``
+reproduced by :func:`mova_eval.media.ffmpeg_audio` (FFmpeg's resampler and stereo downmix, s16 samples, AAC end
+padding kept: no cut at the declared duration), in float64 as ``soundfile.read`` hands it on. ``corrected``: our
+Clip's track (aligned, padding cut) through soxr, float32. The two are not interchangeable: on sub-9 s clips the
+padding samples move the tiling seam of every window, and the resamplers differ — measured up to 0.15 P.808 per
+clip (set means 3.722 vs 3.774 on 36 clips), far above int16 quantisation. The MOVA decode reproduces
+``eval_dnsmos.py`` run on the same clips (measured within 3.1e-6, asserted ≤ 1e-3 in
+tests/metrics/test_mova_decode_parity.py).
+
+Difference from MOVA, on purpose, in both decodes: digital silence is recorded as NaN with the reason (MOVA
+scores it, e.g. 2.147, and keeps it in the mean).
 """
 from __future__ import annotations
 
@@ -31,6 +42,11 @@ from mova_eval.spec import Clip, SuiteItem
 SR = 16_000
 INPUT_LENGTH = 9.01
 PRESET = AudioPreset(SR, mono=True, name="dnsmos16k")
+#: The MOVA toolkit's decode: ffmpeg to 16 kHz mono s16 (see the module docstring).
+MOVA_PRESET = AudioPreset(SR, mono=True, name="dnsmos16k_ffmpeg_s16", decoder="ffmpeg", ffmpeg_channels=1,
+                          sample_format="s16")
+DECODES = {"mova": MOVA_PRESET, "corrected": PRESET}
+P835 = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 # DNS-Challenge dnsmos_local.py calibration polynomials (highest power first)
 POLY = {
     False: {"sig": (-0.08397278, 1.22083953, 0.0052439), "bak": (-0.13166888, 1.60915514, -0.39604546),
@@ -51,9 +67,11 @@ def model_dir() -> Path:
 
 
 def windows(audio: np.ndarray, fs: int = SR) -> list[np.ndarray]:
-    """The 9.01 s windows DNSMOS scores (tiling short audio by doubling, 1 s hop)."""
+    """The 9.01 s windows DNSMOS scores (tiling short audio by doubling, 1 s hop); float64 input stays float64."""
     need = int(INPUT_LENGTH * fs)
-    x = np.asarray(audio, dtype=np.float32)
+    x = np.asarray(audio)
+    if x.dtype != np.float64:
+        x = x.astype(np.float32)
     if x.size == 0:
         raise ValueError("empty audio")
     while x.size < need:
@@ -71,7 +89,7 @@ def p808_features(seg: np.ndarray) -> np.ndarray:
     import librosa
 
     mel = librosa.feature.melspectrogram(y=seg[:-160], sr=SR, n_fft=321, hop_length=160, n_mels=120)
-    return ((librosa.power_to_db(mel, ref=np.max) + 40) / 40).T.astype(np.float32)[None]
+    return np.asarray((librosa.power_to_db(mel, ref=np.max) + 40) / 40).T.astype(np.float32)[None]
 
 
 class DnsmosModels:
@@ -107,18 +125,24 @@ class DnsmosModels:
                 cls._cache[key] = cls(personalized, provs)
             return cls._cache[key]
 
-    def score(self, audio16k: np.ndarray) -> dict:
-        """Mean P.808 and calibrated SIG/BAK/OVRL over the windows of one track in [-1, 1]."""
+    def score(self, audio16k: np.ndarray, p835: bool = True) -> dict:
+        """Mean P.808 (and, with ``p835``, calibrated SIG/BAK/OVRL) over the windows of one track in [-1, 1].
+
+        The track's dtype is kept for the mel features (MOVA's reads float64 from its wav); the networks get float32.
+        """
         p808, sig, bak, ovr = [], [], [], []
         poly = POLY[self.personalized]
         for seg in windows(audio16k):
             p808.append(float(self.p808.run(None, {"input_1": p808_features(seg)})[0][0][0]))
-            raw = self.primary.run(None, {"input_1": seg.astype(np.float32)[None]})[0][0]
-            sig.append(float(np.polyval(poly["sig"], raw[0])))
-            bak.append(float(np.polyval(poly["bak"], raw[1])))
-            ovr.append(float(np.polyval(poly["ovr"], raw[2])))
-        return {"dnsmos_p808": float(np.mean(p808)), "dnsmos_sig": float(np.mean(sig)),
-                "dnsmos_bak": float(np.mean(bak)), "dnsmos_ovrl": float(np.mean(ovr)), "windows": len(p808)}
+            if p835:
+                raw = self.primary.run(None, {"input_1": seg.astype(np.float32)[None]})[0][0]
+                sig.append(float(np.polyval(poly["sig"], raw[0])))
+                bak.append(float(np.polyval(poly["bak"], raw[1])))
+                ovr.append(float(np.polyval(poly["ovr"], raw[2])))
+        out = {"dnsmos_p808": float(np.mean(p808)), "windows": len(p808)}
+        if p835:
+            out.update(dnsmos_sig=float(np.mean(sig)), dnsmos_bak=float(np.mean(bak)), dnsmos_ovrl=float(np.mean(ovr)))
+        return out
 
 
 class DnsmosMetric(Metric):
@@ -135,7 +159,7 @@ class DnsmosMetric(Metric):
         extra="speech",
         packages=("onnxruntime", "librosa", "speechmos"),
         aggregation=CATEGORY_MEAN,
-        version="1",
+        version="2",
         reference="OpenMOSS/MOVA evaluation/metrics/dnsmos/eval_dnsmos.py; speechmos.dnsmos (microsoft/DNS-Challenge)",
         card=Card(
             ranges=(
@@ -160,12 +184,29 @@ class DnsmosMetric(Metric):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        unknown = sorted(set(self.options) - {"personalized", "mova_s16", "all_items"})
+        known = {"personalized", "decode", "outputs", "all_items"}
+        unknown = sorted(set(self.options) - known)
         if unknown:
-            raise ConfigError(f"metrics.options.dnsmos: unknown option(s) {unknown}; known: all_items, mova_s16, personalized")
+            hint = " ('mova_s16' is gone: decode: mova is MOVA's s16 decode)" if "mova_s16" in unknown else ""
+            raise ConfigError(f"metrics.options.dnsmos: unknown option(s) {unknown}; known: {sorted(known)}{hint}")
         self.personalized = bool(self.options.get("personalized", False))
-        self.s16 = bool(self.options.get("mova_s16", False))
         self.all_items = bool(self.options.get("all_items", False))
+        self.decode = str(self.options.get("decode", "mova"))
+        if self.decode not in DECODES:
+            raise ConfigError(f"metrics.options.dnsmos.decode must be one of {sorted(DECODES)}, got {self.decode!r}")
+        names = [o.name for o in self.info.outputs]
+        wanted = self.options.get("outputs", ["dnsmos_p808"])
+        if isinstance(wanted, str):
+            wanted = [wanted]
+        wanted = list(wanted)
+        bad = [w for w in wanted if w not in names]
+        if bad or not wanted:
+            raise ConfigError(f"metrics.options.dnsmos.outputs: {bad or 'empty'} not among {names}")
+        self.outputs = tuple(o for o in self.info.outputs if o.name in wanted)
+        self.p835 = any(o.name in P835 for o in self.outputs)
+
+    def requested_outputs(self):
+        return self.outputs
 
     def applies(self, item: SuiteItem) -> bool:
         """Speech items by default (MOVA reports set3, all speech); ``all_items: true`` scores every clip."""
@@ -175,13 +216,14 @@ class DnsmosMetric(Metric):
         DnsmosModels.get(self.personalized, self.device)
 
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
-        x = np.asarray(clip.audio_for(PRESET), dtype=np.float32)
-        if self.s16:
-            x = (np.clip(np.round(x * 32768.0), -32768, 32767) / 32768.0).astype(np.float32)
-        names = [o.name for o in self.info.outputs]
+        x = clip.audio_for(DECODES[self.decode])
+        # MOVA's soundfile.read gives float64 (int16 / 32768, exact); ours stays float32.
+        x = np.asarray(x, dtype=np.float64 if self.decode == "mova" else np.float32)
+        names = [o.name for o in self.outputs]
         if x.size == 0 or not np.any(x):
             reason = "no speech: the audio track is digital silence (DNSMOS would rate the tiling of nothing)"
             return ItemScore({n: math.nan for n in names}, {}, {n: reason for n in names})
         x = np.clip(x, -1.0, 1.0)
-        r = DnsmosModels.get(self.personalized, self.device).score(x)
-        return ItemScore({n: r[n] for n in names}, {"windows": r["windows"], "personalized": self.personalized})
+        r = DnsmosModels.get(self.personalized, self.device).score(x, p835=self.p835)
+        return ItemScore({n: r[n] for n in names},
+                         {"windows": r["windows"], "personalized": self.personalized, "decode": self.decode})

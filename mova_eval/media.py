@@ -406,12 +406,24 @@ def _decode_audio(path: Path, origin: float, limits: MediaLimits) -> tuple[np.nd
 # ----------------------------------------------------------------------------------------------- presets
 
 
+#: ``AudioPreset.decoder`` values. ``corrected``: the Clip's own track (aligned to the video, encoder padding cut,
+#: float), resampled with soxr VHQ, channel mean. ``ffmpeg``: what the ``ffmpeg`` command line writes for
+#: ``-f s16le|f32le -ar RATE -ac N`` (the MOVA toolkit's decode) — see :func:`ffmpeg_audio`.
+AUDIO_DECODERS = ("corrected", "ffmpeg")
+
+
 @dataclass(frozen=True)
 class AudioPreset:
     """How a metric wants its audio. ``mono`` returns [N] (channel mean), otherwise [C, N].
 
     ``duration`` with ``fit``: 'pad' zero-pads or cuts to exactly that length, 'tile' repeats the signal until
-    it is at least that long (DNSMOS), 'crop' only cuts. Resampling is soxr's very-high-quality mode.
+    it is at least that long (DNSMOS), 'crop' only cuts.
+
+    ``decoder='corrected'`` (default) works on the decoded Clip and resamples with soxr's very-high-quality mode.
+    ``decoder='ffmpeg'`` reads the file again the way the MOVA toolkit's ``ffmpeg -i FILE -f s16le -ar RATE -ac
+    CHANNELS`` call does (:func:`ffmpeg_audio`): ``ffmpeg_channels`` is the ``-ac`` value and ``sample_format``
+    's16' or 'flt' the PCM it writes; ``mono`` then averages those channels (librosa's ``to_mono``, as IS/CLAP do
+    after ``-ac 2``).
     """
 
     sample_rate: int
@@ -419,6 +431,15 @@ class AudioPreset:
     duration: float | None = None
     fit: str = "pad"
     name: str = ""
+    decoder: str = "corrected"
+    ffmpeg_channels: int = 1
+    sample_format: str = "s16"
+
+    def __post_init__(self):
+        if self.decoder not in AUDIO_DECODERS:
+            raise ValueError(f"AudioPreset.decoder must be one of {AUDIO_DECODERS}, got {self.decoder!r}")
+        if self.sample_format not in ("s16", "flt"):
+            raise ValueError(f"AudioPreset.sample_format must be 's16' or 'flt', got {self.sample_format!r}")
 
 
 @dataclass(frozen=True)
@@ -462,9 +483,69 @@ def fit_length(x: np.ndarray, n: int, fit: str) -> np.ndarray:
     return np.pad(x, pad)
 
 
+def ffmpeg_audio(path: str | Path, sample_rate: int, channels: int = 1, sample_format: str = "s16",
+                 limits: MediaLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """The first audio track as ``ffmpeg -i PATH -f s16le|f32le -ar RATE -ac CHANNELS`` writes it, as float32 [C, N].
+
+    This is the MOVA toolkit's decode (DNSMOS, IS/CLAP, AV-Align, LSE and cpCER all shell out to that command),
+    reproduced through PyAV: the decoded frames go through FFmpeg's own resampler (``AudioResampler``, an
+    ``aformat`` filter graph with the auto-inserted swresample, as the command line builds) to the target rate,
+    channel layout and sample format in one step. As the command line, and unlike :func:`decode`: no alignment to
+    the video's start (no leading silence, nothing dropped), no cut at the declared duration (AAC's end padding,
+    43–705 samples on MOVA's clips, stays in); ``-ac 1`` is FFmpeg's downmix matrix ((L + R)·√½ for stereo, 3 dB
+    above the channel mean; its centre/surround weights for more channels), and ``-ac 2`` of mono is L = R = x·√½.
+    ``s16`` comes back as int16 / 32768 (exact in float32), what ``soundfile.read`` and ``librosa.load`` give for
+    the WAV the toolkit writes.
+
+    Byte identity holds with the FFmpeg that PyAV bundles; the ``ffmpeg`` binary of another FFmpeg release can
+    differ where its decoder or resampler changed (measured against Debian's 5.1 binary: float output from PCM
+    sources identical; AAC sources ±1 LSB on under 0.1 % of s16 samples, from the AAC decoder; s16 PCM sources
+    resampled ±1–2 LSB on ~20–30 % of samples, from swresample's integer path); tests/unit/test_media.py pins
+    these bounds against the installed binary.
+    """
+    import av
+
+    path = Path(path)
+    layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
+    chunks: list[np.ndarray] = []
+    total, max_samples = 0, int(limits.max_duration_s * sample_rate) + sample_rate
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise MissingStreamError(path, "audio")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format=sample_format, layout=layout, rate=sample_rate)
+        try:
+            for frame in container.decode(stream):
+                for f in resampler.resample(frame):
+                    chunks.append(f.to_ndarray().reshape(-1))  # packed: one plane, whatever the channel count
+                    total += chunks[-1].size // channels
+                if total > max_samples:
+                    raise MediaLimitError(path, f"audio lasts over the {limits.max_duration_s:.0f} s limit")
+            for f in resampler.resample(None):
+                chunks.append(f.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as e:
+            raise UnreadableMediaError(path, f"audio stream is truncated or corrupt ({e})") from e
+    if not chunks or sum(c.size for c in chunks) == 0:
+        raise EmptyMediaError(path, "audio stream has zero decodable samples")
+    data = np.concatenate(chunks)
+    x = data.astype(np.float32) / np.float32(32768.0) if sample_format == "s16" else data.astype(np.float32)
+    x = np.ascontiguousarray(x.reshape(-1, channels).T)
+    if not np.isfinite(x).all():
+        raise InvalidAudioError(path, f"audio contains {int((~np.isfinite(x)).sum())} NaN or infinite sample(s)")
+    return x
+
+
 def apply_audio_preset(clip: Clip, preset: AudioPreset) -> np.ndarray:
     if not clip.has_audio:
         raise MissingStreamError(clip.path, "audio")
+    if preset.decoder == "ffmpeg":
+        x = ffmpeg_audio(clip.path, preset.sample_rate, preset.ffmpeg_channels, preset.sample_format)
+        x = x.mean(axis=0) if preset.mono else x
+        if preset.duration is not None:
+            x = fit_length(x, int(round(preset.duration * preset.sample_rate)), preset.fit)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        x.setflags(write=False)
+        return x
     x = clip.audio
     if preset.mono:
         x = x.mean(axis=0)

@@ -294,7 +294,7 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
                 key = make_key("score", SCORE_CACHE_LAYOUT, clip.content_hash, info.name, token, item.fingerprint())
                 s: ItemScore = ctx.score_cache.get_or_compute(key, lambda m=m: _checked(m, clip, item),
                                                               expect=ItemScore)
-                for out in info.outputs:
+                for out in m.requested_outputs():
                     v = s.values.get(out.name, math.nan)
                     err = s.errors.get(out.name)
                     if not math.isfinite(v) and err is None:

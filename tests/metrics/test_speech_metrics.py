@@ -232,8 +232,24 @@ def test_cpwer_silence_is_no_speech(clips, cpwer_metric):
 def dnsmos_scores(clips):
     from mova_eval.metrics.dnsmos import DnsmosMetric
 
-    m = DnsmosMetric()
+    m = DnsmosMetric({"decode": "corrected", "outputs": ["dnsmos_p808", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"]})
     return {k: m.score(clips[k], item(EN1)) for k in ("en1", "noisy", "silent")}
+
+
+def test_dnsmos_runs_p835_only_when_asked(clips):
+    """Default outputs are MOVA's P.808 alone (its only_p808=True): no P.835 rows, no P.835 model run."""
+    from mova_eval.errors import ConfigError
+    from mova_eval.metrics.dnsmos import DnsmosMetric
+
+    m = DnsmosMetric()
+    assert [o.name for o in m.requested_outputs()] == ["dnsmos_p808"] and not m.p835
+    s = m.score(clips["en1"], item(EN1))
+    assert set(s.values) == {"dnsmos_p808"} and s.details["decode"] == "mova"
+    assert DnsmosMetric({"outputs": ["dnsmos_bak"]}).p835
+    with pytest.raises(ConfigError, match="mova_s16"):
+        DnsmosMetric({"mova_s16": True})
+    with pytest.raises(ConfigError):
+        DnsmosMetric({"outputs": ["dnsmos_pesq"]})
 
 
 def test_dnsmos_matches_speechmos_within_1e4(clips, dnsmos_scores):
@@ -286,8 +302,10 @@ def test_av_align_failures_are_nan_with_reason(clips):
     it = SuiteItem(id="s", category="sfx", prompt="p")
     s = AvAlignMetric().score(clips["silent"], it)
     assert math.isnan(s.values["av_align"]) and "silence" in s.errors["av_align"]
-    with pytest.raises(ConfigError, match="takes none"):
+    with pytest.raises(ConfigError, match="unknown option"):
         AvAlignMetric({"failures": "zero"})
+    with pytest.raises(ConfigError, match="decode"):
+        AvAlignMetric({"decode": "soxr"})
     # IoU rules: each video peak matched once; empty sets give 0.0 as in MOVA
     assert iou(np.array([1.0, 1.01]), np.array([1.0]), 24)[0] == pytest.approx(0.5)
     assert iou(np.array([]), np.array([]), 24)[0] == 0.0

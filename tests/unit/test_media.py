@@ -458,3 +458,84 @@ def test_surround_aac_in_mp4_decodes(tmp_path, layout):
         err = got[c, :m] - audio[c, :m]
         snr = 10 * np.log10(np.sum(audio[c, :m] ** 2) / np.sum(err**2))
         assert snr > 15, f"channel {c} of {layout} does not match what was written ({snr:.1f} dB)"
+
+
+# ----------------------------------------------------------------------------------------------- ffmpeg decode
+
+
+def _ffmpeg_cli(path: Path, sr: int, channels: int, fmt: str) -> np.ndarray:
+    """What the MOVA toolkit's own call writes (``ffmpeg -i F -f s16le|f32le -ar SR -ac N``), as float [C, N]."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("the ffmpeg binary is not installed (scripts/install.sh installs it)")
+    out = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-f",
+                          {"s16": "s16le", "flt": "f32le"}[fmt], "-ar", str(sr), "-ac", str(channels), "-"],
+                         capture_output=True, check=True).stdout
+    data = np.frombuffer(out, dtype=np.int16 if fmt == "s16" else np.float32)
+    x = data.astype(np.float32) / 32768.0 if fmt == "s16" else data.astype(np.float32)
+    return x.reshape(-1, channels).T
+
+
+_SOURCES = {  # name: (suffix, lossless, sample rate, channels, samples) — lengths that end mid-frame on purpose
+    "aac48k_stereo_8s": (".mp4", False, 48000, 2, 193 * 2000 + 123),
+    "aac44k_mono_3s": (".mp4", False, 44100, 1, 3 * 44100 + 7),
+    "aac16k_mono_short": (".mp4", False, 16000, 1, 5000),
+    "pcm48k_stereo": (".mkv", True, 48000, 2, 2 * 48000 + 517),
+    "pcm22k_mono": (".mkv", True, 22050, 1, 22050 + 11),
+}
+
+
+@pytest.fixture(scope="module")
+def ffmpeg_sources(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ffmpeg_sources")
+    rng = np.random.default_rng(7)
+    out = {}
+    for name, (suffix, lossless, sr, ch, n) in _SOURCES.items():
+        t = np.arange(n) / sr
+        tone = 0.3 * np.sin(2 * np.pi * 330 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 0.7 * t))
+        audio = np.stack([tone * (1 - 0.3 * c) + 0.05 * rng.standard_normal(n) for c in range(ch)]).astype(np.float32)
+        out[name] = media.encode(root / f"{name}{suffix}", _frames(8, 32, 32), 24, audio, sr, lossless=lossless)
+    return out
+
+
+@pytest.mark.parametrize("source", list(_SOURCES))
+@pytest.mark.parametrize("sr,channels,fmt", [(16000, 1, "s16"), (32000, 2, "s16"), (44100, 1, "flt")])
+def test_ffmpeg_decoder_gives_the_ffmpeg_command_lines_samples(ffmpeg_sources, source, sr, channels, fmt):
+    """MOVA decodes with the ffmpeg command line; the ``ffmpeg`` decoder must write what it writes.
+
+    Same sample count always (no alignment, no cut at the declared duration: AAC's end padding stays, as there).
+    Sample values: float output from PCM is identical; other paths may differ by the LSBs that separate the FFmpeg
+    PyAV bundles from the installed binary's release (see media.ffmpeg_audio), and never by more.
+    """
+    path = ffmpeg_sources[source]
+    ours = media.ffmpeg_audio(path, sr, channels, fmt)
+    theirs = _ffmpeg_cli(path, sr, channels, fmt)
+    assert ours.shape == theirs.shape
+    assert np.abs(theirs).max() > 0.1  # non-vacuity: a real signal, not silence
+    corrected = media.apply_audio_preset(media.decode(path), AudioPreset(sr, mono=channels == 1))
+    if source.startswith("aac"):
+        assert corrected.shape[-1] < ours.shape[-1], "the corrected decode cuts AAC padding; this one must not"
+    diff = np.abs(ours.astype(np.float64) - theirs)
+    if fmt == "flt" and source.startswith("pcm"):
+        np.testing.assert_array_equal(ours, theirs)
+    elif fmt == "flt":
+        assert diff.max() < 1e-6
+    else:
+        assert diff.max() <= 2 / 32768 + 1e-9
+        if source.startswith("aac"):
+            assert (diff > 0).mean() < 1e-3
+
+
+def test_ffmpeg_decoder_downmix_is_ffmpegs_not_a_channel_mean(ffmpeg_sources):
+    """``-ac 1`` of stereo is FFmpeg's matrix; ``-ac 2`` of mono is the −3 dB upmix IS/CLAP then average."""
+    path = ffmpeg_sources["pcm48k_stereo"]
+    mono = media.ffmpeg_audio(path, 48000, 1, "flt")[0]
+    both = media.decode(path).audio
+    np.testing.assert_allclose(mono, (both[0] + both[1]) * np.sqrt(0.5), atol=1e-6)  # stereo → mono: (L + R)·√½
+    assert np.abs(mono - both.mean(axis=0)).max() > 0.01  # …which is 3 dB above the channel mean
+    up = media.ffmpeg_audio(ffmpeg_sources["pcm22k_mono"], 22050, 2, "flt")
+    src = media.decode(ffmpeg_sources["pcm22k_mono"]).audio[0]
+    np.testing.assert_allclose(up[0], src * np.float32(np.sqrt(0.5)), atol=1e-6)
+    np.testing.assert_array_equal(up[0], up[1])
