@@ -39,10 +39,15 @@ def main() -> int:
                    check=True, capture_output=True)
     t_naive_one = time.perf_counter() - t0
 
+    import resource
+
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(exe + ["sanity", *common, "--out", str(tmp / "sanity"), *(["--quick"] if args.quick else [])],
                        env=env, check=True, capture_output=True, text=True)
     t_sanity = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_sanity = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     import json
 
     data = json.loads((tmp / "sanity" / "sanity.json").read_text())
@@ -54,6 +59,8 @@ def main() -> int:
     print(f"sanity ({'quick' if args.quick else 'full'} battery, {len(data['meta']['battery'])} defect × strength): "
           f"{t_sanity:.1f} s wall; {c['variants']} defected clips, {c['defected_scored']} metric scorings computed, "
           f"{c['cache_hits']} clean scores read from the cache, {c['clean_scored']} clean scorings recomputed")
+    print(f"sanity CPU time: {cpu_sanity:.1f} s (user+sys, all threads and child processes); on 2 otherwise idle "
+          f"cores the wall time is at least {cpu_sanity / 2:.0f} s")
     print(f"one naive run per defect (generator.defects, every metric on every clip): {t_naive_one:.1f} s measured "
           f"for one variant; × {audio_variants} audio variants ≈ {t_naive_one * audio_variants:.0f} s (extrapolated; "
           f"video defects are not offered that way)")
