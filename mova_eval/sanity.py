@@ -25,6 +25,7 @@ Verdicts, from the expectations declared per output (``mova_eval/data/sanity_exp
   strength for signed defects (offsets), else true; None with fewer than two strengths.
 - ``unchanged`` with tolerance T: ``invariant`` when every CI lies inside ±T, ``violated`` when some CI lies
   entirely outside, else ``inconclusive``.
+- fewer than two items with values in every cell: ``too few items`` (no interval, so neither detected nor blind).
 - no declaration: ``not declared`` (the change is still reported; ``moves`` says whether any CI excludes 0).
 """
 from __future__ import annotations
@@ -417,6 +418,8 @@ def judge(cells: Sequence[Cell], metrics: Sequence[Metric]) -> list[Verdict]:
                     moves=moves, source=e.source if e else None)
         if all(c.n == 0 for c in cs):
             v.verdict = "undefined"
+        elif all(c.n < 2 for c in cs):
+            v.verdict = "too few items"  # one prompt gives no interval: neither detected nor blind
         elif e is None:
             v.verdict = "not declared"
         elif e.expect == "unchanged":
@@ -450,12 +453,13 @@ def _fmt(x: float, digits: int = 4) -> str:
 
 
 SHORT = {"detects": "✓", "blind": "blind", "wrong direction": "✗ wrong", "mixed": "± mixed", "invariant": "= ok",
-         "violated": "≠ violated", "inconclusive": "? inconcl.", "undefined": "NaN", "not declared": "·"}
+         "violated": "≠ violated", "inconclusive": "? inconcl.", "undefined": "NaN", "not declared": "·",
+         "too few items": "n<2"}
 
 
 def _cell_text(v: Verdict) -> str:
     s = SHORT.get(v.verdict, v.verdict)
-    if v.verdict == "detects" and v.smallest:
+    if v.verdict == "detects" and v.smallest and v.smallest != v.defect:
         s += f" ≥{v.smallest.split(' ', 1)[1] if ' ' in v.smallest else v.smallest}"
         if v.monotone is False:
             s += " (non-mono)"
@@ -474,7 +478,8 @@ def summary_markdown(result: SanityResult) -> str:
              f"{result.counts['defected_scored']} defected scorings computed ({result.counts['cache_hits']} cache "
              f"hits); {result.meta['ci']}; {result.meta['bootstrap']} resamples.", "",
              "Cells: ✓ detects (≥ weakest detected strength), blind, ✗ wrong direction, = ok (stays within its "
-             "tolerance), ≠ violated, ? inconclusive, NaN (no value under the defect), · not declared "
+             "tolerance), ≠ violated, ? inconclusive, NaN (no value under the defect), n<2 (one item: no "
+             "interval), · not declared "
              "(· moves: changes although nothing is expected). A blank cell: the metric does not read that "
              "stream, or the defect does not apply to its items.", "",
              "| output | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]

@@ -107,3 +107,44 @@ def test_expectations_are_declared_data(tmp_path):
         _parse("x", "noise", {"expect": "unchanged"}, "metric")
     with pytest.raises(ConfigError):
         _parse("x", "no_such_defect", "falls", "metric")
+
+
+def _cell(strength, delta, lo, hi, n=10, defect="noise"):
+    from mova_eval import defects
+    from mova_eval.sanity import Cell
+
+    k = defects.get(defect)
+    return Cell("x", "fam", defect, strength, defects.format_strength(defect, strength, k.unit), k.magnitude(strength),
+                n, 0, 0, "", 1.0, 1.0 + delta, delta, lo, hi)
+
+
+class _Declares(Metric):
+    __abstract__ = True
+    info = MetricInfo(name="fam", outputs=(Output("x", "lower"),), needs=frozenset({"audio"}))
+
+
+def _judge(table, cells):
+    from mova_eval.sanity import judge
+
+    cls = type("Declared", (_Declares,), {"sanity_expectations": table, "__abstract__": True})
+    (v,) = judge(cells, [cls()])
+    return v
+
+
+def test_verdict_rules():
+    rises = {"x": {"noise": "rises"}}
+    v = _judge(rises, [_cell(30, 0.01, -0.01, 0.03), _cell(10, 0.2, 0.1, 0.3), _cell(0, 0.5, 0.4, 0.6)])
+    assert (v.verdict, v.smallest, v.monotone) == ("detects", "noise 10 dB SNR", True)
+    v = _judge(rises, [_cell(10, 0.5, 0.4, 0.6), _cell(0, 0.1, 0.05, 0.2)])
+    assert v.verdict == "detects" and v.monotone is False  # the stronger defect moves it significantly less
+    assert _judge(rises, [_cell(0, -0.3, -0.4, -0.2)]).verdict == "wrong direction"
+    assert _judge(rises, [_cell(10, 0.3, 0.2, 0.4), _cell(0, -0.3, -0.4, -0.2)]).verdict == "mixed"
+    assert _judge(rises, [_cell(0, 0.3, -0.1, 0.7)]).verdict == "blind"
+    assert _judge(rises, [_cell(0, 0.3, float("nan"), float("nan"), n=1)]).verdict == "too few items"
+    assert _judge(rises, [_cell(0, float("nan"), float("nan"), float("nan"), n=0)]).verdict == "undefined"
+    same = {"x": {"noise": {"expect": "unchanged", "tolerance": 0.1}}}
+    assert _judge(same, [_cell(0, 0.0, -0.05, 0.05)]).verdict == "invariant"
+    assert _judge(same, [_cell(0, 0.3, 0.2, 0.4)]).verdict == "violated"
+    assert _judge(same, [_cell(0, 0.05, -0.05, 0.15)]).verdict == "inconclusive"
+    v = _judge({}, [_cell(0, 0.3, 0.2, 0.4)])
+    assert v.verdict == "not declared" and v.moves
