@@ -11,10 +11,12 @@ punctuation and whitespace removed). Alignment: jiwer ``process_words`` / ``proc
 Aggregation is corpus-level (Σ S+D+I / Σ reference words or characters, per category and over all), from
 ``ItemScore.counts`` (the ``numerator``/``denominator`` columns of items.parquet); the per-item value is that item's own ratio.
 
-No-speech outcomes: a silent track (below −60 dBFS RMS) or an empty transcript is recorded as NaN with the reason
-(option ``empty_hypothesis: nan``, the default). ``empty_hypothesis: score`` instead counts it as all deletions
-(error rate 1.0), which is the right choice when comparing generators that sometimes fail to speak; the summary's
-``excluded`` count shows how many items the default left out. A Chinese item with an English-only model
+No-speech outcomes: for an item that carries speech text, a silent track (below −60 dBFS RMS) or an empty
+transcript is the model's error, not the metric's: it scores as all deletions (error rate 1.0, counted in the
+corpus ratio like any other item), with ``no_speech`` in the details saying which (option
+``empty_hypothesis: score``, the default). ``empty_hypothesis: nan`` keeps the earlier behaviour — NaN with the
+reason, left out of the mean and counted as ``excluded`` — which ranks a mostly mute generator on its few
+talking clips. A Chinese item with an English-only model
 (the default tiny.en) is never scored: NaN with the option to set.
 """
 from __future__ import annotations
@@ -75,7 +77,7 @@ class _ErrorRate(Metric):
 
         check_options(self.info.name, self.options, ("empty_hypothesis", "t2s"))
         self.asr = AsrConfig.from_options(self.options, device)
-        self.empty = self.options.get("empty_hypothesis", "nan")
+        self.empty = self.options.get("empty_hypothesis", "score")
         if self.empty not in ("nan", "score"):
             raise ConfigError(f"{self.info.name}: empty_hypothesis must be 'nan' or 'score', got {self.empty!r}")
         self.t2s = bool(self.options.get("t2s", False))
@@ -118,8 +120,11 @@ class _ErrorRate(Metric):
             details.update(transcript="", no_speech=quiet)
         hyp_n = normalize(hyp, self.language, self.t2s)
         details.update(reference_normalized=ref_n, hypothesis_normalized=hyp_n)
-        if not hyp_n and self.empty == "nan":
-            return ItemScore({out: math.nan}, details, {out: quiet or "no speech: the transcript is empty"})
+        if not hyp_n:
+            reason = quiet or "no speech: the transcript is empty (nothing recognised)"
+            if self.empty == "nan":
+                return ItemScore({out: math.nan}, details, {out: reason})
+            details.update(no_speech=reason, scored_as="all deletions (empty_hypothesis: score)")
         c = error_counts(ref_n, hyp_n, self.unit)
         num = c["substitutions"] + c["deletions"] + c["insertions"]
         den = c["hits"] + c["substitutions"] + c["deletions"]
@@ -137,7 +142,7 @@ class WerMetric(_ErrorRate):
         extra="speech",
         packages=("faster_whisper", "jiwer", "whisper_normalizer"),
         aggregation=CORPUS,
-        version="1",
+        version="2",
         reference="jiwer word alignment; openai/whisper EnglishTextNormalizer",
         card=Card(
             ranges=(
@@ -163,7 +168,7 @@ class CerMetric(_ErrorRate):
         extra="speech",
         packages=("faster_whisper", "jiwer"),
         aggregation=CORPUS,
-        version="1",
+        version="2",
         reference="jiwer alignment over characters; MOVA cpCER remove_punct normalisation",
         card=Card(
             ranges=(

@@ -97,13 +97,17 @@ def test_wer_strips_speaker_tags_and_wrong_text_scores_worse(clips, wer_metric):
     assert wrong.values["wer"] > 0.6
 
 
-def test_wer_silence_is_no_speech_not_a_score(clips, wer_metric):
-    s = wer_metric.score(clips["silent"], item(EN1))
-    assert math.isnan(s.values["wer"]) and s.errors["wer"].startswith("no speech")
+def test_wer_silence_on_a_speech_item_is_the_models_error(clips, wer_metric):
+    """Default: a silent clip for an item that should speak scores 1.0 (all words deleted), counted in the corpus
+    ratio, with the reason in details; ``empty_hypothesis: nan`` keeps the old NaN-with-reason behaviour."""
     from mova_eval.metrics.wer import WerMetric
 
-    scored = WerMetric({"empty_hypothesis": "score"}).score(clips["silent"], item(EN1))
-    assert scored.values["wer"] == 1.0 and scored.details["deletions"] == 7
+    s = wer_metric.score(clips["silent"], item(EN1))
+    assert s.values["wer"] == 1.0 and s.details["deletions"] == 7 and not s.errors
+    assert s.counts["wer"].numerator == s.counts["wer"].denominator == 7
+    assert s.details["no_speech"].startswith("no speech: the audio track is silent")
+    old = WerMetric({"empty_hypothesis": "nan"}).score(clips["silent"], item(EN1))
+    assert math.isnan(old.values["wer"]) and old.errors["wer"].startswith("no speech")
 
 
 def test_cer_with_english_only_model_is_unavailable_with_the_fix(clips):
