@@ -45,8 +45,8 @@ import numpy as np
 from mova_eval import media, weights
 from mova_eval.errors import ConfigError, MediaError, WeightsMissingError
 from mova_eval.media import AudioPreset, VideoPreset
-from mova_eval.metrics.base import (Availability, Card, CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output,
-                                    require_package)
+from mova_eval.metrics.base import (CATEGORY_MEAN, POOLED_MEAN, Availability, Card, ItemScore, Metric, MetricInfo,
+                                    Output, require_package)
 from mova_eval.spec import Clip, SuiteItem
 
 SAMPLE_RATE = 16_000
@@ -60,7 +60,7 @@ weights.register(weights.WeightSpec(
     filename="imagebind_huge.pth",
     urls=("https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",),
     license="CC-BY-NC-SA 4.0 (non-commercial; the README says CC-BY-NC 4.0, the LICENSE file adds share-alike)",
-    used_by=("ib_score",),
+    used_by=("ib_score", "javis_score"),
     non_commercial=True,
     description="ImageBind huge, a plain state_dict of 1,311 tensors (all six modalities, 1.2 B float32 parameters, "
                 "so about 4.8 GB); only vision, text and audio are loaded. No checksum or exact size is published.",
@@ -318,3 +318,136 @@ def score_clip(net, tok, clip: Clip, item: SuiteItem, *, scale: int = 1, truncat
         if not math.isfinite(v) and k not in errors:
             errors[k] = "ImageBind gave a non-finite similarity"
     return ItemScore(values, details, errors)
+
+
+# ----------------------------------------------------------------------------------------------- JavisScore
+
+JAVIS_WINDOW_S = 2.0
+JAVIS_OVERLAP_S = 1.5
+JAVIS_LOW_SHARE = 0.4
+#: AVHScore's frames: every native frame, short side 224 (bicubic), then a 224 centre crop (torchvision rounding)
+JAVIS_FRAME_PRESET = VideoPreset(short_side=224, filter="bicubic", name="imagebind_javis_frames")
+
+
+def window_starts(n: int, size: int, hop: int) -> list[int]:
+    """Starts of windows of ``size`` with stride ``hop`` over ``n`` items, the last one clamped to end at ``n`` (one
+    window from 0 when ``n ≤ size``). 8.04 s at 24 fps (193 frames, 48/12) and 128,640 samples (32000/8000) both
+    give 14 windows, as JavisBench does."""
+    if n <= size:
+        return [0]
+    starts = list(range(0, n - size + 1, hop))
+    if starts[-1] + size < n:
+        starts.append(n - size)
+    return starts
+
+
+def lowest_share_mean(cos: np.ndarray, share: float = JAVIS_LOW_SHARE) -> float:
+    """Mean of the ``int(share · N)`` lowest values (at least one)."""
+    k = max(1, int(share * len(cos)))
+    return float(np.sort(cos)[:k].mean())
+
+
+def javis_frame_embeddings(net, clip: Clip, device: str, batch: int):
+    """[T, out] embeddings of every native frame as a single image (repeated into a 2-frame clip)."""
+    import torch
+
+    from mova_eval.metrics.desync import center_crop
+    from mova_eval.metrics.features import imagebind as ib
+
+    frames = center_crop(clip.video_for(JAVIS_FRAME_PRESET))
+    out = []
+    for i in range(0, len(frames), batch):
+        x = ib.normalise_pixels(torch.from_numpy(np.array(frames[i : i + batch], dtype=np.uint8)))  # [3, b, H, W]
+        out.append(net.embed_vision(x.permute(1, 0, 2, 3).to(device), batch=batch))
+    return torch.cat(out)
+
+
+def javis_score(net, clip: Clip, *, device: str = "cpu", batch: int = 8) -> tuple[float, dict]:
+    import torch
+
+    from mova_eval.metrics.features import imagebind as ib
+
+    fps = float(clip.fps)
+    wave = clip.audio_for(AUDIO_PRESET)
+    v_win = int(JAVIS_WINDOW_S * fps)
+    v_hop = v_win - int(JAVIS_OVERLAP_S * fps)
+    a_win = int(JAVIS_WINDOW_S * SAMPLE_RATE)
+    a_hop = a_win - int(JAVIS_OVERLAP_S * SAMPLE_RATE)
+    if v_win < 1 or v_hop < 1:
+        raise MediaError(clip.path, f"{fps:g} fps leaves no 2 s frame window for JavisScore")
+    with torch.inference_mode():
+        frames = javis_frame_embeddings(net, clip, device, batch)
+        vs = window_starts(frames.shape[0], v_win, v_hop)
+        as_ = window_starts(wave.shape[-1], a_win, a_hop)
+        m = min(len(vs), len(as_))
+        per_window = []
+        w = torch.from_numpy(np.array(wave, dtype=np.float64))
+        for i in range(m):
+            mels, _ = ib.audio_clips(w[:, as_[i] : as_[i] + a_win])
+            audio = ib.clip_mean(net.embed_audio(mels.float().to(device)))
+            fv = frames[vs[i] : vs[i] + v_win].double()
+            cos = torch.nn.functional.cosine_similarity(fv, audio.double()[None], dim=-1, eps=1e-6)
+            per_window.append(lowest_share_mean(cos.cpu().numpy()))
+    details = {"javis_windows": m, "javis_frames_per_window": min(v_win, frames.shape[0]),
+               "javis_window_scores": [round(x, 6) for x in per_window]}
+    return float(np.mean(per_window)), details
+
+
+class JavisScoreMetric(Metric):
+    """JavisBench's JavisScore: per 2 s window (1.5 s overlap), the mean of the lowest 40 % frame–audio cosines."""
+
+    info = MetricInfo(
+        name="javis_score",
+        outputs=(Output("javis_score", "higher", "",
+                        "mean over 2 s windows (hop 0.5 s) of the mean of the lowest 40 % cos(frame, window audio), "
+                        "ImageBind huge (JavisBench)"),),
+        description="JavisBench JavisScore: windowed ImageBind frame–audio agreement, mean of the lowest 40 %",
+        needs=frozenset({"video", "audio"}),
+        extra="video",
+        packages=("torch",),
+        weights=("imagebind_huge",),
+        aggregation=POOLED_MEAN,
+        version="1",
+        reference="JavisDiT eval/javisbench src/metrics.py calc_javis_score (window_size_s=2.0, window_overlap_s=1.5 "
+                  "as main.py passes them)",
+        card=Card(
+            ranges=(("javis_score", "[-1, 1]"),),
+            scale="×1 (raw cosine, as JavisBench prints it)",
+            tables=("JavisBench (JavisDiT paper), column JavisScore: this variant (2 s windows, 1.5 s overlap, lowest "
+                    "40 % of the frames in each window)",),
+            notes="Every native frame goes through ImageBind's ViT-H: the most expensive metric per clip. The "
+                  "checkpoint is non-commercial (CC-BY-NC-SA 4.0).",
+            docs="docs/metrics/ib_score.md",
+        ),
+    )
+    _OPTIONS = {"video_batch"}
+
+    def __init__(self, options=None, device="cpu"):
+        super().__init__(options, device)
+        unknown = set(self.options) - self._OPTIONS
+        if unknown:
+            raise ConfigError(f"metrics.options.javis_score: unknown option(s) {sorted(unknown)}; "
+                              f"known: {sorted(self._OPTIONS)}")
+        self.video_batch = self.options.get("video_batch", 8)
+        if not isinstance(self.video_batch, int) or isinstance(self.video_batch, bool) or self.video_batch < 1:
+            raise ConfigError(f"metrics.options.javis_score.video_batch must be an integer ≥ 1, "
+                              f"got {self.video_batch!r}")
+        self._net = None
+
+    def cache_token(self) -> str:
+        import json
+
+        return json.dumps({"v": self.info.version, "w": {"imagebind_huge": weights.fingerprint("imagebind_huge")}},
+                          sort_keys=True)
+
+    def load(self) -> None:
+        require_package("JavisScore", "torch", self.info.extra)
+        self._net = shared_network(self.device)
+
+    def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
+        if self._net is None:
+            self.load()
+        value, details = javis_score(self._net, clip, device=self.device, batch=self.video_batch)
+        if not math.isfinite(value):
+            return ItemScore({"javis_score": math.nan}, details, {"javis_score": "non-finite similarity"})
+        return ItemScore({"javis_score": value}, details)

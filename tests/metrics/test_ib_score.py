@@ -351,3 +351,37 @@ def test_a_run_records_the_non_commercial_checkpoint(small_metric, monkeypatch, 
     assert status.available and "CC-BY-NC" in status.non_commercial_weights["imagebind_huge"]
     assert status.options == {"scale": 100}
     assert [o.name for o in plan.metrics[0].info.outputs][0] == "ib_score_x100"
+
+
+# ----------------------------------------------------------------------------------------------- JavisScore
+
+
+def test_javis_windows_match_the_published_counts():
+    assert len(ib_score.window_starts(193, 48, 12)) == 14  # 8.04 s at 24 fps
+    assert len(ib_score.window_starts(128_640, 32_000, 8_000)) == 14
+    assert ib_score.window_starts(40, 48, 12) == [0]  # ≤ 2 s: one window
+    assert ib_score.window_starts(193, 48, 12)[-1] == 145  # the last window ends at the last frame
+    assert ib_score.lowest_share_mean(np.arange(48.0)) == pytest.approx(np.arange(19.0).mean())  # k = int(0.4·48)
+
+
+def test_javis_score_equals_the_reference_computation(small_metric, pair):
+    ref, _ = pair
+    clip = _clip(seconds=3.0, fps=12.0, size=(240, 320))
+    res = ib_score.JavisScoreMetric().score(clip, ITEM)
+    assert not res.errors and res.details["javis_windows"] == 3  # 36 frames, 24/6; 48000 samples, 32000/8000
+    from mova_eval.metrics.desync import center_crop
+
+    frames = center_crop(clip.video_for(ib_score.JAVIS_FRAME_PRESET))
+    x = ib.normalise_pixels(torch.from_numpy(np.array(frames))).permute(1, 0, 2, 3)  # [T, 3, 224, 224] images
+    wave = torch.from_numpy(np.array(clip.audio_for(ib_score.AUDIO_PRESET), dtype=np.float64))
+    cos = torch.nn.CosineSimilarity(dim=-1, eps=1e-6)
+    with torch.no_grad():
+        fe = ref({"vision": x})["vision"]
+        scores = []
+        for vs, a0 in zip(ib_score.window_starts(36, 24, 6), ib_score.window_starts(48000, 32000, 8000)):
+            mels, _ = ib.audio_clips(wave[:, a0 : a0 + 32000])
+            ae = ref({"audio": mels.float()[None]})["audio"]
+            c = cos(fe[vs : vs + 24], ae).numpy()
+            scores.append(np.sort(c)[: int(0.4 * 24)].mean())
+    assert abs(res.values["javis_score"] - float(np.mean(scores))) < 1e-4
+    assert np.std(scores) > 1e-4 and abs(np.mean(scores)) > 1e-4  # windows differ; not a trivial value
