@@ -526,6 +526,17 @@ def _md_to_html(md: str, title: str) -> str:
     """The card's Markdown as a standalone HTML page (headings, tables, images, paragraphs; nothing else)."""
     import html
 
+    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}"
+            f"</style></head><body>\n" + markdown_fragment_html(md) + "\n</body></html>\n")
+
+
+def markdown_fragment_html(md: str) -> str:
+    """The HTML body for the small Markdown subset the cards and the agreement tables use (also used by
+    ``mova-eval report`` to embed them)."""
+    import html
+
     body, table = [], []
 
     def flush():
@@ -555,10 +566,7 @@ def _md_to_html(md: str, title: str) -> str:
         elif line.strip():
             body.append(f"<p>{html.escape(line)}</p>")
     flush()
-    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}img{max-width:100%}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}"
-            f"</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return "\n".join(body)
 
 
 def plot_output(cells: Sequence[Cell], verdicts: Sequence[Verdict], path: Path) -> bool:

@@ -29,10 +29,36 @@ class Report:
     breakdowns: list[Table] = field(default_factory=list)
     figures: list = field(default_factory=list)          # plots.Figure, when made
     figure_files: list[tuple[str, str]] = field(default_factory=list)  # (title, relative path) for Markdown
+    sections: list[tuple[str, str]] = field(default_factory=list)  # (title, Markdown): sanity, arena agreement
+
+
+def extra_sections(sources: list[Path], *, sanity: str | Path | None = None, arena_db: str | None = None
+                   ) -> list[tuple[str, str]]:
+    """Sections from ``mova-eval sanity`` (its summary table) and ``mova-eval arena agreement`` (computed from the
+    arena database against the report's run directories)."""
+    out: list[tuple[str, str]] = []
+    if sanity is not None:
+        from mova_eval.sanity import load_result
+
+        load_result(sanity)  # a clear error when the folder is not a sanity output
+        md = (Path(sanity) / "summary.md").read_text(encoding="utf-8")
+        out.append(("Metric sanity (defect battery)", md.split("\n", 1)[1].strip() +
+                    f"\n\nCards per metric: `{Path(sanity) / 'cards'}`."))
+    if arena_db is not None:
+        from mova_eval.arena import agreement
+        from mova_eval.arena.export import load_manifest, load_votes
+        from mova_eval.arena.storage import Store
+
+        store = Store(arena_db)
+        runs = [s for s in sources if Path(s).is_dir() and (Path(s) / "run.json").is_file()]
+        res = agreement.agreement(load_votes(store), load_manifest(store), runs)
+        store.dispose()
+        out.append(("Agreement with the arena's votes", agreement.to_markdown(res).split("\n", 1)[1].strip()))
+    return out
 
 
 def build_report(paths: Iterable[str | Path], *, table: str = LEADERBOARD, published: str | None = None,
-                 plots: bool = True) -> Report:
+                 plots: bool = True, sanity: str | Path | None = None, arena_db: str | None = None) -> Report:
     """Read the runs and build every table (and, with ``plots``, the figures)."""
     from mova_eval import __version__
     from mova_eval.summary import resolve_sources
@@ -52,7 +78,8 @@ def build_report(paths: Iterable[str | Path], *, table: str = LEADERBOARD, publi
     main = leaderboard(data) if table == LEADERBOARD else layout_table(data, table, published=bool(published))
     metrics = list(dict.fromkeys(c.metric for c in main.columns))
     report = Report(title=f"mova-eval report: {main.title}", version=__version__, sources=sources, data=data, main=main,
-                    breakdowns=breakdowns(data, metrics))
+                    breakdowns=breakdowns(data, metrics), sections=extra_sections(sources, sanity=sanity,
+                                                                                   arena_db=arena_db))
     if plots:
         from mova_eval.report.plots import all_figures
 

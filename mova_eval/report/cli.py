@@ -50,10 +50,12 @@ def cmd_report(args) -> int:
         if len(formats) > 1:
             raise ConfigError("several --format values need --out DIR")
         fmt = formats[0] if formats else "md"
-        report = build_report(args.runs, table=args.table, published=args.published, plots=fmt == "html")
+        report = build_report(args.runs, table=args.table, published=args.published, plots=fmt == "html",
+                              sanity=args.sanity, arena_db=args.db)
         sys.stdout.write(render_as(report, fmt))
         return 0
-    report = build_report(args.runs, table=args.table, published=args.published, plots=not args.no_plots)
+    report = build_report(args.runs, table=args.table, published=args.published, plots=not args.no_plots,
+                          sanity=args.sanity, arena_db=args.db)
     files = write_report(report, args.out, formats or FORMATS)
     for f in files:
         print(f)
@@ -83,6 +85,9 @@ def register(sub) -> None:
                    help="md, html, latex, csv, json (repeat or comma-separate; default with --out: all)")
     r.add_argument("--out", metavar="DIR", help="write the files here (default: print one format to stdout)")
     r.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures")
+    r.add_argument("--sanity", metavar="DIR", help="add the summary of a `mova-eval sanity` output folder (md, html, json)")
+    r.add_argument("--db", metavar="DB", help="add metric–vote agreement from this arena database against the runs "
+                                              "given (md, html, json; docs/agreement.md)")
     r.set_defaults(func=cmd_report)
 
     c = sub.add_parser("compare", help="paired comparison with a baseline; a CI gate with JUnit output",

@@ -178,6 +178,11 @@ def report_html(report) -> str:
     if report.breakdowns:
         body.append('<h2 id="breakdowns">Breakdowns</h2>')
         body += [table_html(b, level=3) for b in report.breakdowns]
+    if getattr(report, "sections", None):
+        from mova_eval.sanity import markdown_fragment_html
+
+        for title, md in report.sections:
+            body.append(f"<h2>{e(title)}</h2>" + markdown_fragment_html(md))
     body.append(_provenance_html(report))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

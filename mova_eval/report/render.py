@@ -95,6 +95,8 @@ def report_markdown(report) -> str:
         parts += ["## Breakdowns", ""]
         for b in report.breakdowns:
             parts.append(table_markdown(b, level=3))
+    for title, md in getattr(report, "sections", []):
+        parts += [f"## {title}", "", md.replace("\n## ", "\n### "), ""]
     if report.figure_files:
         parts += ["## Figures", ""]
         parts += [f"![{title}]({path})" for title, path in report.figure_files]
@@ -223,5 +225,5 @@ def report_json(report) -> str:
             for m in report.data.models for run in m.runs]
     doc = {"mova_eval_report": 1, "version": report.version, "sources": [str(s) for s in report.sources],
            "main": table(report.main), "breakdowns": [table(b) for b in report.breakdowns], "runs": runs,
-           "summary": rows}
+           "summary": rows, "sections": [{"title": t, "markdown": md} for t, md in getattr(report, "sections", [])]}
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"

@@ -137,3 +137,31 @@ def test_cli_on_a_real_database(tmp_path, arena_db, pool_template, make_client):
     (b,) = data["battles"]  # loudness has no better side and is left out
     assert b["output"] == "av_align" and b["coverage"] == 1.0 and b["n_decided"] == n
     assert (tmp_path / "ag" / "agreement.md").read_text().startswith("# Metric–human agreement")
+
+
+@pytest.mark.slow
+def test_report_includes_sanity_and_agreement(tmp_path, arena_db, pool_template, make_client):
+    """`mova-eval report RUNS --db DB --sanity DIR` carries both sections into Markdown, HTML and JSON."""
+    from mova_eval.cli import main
+    from mova_eval.config import compose
+    from mova_eval.sanity import run_sanity
+
+    app = make_client()
+    client = make_client.client(app)
+    for i in range(6):
+        battle = client.post("/api/battles").json()
+        client.post("/api/votes", json={"token": battle["token"], "choice": "a", "heard_a_s": 5.0, "heard_b_s": 5.0})
+    runs = sorted(str(p) for p in pool_template["runs"].iterdir() if (p / "run.json").is_file())
+    cfg = compose(["metrics.only=[loudness]", "suite.limit=3", "generator.duration=2.0", "runtime.progress=false",
+                   "runtime.bootstrap=50"])
+    run_sanity(cfg, tmp_path / "sanity", kinds=["noise"], strengths={"noise": [0]})
+    out = tmp_path / "report"
+    assert main(["report", *runs, "--db", arena_db, "--sanity", str(tmp_path / "sanity"), "--out", str(out),
+                 "--format", "md,html,json", "--no-plots"]) == 0
+    md = (out / "report.md").read_text()
+    assert "## Metric sanity (defect battery)" in md and "| rms_dbfs | ✓ ≥0 dB SNR |" in md
+    assert "## Agreement with the arena's votes" in md and "counted votes of" in md
+    html = (out / "report.html").read_text()
+    assert "<h2>Metric sanity (defect battery)</h2>" in html and "<table>" in html.split("Metric sanity")[1]
+    data = json.loads((out / "report.json").read_text())
+    assert [s["title"] for s in data["sections"]] == ["Metric sanity (defect battery)", "Agreement with the arena's votes"]
