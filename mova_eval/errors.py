@@ -129,3 +129,34 @@ class RunLockedError(MovaEvalError):
         self.run_dir, self.holder = str(run_dir), holder
         super().__init__(f"{run_dir} is being written by another run ({holder}); wait for it to finish, or choose "
                          f"another run_id")
+
+
+class StorageError(MovaEvalError):
+    """A file cannot be written: the folder is read-only, or the disk is full. Names the folder and, for a full
+    disk, how many bytes were needed and how many are free."""
+
+    def __init__(self, folder: str | Path, problem: str):
+        self.folder, self.problem = str(folder), problem
+        super().__init__(f"{folder}: {problem}")
+
+
+def storage_error(path: str | Path, err: OSError, needed: int | None = None) -> StorageError:
+    """The StorageError for an OSError raised while writing ``path`` (read-only folder, full disk, …)."""
+    import errno
+    import shutil
+
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if err.errno == errno.ENOSPC or err.errno == errno.EDQUOT:
+        try:
+            free = f"{shutil.disk_usage(folder).free:,} bytes free"
+        except OSError:
+            free = "free space unknown"
+        need = f"{needed:,} bytes needed" if needed is not None else "more space needed"
+        return StorageError(folder, f"no space left on the device writing {Path(path).name} ({need}, {free}); "
+                                    f"free some space or point output_dir / runtime.cache_dir elsewhere")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorageError(folder, f"is not writable ({err.strerror}) writing {Path(path).name}; choose a "
+                                    f"writable output_dir / runtime.cache_dir")
+    return StorageError(folder, f"cannot write {Path(path).name}: {err.strerror or err}")

@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, Field, ValidationError
 
 from mova_eval.cache import atomic_write_bytes, atomic_write_text
-from mova_eval.errors import ResultsError, RunLockedError
+from mova_eval.errors import ResultsError, RunLockedError, storage_error
 
 #: 2: typed rows; a ``model`` column; corpus ``numerator``/``denominator`` columns; set-level features moved out of
 #: items.parquet into features.parquet (version 1 stored them as ``<family>.features`` rows, which reading converts)
@@ -362,11 +362,14 @@ class ItemLog:
         recs = json.loads(json.dumps(recs, ensure_ascii=False, default=str))  # the checksum covers what is read back
         line = json.dumps({"request": [item_id, int(seed)], "rows": recs, "sha256": _rows_checksum(recs)},
                           ensure_ascii=False) + "\n"
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.partial, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.partial, "a", encoding="utf-8") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise storage_error(self.partial, e, needed=len(line.encode("utf-8"))) from e
 
     def finalize(self, rows: ScoredRows) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Write both tables atomically, then drop the partial log. Safe to repeat after a kill at any point."""
@@ -399,8 +402,11 @@ class RunLock:
             return self
         import socket
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise storage_error(self.path, e) from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from mova_eval import media, references, stats
 from mova_eval.cache import Cache, atomic_write_text, make_key
-from mova_eval.errors import ConfigError, MediaError, MovaEvalError
+from mova_eval.errors import ConfigError, MediaError, MovaEvalError, storage_error
 from mova_eval.metrics.base import CORPUS, ItemScore, Metric, SetLevelMetric, SetResult
 from mova_eval.registry import get_generator_class, get_metric_class, metric_classes
 from mova_eval.results import (FeatureRow, ItemLog, ItemRow, MetricStatus, RuleFailure, RunLock, RunLog,
@@ -145,7 +145,10 @@ def generate(generator, requests: list[GenRequest], *, cache_enabled: bool, prog
             if cached is not None:
                 results[r.request_id] = GenResult(r.request_id, str(out), None, {**cached, "cached": True})
             else:
-                out.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise storage_error(out, e) from e
                 todo.append(GenRequest(**{**r.__dict__, "out_path": str(out)}))
     else:
         todo = list(requests)
@@ -456,11 +459,71 @@ class RunSettings:
 
     @classmethod
     def from_config(cls, rt: dict) -> "RunSettings":
+        """The typed settings, or a ConfigError naming ``runtime.<key>`` and what it accepts (before anything runs,
+        so a bad value never fails a run only at its end)."""
         fail_on = rt.get("fail_on_error")
-        return cls(cache=bool(rt.get("cache", True)), workers=max(1, int(rt.get("workers", 1))),
-                   progress=bool(rt.get("progress", True)), retry_errors=bool(rt.get("retry_errors", False)),
-                   bootstrap=int(rt.get("bootstrap", 1000)), fail_on_error=None if fail_on is None else float(fail_on),
-                   allow_unavailable=bool(rt.get("allow_unavailable", False)))
+        return cls(cache=_setting_bool(rt, "cache", True), workers=_setting_int(rt, "workers", 1, minimum=1),
+                   progress=_setting_bool(rt, "progress", True),
+                   retry_errors=_setting_bool(rt, "retry_errors", False),
+                   bootstrap=_setting_int(rt, "bootstrap", 1000, minimum=0),
+                   fail_on_error=None if fail_on is None else _setting_fraction(rt, "fail_on_error"),
+                   allow_unavailable=_setting_bool(rt, "allow_unavailable", False))
+
+
+def _setting_bool(rt: dict, key: str, default: bool) -> bool:
+    v = rt.get(key, default)
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in ("true", "false", "yes", "no", "1", "0"):
+        return v.lower() in ("true", "yes", "1")
+    raise ConfigError(f"runtime.{key}={v!r} is not a boolean; use runtime.{key}=true or runtime.{key}=false")
+
+
+def _setting_int(rt: dict, key: str, default: int, *, minimum: int) -> int:
+    v = rt.get(key, default)
+    try:
+        if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+            raise ValueError
+        n = int(v)
+    except (TypeError, ValueError):
+        raise ConfigError(f"runtime.{key}={v!r} is not a whole number (e.g. runtime.{key}={default})") from None
+    if n < minimum:
+        raise ConfigError(f"runtime.{key}={n} must be at least {minimum}")
+    return n
+
+
+def _setting_fraction(rt: dict, key: str) -> float:
+    v = rt.get(key)
+    try:
+        if isinstance(v, bool):
+            raise ValueError
+        x = float(v)
+    except (TypeError, ValueError):
+        raise ConfigError(f"runtime.{key}={v!r} is not a number; give a fraction of rows between 0 and 1 "
+                          f"(e.g. runtime.{key}=0.1), or null for no limit") from None
+    if not 0.0 <= x <= 1.0:
+        raise ConfigError(f"runtime.{key}={x} is outside [0, 1]; it is a fraction of the item rows")
+    return x
+
+
+def parse_seeds(value) -> list[int]:
+    """``seeds`` as a list of ints: a list, or one int. Anything else is a ConfigError naming ``seeds``."""
+    if value is None:
+        return [0]
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out: list[int] = []
+    for v in items:
+        try:
+            if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+                raise ValueError
+            out.append(int(v))
+        except (TypeError, ValueError):
+            raise ConfigError(f"seeds={value!r}: {v!r} is not a whole number; give seeds=[0,1,2] or seeds=42") from None
+    if not out:
+        raise ConfigError("seeds=[] asks for no sample per item; give at least one seed, e.g. seeds=[0]")
+    if len(set(out)) != len(out):
+        raise ConfigError(f"seeds={value!r} repeats a seed; each seed makes one sample per item")
+    return out
 
 
 @dataclass
@@ -509,6 +572,7 @@ def plan(cfg: dict) -> RunPlan:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     settings = RunSettings.from_config(cfg.get("runtime", {}))
+    parse_seeds(cfg.get("seeds"))  # refuse bad seeds before anything is made
     rt = cfg.get("runtime", {})
     if rt.get("cache_dir"):
         import os
@@ -536,7 +600,10 @@ def plan(cfg: dict) -> RunPlan:
     timings["load_metrics"] = time.perf_counter() - t0
     if not mplan.metrics and not mplan.failed_requested:
         raise ConfigError("no metric can run with this configuration; `mova-eval ls` shows what each one needs")
-    run_dir.mkdir(parents=True, exist_ok=True)  # only once the configuration is known to be usable
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)  # only once the configuration is known to be usable
+    except OSError as e:
+        raise storage_error(run_dir / "run.json", e) from e
     lock = RunLock(run_dir).acquire()  # refuses, naming the holder, while another process writes this run
     try:
         return _plan_locked(cfg, settings, run_id, run_dir, chash, device, suite, generator, mplan, lock, timings,
@@ -574,7 +641,8 @@ def _plan_locked(cfg: dict, settings: RunSettings, run_id: str, run_dir: Path, c
         previous = ScoredRows([r for r in previous.items if (r.item_id, r.seed, r.family) not in failed],
                               [r for r in previous.features if (r.item_id, r.seed, r.extractor) not in failed])
     done = previous.done_requests()
-    requests = [r for r in plan_requests(suite, cfg.get("seeds") or [0], gcfg) if (r.item.id, r.seed) not in done]
+    requests = [r for r in plan_requests(suite, parse_seeds(cfg.get("seeds")), gcfg)
+                if (r.item.id, r.seed) not in done]
     return RunPlan(cfg=cfg, settings=settings, run_id=run_id, run_dir=run_dir, config_hash=chash, device=device,
                    suite=suite, generator=generator, gen_cfg=gcfg, model=model_label(gcfg), metrics=mplan,
                    requests=requests, previous=previous, log=log, item_log=item_log, timings=timings, started=started,
@@ -643,7 +711,7 @@ def finalise(p: RunPlan, gen_results: dict[str, GenResult], rows: ScoredRows,
     log.generation.update({rid: ({"path": r.path, **r.provenance} if r.ok else {"error": r.error})
                            for rid, r in gen_results.items()})
     log.timings = {k: round(v, 3) for k, v in {**p.timings, "total": time.perf_counter() - p.started}.items()}
-    log.counts = {"items": len(p.suite), "requests": len(p.suite) * len(p.cfg.get("seeds") or [0]),
+    log.counts = {"items": len(p.suite), "requests": len(p.suite) * len(parse_seeds(p.cfg.get("seeds"))),
                   "clips_failed": sum(1 for g in log.generation.values() if "error" in g), "rows": len(items),
                   "feature_rows": len(feats), "errors": errors,
                   "feature_errors": int(feats["error"].notna().sum()),

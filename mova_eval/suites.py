@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from mova_eval.errors import SuiteError
+from mova_eval.errors import ConfigError, SuiteError
 from mova_eval.spec import Suite, SuiteItem
 
 VERSE_HF_DATASET = "dorni/Verse-Bench"
@@ -120,6 +120,13 @@ def _read_json(path: Path) -> Any:
         raise SuiteError(path, "file does not exist") from e
     except json.JSONDecodeError as e:
         raise SuiteError(path, f"is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+    except UnicodeDecodeError as e:
+        raise SuiteError(path, f"is not UTF-8 text (byte {e.start} is {e.object[e.start:e.start + 1]!r}); a suite "
+                               f"file is JSON") from e
+    except IsADirectoryError as e:
+        raise SuiteError(path, "is a folder; give the prompt JSON file, or a folder the verse loader accepts") from e
+    except PermissionError as e:
+        raise SuiteError(path, "cannot be read (permission denied)") from e
 
 
 def _folder_to_data(folder: Path) -> tuple[Any, Path | None]:
@@ -197,6 +204,8 @@ def load_suite(cfg: Mapping[str, Any]) -> Suite:
                          "(e.g. references: {fvd: real_videos, fad: per_item})")
     suite = replace(suite, references={str(k): v for k, v in refs.items() if v})
     limit = cfg.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ConfigError(f"suite.limit={limit!r} must be a whole number ≥ 0 (0 or null: every item)")
     if limit:
         suite = replace(suite, items=suite.items[: int(limit)])
     return suite
