@@ -15,8 +15,11 @@ prefix ``a1_b_video.mp4``) the longest wins, and ``a10.mp4`` never matches ``a1`
 mov, avi (any case).
 
 Several files for one item are several samples: the request with seed ``k`` takes the ``k``-th file (0-based)
-sorted by file name (then by full path) (manifest: listed order; a CSV ``seed`` column instead pins each file to that seed value).
-So ``seeds=[0,1,2]`` scores the first three samples of every item.
+sorted by file name (then by full path) (manifest: listed order; a CSV ``seed`` column instead pins each file to
+that seed value). So ``seeds=[0,1,2]`` scores the first three samples of every item. When every file of an item
+names its seed as the toolkit's convention does (``_seed(\d+)``, ``{id}_video_{prompt}_step{N}_seed{S}.mp4``) and
+no seed repeats, the files are ordered by that seed's value instead (``seed42`` before ``seed100``, which sorts
+first by name), and the file's seed is recorded in the provenance (``seed``, ``seed_source: file name``).
 """
 from __future__ import annotations
 
@@ -62,7 +65,9 @@ def _by_len(ids) -> dict[int, set[str]]:
 @dataclass
 class Entry:
     path: Path
-    seed: int | None = None   # only from a manifest's seed column
+    seed: int | None = None   # only from a manifest's seed column (requests then match it by value)
+    seed_source: str = ""      # "manifest" when ``seed`` is set
+    name_seed: int | None = None  # ``_seed(\d+)`` in the file name: orders the samples and is recorded
 
 
 @dataclass
@@ -97,6 +102,23 @@ class ClipIndex:
                           f"sample #{seed}: seeds index the item's files in sorted order "
                           f"(use seeds=[0..{len(entries) - 1}])")
         return seed, None
+
+
+_SEED_IN_NAME = re.compile(r"_seed(\d+)")
+
+
+def _seeds_from_names(index: "ClipIndex") -> None:
+    """Order each item's files by the seed their names carry, where all of them carry one and none repeats."""
+    for item_id, entries in index.files.items():
+        found = [_SEED_IN_NAME.findall(e.path.stem) for e in entries]
+        if not all(len(f) == 1 for f in found):
+            continue  # some file has no seed in its name, or two: keep the sorted-by-name rule for this item
+        seeds = [int(f[0]) for f in found]
+        if len(set(seeds)) != len(seeds):
+            continue
+        for e, seed in zip(entries, seeds):
+            e.name_seed = seed
+        index.files[item_id] = sorted(entries, key=lambda e: e.name_seed)
 
 
 def _video_files(folder: Path, recursive: bool) -> list[Path]:
@@ -134,6 +156,7 @@ def index_folder(root: Path, suite_items: list[SuiteItem]) -> ClipIndex:
                     index.files.setdefault(item_id, []).append(Entry(p))
         # Folders of sets this suite does not have (set1/ when scoring verse_set3) are left alone.
         index.unknown += [f"{p} lies outside the set folders" for p in _video_files(sets_root, recursive=False)]
+        _seeds_from_names(index)
         return index
     index = ClipIndex("flat", root)
     ids = _by_len(it.id for it in suite_items)
@@ -147,6 +170,7 @@ def index_folder(root: Path, suite_items: list[SuiteItem]) -> ClipIndex:
     if deeper:
         index.unknown += [f"{p} lies in a sub-folder that is no set of the suite "
                           f"(sets: {', '.join(categories)})" for p in deeper]
+    _seeds_from_names(index)
     return index
 
 
@@ -203,7 +227,7 @@ def read_manifest(path: Path, suite_items: list[SuiteItem]) -> ClipIndex:
                 raise ConfigError(f"manifest {path}, {where}: item {item_id!r} seed {seed} is already given "
                                   f"at {seen[(item_id, seed)]}")
             seen[(item_id, seed)] = where
-        index.files.setdefault(item_id, []).append(Entry(file, seed))
+        index.files.setdefault(item_id, []).append(Entry(file, seed, "manifest" if seed is not None else ""))
     return index
 
 
@@ -277,6 +301,10 @@ class DirectoryGenerator(Generator):
             if k is not None:
                 path = entries[k].path
                 prov.update(file=str(path), sample_index=k)
+                if entries[k].seed is not None:
+                    prov.update(seed=entries[k].seed, seed_source=entries[k].seed_source or "manifest")
+                elif entries[k].name_seed is not None:
+                    prov.update(seed=entries[k].name_seed, seed_source="file name")
                 if not path.is_file():
                     path, error = None, f"{index.root} lists {entries[k].path} for item {r.item.id}, which does not exist"
             out.append(GenResult(r.request_id, str(path) if path else None, error, prov))

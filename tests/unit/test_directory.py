@@ -123,14 +123,32 @@ def test_flat_layout(tmp_path, suite, clip_bytes):
 
 
 def test_samples_follow_sorted_file_names(tmp_path, suite, clip_bytes):
-    names = ["a1_video_seed2.mp4", "a1_video_seed0.mp4", "sub/a1_video_seed1.mp4"]
+    """Files without seed names: seed k is the k-th file by name (sub-folders included)."""
+    names = ["a1_video_c.mp4", "a1_video_a.mp4", "sub/a1_video_b.mp4"]
     for n in names:
         _put(tmp_path, f"set1/{n}", clip_bytes)
     gen = _gen(suite, path=tmp_path)
     picked = [Path(_pick(gen, suite, "a1", seed=k).path).name for k in range(3)]
-    assert picked == ["a1_video_seed0.mp4", "a1_video_seed1.mp4", "a1_video_seed2.mp4"]
+    assert picked == ["a1_video_a.mp4", "a1_video_b.mp4", "a1_video_c.mp4"]
     res = _pick(gen, suite, "a1", seed=3)
     assert not res.ok and "has 3 clip(s)" in res.error and "seeds=[0..2]" in res.error
+
+
+def test_seed_in_the_file_name_orders_the_samples_and_is_recorded(tmp_path, suite, clip_bytes):
+    """``_seed(\\d+)`` names (the toolkit's ``{id}_video_{prompt}_step{N}_seed{S}``): samples go by seed value, so
+    seed42 is sample 1 after seed7 although 'seed100' sorts first by name; each file's seed is in the provenance."""
+    for n in ["a1_video_x_step1_seed100.mp4", "a1_video_x_step1_seed42.mp4", "sub/a1_video_x_step1_seed7.mp4"]:
+        _put(tmp_path, f"set1/{n}", clip_bytes)
+    gen = _gen(suite, path=tmp_path)
+    picked = [_pick(gen, suite, "a1", seed=k) for k in range(3)]
+    assert [Path(r.path).name for r in picked] == ["a1_video_x_step1_seed7.mp4", "a1_video_x_step1_seed42.mp4",
+                                                   "a1_video_x_step1_seed100.mp4"]
+    assert [r.provenance["seed"] for r in picked] == [7, 42, 100]
+    assert {r.provenance["seed_source"] for r in picked} == {"file name"}
+    # a repeated seed (or a file without one) keeps the sorted-by-name rule for that item, and records no seed
+    _put(tmp_path, "set1/other/a1_video_y_step1_seed42.mp4", clip_bytes)
+    again = _pick(_gen(suite, path=tmp_path), suite, "a1", seed=0)
+    assert Path(again.path).name == "a1_video_x_step1_seed100.mp4" and "seed" not in again.provenance
 
 
 def test_resumed_run_keeps_the_longest_match(tmp_path, suite, clip_bytes):
