@@ -274,8 +274,14 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
         for m in active:
             rows.extend(_error_rows(ctx, req, type(m), f"GenerationError: {res.error}"))
         return rows
+    # Decode only the streams the active metrics need: an audio-only metric set (DNSMOS, WER, IS…) never pays for
+    # decoding every frame to RGB.
+    want_video = any("video" in m.info.needs for m in active)
+    want_audio = any("audio" in m.info.needs for m in active)
+    if not (want_video or want_audio):
+        want_video = want_audio = True
     try:
-        clip = media.decode(res.path)
+        clip = media.decode(res.path, video=want_video, audio=want_audio)
     except MediaError as e:
         for m in active:
             rows.extend(_error_rows(ctx, req, type(m), _format_error(e), res.path))

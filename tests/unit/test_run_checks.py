@@ -43,3 +43,12 @@ def test_unavailable_requested_metric():
 def test_error_fraction():
     assert rules([rec("wer", "wer", 0.1, 3)], fail_on_error=0.2, error_rows=3, total_rows=10) == ["error_fraction"]
     assert rules([rec("wer", "wer", 0.1, 3)], fail_on_error=0.3, error_rows=3, total_rows=10) == []
+
+
+def test_an_output_nan_by_design_does_not_fail_a_metric_that_measured():
+    # IS in MOVA's mode reports no is_std (one split): `is` has its value, so the metric measured something
+    is_mean = rec("is", "is", 4.2, 8)
+    is_std = rec("is", "is_std", math.nan, 8, metric_error=0)
+    std_only = [SummaryRecord(**{**is_std.__dict__, "aggregation": "set_level"})]
+    assert rules([is_mean, *std_only], requested=["is"]) == []
+    assert rules(std_only, requested=["is"]) == ["no_value"]  # alone, the same record still fires
