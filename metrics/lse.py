@@ -48,7 +48,7 @@ PAD_VALUE = 110
 weights.register(weights.WeightSpec(
     name="syncnet_v2",
     filename="syncnet_v2.model",
-    urls=("http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",),
+    urls=("https://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",),
     license="MIT (joonson/syncnet_python, which distributes it; no separate licence is stated for the weights)",
     used_by=("lse", "lse_mediapipe", "lse_latentsync", "lipsync_offset_avgen"),
     description="SyncNet v2 (1024-d audio and lip streams), state_dict",
@@ -64,7 +64,7 @@ weights.register(weights.WeightSpec(
 weights.register(weights.WeightSpec(
     name="syncnet_example",
     filename="example.avi",
-    urls=("http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/example.avi",),
+    urls=("https://www.robots.ox.ac.uk/~vgg/software/lipsync/data/example.avi",),
     license="MIT (joonson/syncnet_python demo clip)",
     used_by=("tests",),
     description="SyncNet demo clip: offset 3, min dist 5.353, confidence 10.021 (regression test)",

@@ -190,7 +190,12 @@ def cmd_weights(args) -> int:
         for name, spec in weights.registry().items():
             status, detail = weights.verify(name) if args.check else ("", "")
             size = f"{spec.size / 1e6:.1f} MB" if spec.size else "size ?"
-            pin = spec.sha256 or weights.local_pins().get(name) or "not pinned"
+            if spec.sha256:
+                pin = f"{spec.sha256} (pinned in the registry)"
+            elif weights.local_pins().get(name):
+                pin = f"{weights.local_pins()[name]} (trust on first use: recorded by this machine's first fetch)"
+            else:
+                pin = "none published — trust on first use: the first fetch records the hash later checks compare to"
             nc = " — NON-COMMERCIAL" if spec.non_commercial else ""
             print(f"{name}\n  file: {spec.filename} ({size}); licence: {spec.license}{nc}; used by: "
                   f"{', '.join(spec.used_by)}")

@@ -96,13 +96,22 @@ def select_metrics(mcfg: dict, device: str) -> MetricPlan:
         status = MetricStatus(name=name, version=cls.info.version, available=av.ok, reason=av.reason,
                               command=av.command, aggregation=cls.info.aggregation, options=dict(metric.options),
                               reference=cls.info.reference)
-        if av.ok:
+        bad_weights = _unverified_weights(cls.info.weights) if av.ok else None
+        if bad_weights:
+            status.available, status.reason = False, bad_weights
+            status.command = "mova-eval weights verify"
+        elif av.ok:
             try:
                 metric.load()
                 plan.metrics.append(metric)
             except (MovaEvalError, ImportError) as e:
                 status.available, status.reason = False, str(e)
                 status.command = getattr(e, "command", None)
+            except Exception as e:  # a corrupt or wrong-shape checkpoint: this metric cannot run, the others go on
+                status.available = False
+                status.reason = f"loading failed ({type(e).__name__}: {e}); is a weights file damaged or of " \
+                                f"another model?"
+                status.command = "mova-eval weights verify"
         if not status.available and only:
             plan.failed_requested[name] = status.reason + (f" — fix: {status.command}" if status.command else "")
         if status.available:
@@ -113,6 +122,19 @@ def select_metrics(mcfg: dict, device: str) -> MetricPlan:
                                              if weights.get(w).non_commercial}
         plan.statuses.append(status)
     return plan
+
+
+def _unverified_weights(names: Iterable[str]) -> str | None:
+    """Why a metric's checkpoints cannot be trusted (a file whose sha256 differs from the pinned or first-fetch
+    hash), or None. Checked before loading, so a swapped or damaged file never produces numbers."""
+    from mova_eval import weights
+
+    for w in names:
+        want = weights.expected_sha256(w)
+        have = weights.fingerprint(w)
+        if want is not None and have != "absent" and have != want:
+            return f"weights {w!r} have sha256 {have}, expected {want} (damaged or replaced file)"
+    return None
 
 
 def plan_requests(suite: Suite, seeds: Iterable[int], gen_cfg: dict) -> list[GenRequest]:

@@ -8,17 +8,20 @@ from mova_eval import weights
 from mova_eval.config import compose, group_options
 from mova_eval.errors import ConfigError, WeightsChecksumError, WeightsMissingError
 
-PAYLOAD = bytes(range(256)) * 400
+PAYLOAD = bytes(range(256)) * 4000  # 1 MB: a cut first transfer leaves several chunks in the .part file
 
 
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
     """Serves PAYLOAD with HTTP Range support; the first full request is cut short to exercise resume."""
 
     cut_first = True
+    ranges: list[str] = []  # the Range headers received, to tell a resume from a fresh download
 
     def do_GET(self):  # noqa: N802
         start = 0
         rng = self.headers.get("Range")
+        if rng:
+            _RangeHandler.ranges.append(rng)
         if rng:
             start = int(rng.split("=")[1].split("-")[0])
         body = PAYLOAD[start:]
@@ -68,26 +71,43 @@ def test_user_folder_is_searched_first(monkeypatch, tmp_path):
     assert weights.fingerprint("test-user") == hashlib.sha256(b"abc").hexdigest()
 
 
-def test_fetch_resumes_a_cut_download_and_pins_the_hash(server):
-    _RangeHandler.cut_first = True
-    _spec("test-fetch", server)
-    path = None
-    for _ in range(2):  # the first attempt is cut short by the server; the second resumes from the .part file
+def _fetch_twice(name):
+    for _ in range(2):  # the first attempt is cut short by the server
         try:
-            path = weights.fetch("test-fetch", progress=False)
-            break
+            return weights.fetch(name, progress=False)
         except Exception:
             continue
+    return None
+
+
+def test_fetch_resumes_a_cut_download_when_the_hash_is_pinned(server):
+    _RangeHandler.cut_first, _RangeHandler.ranges = True, []
+    _spec("test-fetch-pinned", server, sha=hashlib.sha256(PAYLOAD).hexdigest())
+    path = _fetch_twice("test-fetch-pinned")
     assert path is not None and path.read_bytes() == PAYLOAD
+    assert _RangeHandler.ranges  # the second attempt asked only for the missing bytes
+    assert weights.verify("test-fetch-pinned")[0] == "ok"
+
+
+def test_an_unpinned_fetch_restarts_instead_of_splicing_and_pins_on_first_use(server):
+    _RangeHandler.cut_first, _RangeHandler.ranges = True, []
+    spec = _spec("test-fetch", server)
+    stale = weights.weights_dir() / (spec.filename + ".part")
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"bytes of another version of the file")  # a leftover that must not be spliced in
+    path = _fetch_twice("test-fetch")
+    assert path is not None and path.read_bytes() == PAYLOAD
+    assert not _RangeHandler.ranges
     assert weights.local_pins()["test-fetch"] == hashlib.sha256(PAYLOAD).hexdigest()
     assert weights.verify("test-fetch")[0] == "ok"
 
 
 def test_fetch_refuses_a_wrong_checksum(server):
     _RangeHandler.cut_first = False
-    _spec("test-badsum", server, sha="0" * 64)
+    spec = _spec("test-badsum", server, sha="0" * 64)
     with pytest.raises(WeightsChecksumError, match="expected 0000"):
         weights.fetch("test-badsum", progress=False)
+    assert not (weights.weights_dir() / (spec.filename + ".part")).exists()  # the next fetch starts clean
 
 
 def test_every_config_group_option_composes():
