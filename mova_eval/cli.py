@@ -117,6 +117,31 @@ def cmd_run(args) -> int:
     return 0 if outcome.log.status == "complete" else 1
 
 
+def cmd_merge(args) -> int:
+    from mova_eval.merge import merge_runs
+
+    outcome = merge_runs(args.run_dirs, args.out)
+    _print_summary(outcome)
+    return 0 if outcome.log.status == "complete" else 1
+
+
+MERGE_HELP = """\
+Join the run directories of static shards into one run directory (run.json, items.parquet, features.parquet,
+summary.parquet) whose summary is the one a single process would have written for the whole suite.
+
+Each shard is an ordinary `mova-eval run ... suite.shard=I/N` (0-based I; e.g. the tasks of a Slurm array, each
+with its own run_id). merge refuses, naming the directories: shards whose configurations differ in anything but
+suite.shard, run_id, output_dir and runtime (runtime.bootstrap must agree), a shard index missing or given twice,
+an unfinished shard, requests (item x seed) missing or in two shards, and an --out that already holds a run.
+Set-level metrics (FVD, FAD, IS) are recomputed from the features cache named by the shards' features.parquet, so
+the cache (runtime.cache_dir / $MOVA_EVAL_CACHE) must be shared storage, readable here. See docs/scaling.md.
+
+Example:
+  mova-eval merge runs/exp-shard0 runs/exp-shard1 --out runs/exp
+
+Exit status: 0 complete; 1 a run rule fired (as for `mova-eval run`); 2 the shards cannot be merged."""
+
+
 def cmd_ls(args) -> int:
     from mova_eval.config import compose, group_options
     from mova_eval.registry import generator_classes, get_metric_class, metric_classes
@@ -249,6 +274,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("overrides", nargs="*", help="Hydra overrides selecting the suite (and generator=NAME)")
     v.set_defaults(func=cmd_validate)
+
+    mg = sub.add_parser("merge", help="join static shards (suite.shard=I/N) into one run directory",
+                        description=MERGE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mg.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="the shards' run directories (every I of N once)")
+    mg.add_argument("--out", required=True, metavar="DIR", help="the merged run directory to create (its name is "
+                    "the merged run_id)")
+    mg.set_defaults(func=cmd_merge)
 
     w = sub.add_parser("weights", help="the checkpoint registry: list, fetch, verify")
     wsub = w.add_subparsers(dest="action", metavar="ACTION")

@@ -719,41 +719,60 @@ def score(p: RunPlan, gen_results: dict[str, GenResult]) -> ScoredRows:
 def aggregate(p: RunPlan, rows: ScoredRows) -> list[SummaryRow]:
     """Summary rows with CIs for every per-item output, and every set-level metric from its cached features."""
     t0 = time.perf_counter()
-    summary = summary_rows(rows.items, metric_classes(), p.settings.bootstrap)
-    items_by_id = {it.id: it for it in p.suite.items}
-    feature_cache = Cache("features", enabled=True)
-    for m in p.metrics.metrics:
-        if isinstance(m, SetLevelMetric):
-            summary += set_level_rows(m, rows.features, feature_cache, items_by_id, p.gen_cfg["name"])
+    summary = aggregate_rows(rows, p.suite, p.metrics.metrics, p.gen_cfg["name"], p.settings.bootstrap)
     p.timings["aggregate"] = time.perf_counter() - t0
+    return summary
+
+
+def aggregate_rows(rows: ScoredRows, suite: Suite, metrics: list[Metric], generator: str,
+                   n_boot: int) -> list[SummaryRow]:
+    """The summary of ``rows`` (per-item outputs bootstrapped; each set-level metric in ``metrics`` computed from
+    the cached features its records name). Shared by :func:`aggregate` and ``mova-eval merge``, so a merged run's
+    summary is computed exactly as a single run's."""
+    summary = summary_rows(rows.items, metric_classes(), n_boot)
+    items_by_id = {it.id: it for it in suite.items}
+    feature_cache = Cache("features", enabled=True)
+    for m in metrics:
+        if isinstance(m, SetLevelMetric):
+            summary += set_level_rows(m, rows.features, feature_cache, items_by_id, generator)
     return summary
 
 
 def finalise(p: RunPlan, gen_results: dict[str, GenResult], rows: ScoredRows,
              summary: list[SummaryRow]) -> RunOutcome:
     """Write items.parquet and features.parquet (atomically, dropping the partial log) and the final run.json."""
-    items, feats = p.item_log.finalize(rows)
     log = p.log
-    errors = int(items["error"].notna().sum())
-    log.summary = summary
     log.generation.update({rid: ({"path": r.path, **r.provenance} if r.ok else {"error": r.error})
                            for rid, r in gen_results.items()})
     log.timings = {k: round(v, 3) for k, v in {**p.timings, "total": time.perf_counter() - p.started}.items()}
-    log.counts = {"items": len(p.suite), "requests": len(p.suite) * len(parse_seeds(p.cfg.get("seeds"))),
+    items, feats = write_results(p.item_log, log, rows, summary, p.settings, p.metrics.failed_requested,
+                                 n_items=len(p.suite), resumed_rows=len(p.previous.items) + len(p.previous.features))
+    return RunOutcome(p.run_dir, log, items, feats)
+
+
+def write_results(item_log: ItemLog, log: RunLog, rows: ScoredRows, summary: list[SummaryRow],
+                  settings: RunSettings, failed_requested: dict[str, str], *, n_items: int,
+                  resumed_rows: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tables, summary.parquet and the final run.json of a finished run (``log.generation`` and ``timings``
+    already filled): counts, the run's rules (:mod:`mova_eval.run_checks`) and its status. Shared by
+    :func:`finalise` and ``mova-eval merge``."""
+    items, feats = item_log.finalize(rows)
+    errors = int(items["error"].notna().sum())
+    log.summary = summary
+    log.counts = {"items": n_items, "requests": n_items * len(parse_seeds(log.config.get("seeds"))),
                   "clips_failed": sum(1 for g in log.generation.values() if "error" in g), "rows": len(items),
                   "feature_rows": len(feats), "errors": errors,
-                  "feature_errors": int(feats["error"].notna().sum()),
-                  "resumed_rows": len(p.previous.items) + len(p.previous.features)}
-    records = records_for_run(log, items, feats, n_boot=p.settings.bootstrap)
-    write_summary(p.run_dir, records)
+                  "feature_errors": int(feats["error"].notna().sum()), "resumed_rows": resumed_rows}
+    records = records_for_run(log, items, feats, n_boot=settings.bootstrap)
+    write_summary(item_log.run_dir, records)
     log.failures = [RuleFailure(rule=rule, detail=detail) for rule, detail in check_run(
-        records=records, failed_requested=p.metrics.failed_requested, allow_unavailable=p.settings.allow_unavailable,
-        fail_on_error=p.settings.fail_on_error, error_rows=errors, total_rows=len(items),
-        requested=(p.cfg.get("metrics") or {}).get("only") or ())]
+        records=records, failed_requested=failed_requested, allow_unavailable=settings.allow_unavailable,
+        fail_on_error=settings.fail_on_error, error_rows=errors, total_rows=len(items),
+        requested=(log.config.get("metrics") or {}).get("only") or ())]
     log.status = "failed" if log.failures else "complete"
     log.finished = now()
-    write_run_json(p.run_dir, log)
-    return RunOutcome(p.run_dir, log, items, feats)
+    write_run_json(item_log.run_dir, log)
+    return items, feats
 
 
 def run(cfg: dict) -> RunOutcome:

@@ -208,7 +208,54 @@ def load_suite(cfg: Mapping[str, Any]) -> Suite:
         raise ConfigError(f"suite.limit={limit!r} must be a whole number ≥ 0 (0 or null: every item)")
     if limit:
         suite = replace(suite, items=suite.items[: int(limit)])
+    shard = parse_shard(cfg.get("shard"))
+    if shard is not None:
+        suite = replace(suite, items=shard_items(suite.items, *shard))
     return suite
+
+
+def parse_shard(value: Any) -> tuple[int, int] | None:
+    """``suite.shard`` ("I/N", 0-based) as (I, N); None when unset. Anything else is a ConfigError naming it."""
+    from mova_eval.errors import ConfigError
+
+    if value is None or value == "":
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(value))
+    if not m:
+        raise ConfigError(f"suite.shard={value!r} is not I/N (0-based shard I of N, e.g. suite.shard=0/2)")
+    index, count = int(m.group(1)), int(m.group(2))
+    if count < 1 or index >= count:
+        raise ConfigError(f"suite.shard={value!r}: need N >= 1 and 0 <= I < N (e.g. suite.shard=0/2 … 1/2)")
+    return index, count
+
+
+def _shard_rank(item_id: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(item_id.encode("utf-8")).hexdigest()
+
+
+def shard_of(items: tuple[SuiteItem, ...] | list[SuiteItem], count: int) -> dict[str, int]:
+    """Item id → shard (of ``count``). Within each set (category, taken in name order) the items are ordered by
+    the sha256 of their id and dealt round-robin, the deal running on from one set to the next: every item lands in
+    exactly one shard, each set is spread evenly (shard sizes differ by at most one per set and overall), and the
+    assignment does not depend on the order of the items in the file."""
+    by_cat: dict[str, list[str]] = {}
+    for it in items:
+        by_cat.setdefault(it.category, []).append(it.id)
+    out: dict[str, int] = {}
+    dealt = 0
+    for cat in sorted(by_cat):
+        for item_id in sorted(by_cat[cat], key=lambda i: (_shard_rank(i), i)):
+            out[item_id] = dealt % count
+            dealt += 1
+    return out
+
+
+def shard_items(items: tuple[SuiteItem, ...], index: int, count: int) -> tuple[SuiteItem, ...]:
+    """The items of shard ``index`` of ``count`` (see :func:`shard_of`), in the suite's own order."""
+    assign = shard_of(items, count)
+    return tuple(it for it in items if assign[it.id] == index)
 
 
 def summarize(suite: Suite) -> dict:

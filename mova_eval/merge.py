@@ -1,0 +1,181 @@
+"""``mova-eval merge``: join the run directories of static shards (``suite.shard=I/N``) into one run directory.
+
+Each shard is an ordinary run of part of the suite (see :func:`mova_eval.suites.shard_of`), e.g. one task of a Slurm
+array. Merging checks that the shards are one experiment — the same configuration apart from ``suite.shard`` (and
+``run_id``, ``output_dir`` and the runtime knobs, of which only ``runtime.bootstrap`` must agree, since it changes
+the CIs), every shard index 0…N-1 present once, the same metrics available — and that together they cover the
+suite's requests (item × seed) exactly once. It then writes run.json, items.parquet, features.parquet and
+summary.parquet as a single run of the unsharded configuration writes them: the rows are the shards' rows (with the
+merged ``run_id``), and the summary is recomputed from them by the runner's own :func:`~mova_eval.runner.aggregate_rows`
+and :func:`~mova_eval.runner.write_results` — set-level metrics (FVD, FAD, IS) from the features cache, through the
+cache keys in the shards' features.parquet, so that cache (``runtime.cache_dir``) must be readable where merge runs.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from mova_eval.errors import ConfigError, ResultsError
+from mova_eval.results import ItemLog, RunLock, RunLog, ScoredRows, now, read_run_json
+
+#: config keys that may differ between the shards of one experiment (runtime knobs do not change results)
+_FREE_KEYS = ("run_id", "output_dir", "runtime")
+
+
+def _comparable(cfg: dict) -> dict:
+    out = {k: copy.deepcopy(v) for k, v in cfg.items() if k not in _FREE_KEYS}
+    if isinstance(out.get("suite"), dict):
+        out["suite"].pop("shard", None)
+    return out
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _differences(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [f"{prefix[:-1]}: {a!r} vs {b!r}"]
+
+
+def _request_key(request_id: str) -> tuple[str, int] | None:
+    item, sep, seed = request_id.rpartition("#s")
+    try:
+        return (item, int(seed)) if sep else None
+    except ValueError:
+        return None
+
+
+def merge_runs(run_dirs: Sequence[str | Path], out: str | Path):
+    """Merge shard run directories into ``out`` (a new run directory; its name is the merged ``run_id``).
+    Returns the :class:`~mova_eval.runner.RunOutcome`. Refuses (ConfigError / ResultsError naming the directories)
+    shards that are not one experiment, a shard missing or given twice, an unfinished shard, or an ``out`` that
+    already holds a run."""
+    from mova_eval import references, runner
+    from mova_eval.metrics.base import SetLevelMetric
+    from mova_eval.suites import load_suite, parse_shard, shard_of
+
+    started = time.perf_counter()
+    dirs = [Path(d).expanduser() for d in run_dirs]
+    if not dirs:
+        raise ConfigError("merge needs at least one shard run directory")
+    if len({d.resolve() for d in dirs}) != len(dirs):
+        raise ConfigError(f"merge: a run directory is named twice in {[str(d) for d in dirs]}")
+    out = Path(out).expanduser()
+    if (out / "run.json").exists():
+        raise ConfigError(f"merge --out {out}: already holds a run (run.json); choose a new directory")
+    logs: list[RunLog] = []
+    for d in dirs:
+        log = read_run_json(d)
+        if log.status == "running" or log.finished is None:
+            raise ResultsError(d, "is not a finished run (status running): finish or resume that shard first")
+        logs.append(log)
+
+    # one experiment: the same configuration apart from the shard and the runtime knobs
+    base, first = _comparable(logs[0].config), dirs[0]
+    for d, log in zip(dirs[1:], logs[1:]):
+        diff = _differences(base, _comparable(log.config))
+        if diff:
+            raise ConfigError(f"merge: {d} and {first} are not shards of one configuration (besides suite.shard): "
+                              + "; ".join(diff[:5]) + (f" (+{len(diff) - 5} more)" if len(diff) > 5 else ""))
+    boots = {int((log.config.get("runtime") or {}).get("bootstrap", 1000)) for log in logs}
+    if len(boots) != 1:
+        raise ConfigError(f"merge: the shards used different runtime.bootstrap values {sorted(boots)}")
+    available = [sorted(m.name for m in log.metrics if m.available) for log in logs]
+    for d, av in zip(dirs[1:], available[1:]):
+        if av != available[0]:
+            raise ConfigError(f"merge: {d} ran metrics {av} but {first} ran {available[0]} (the shards ran in "
+                              "different environments); re-run the shard where the same metrics can run")
+
+    # every shard index once
+    shards: dict[int, Path] = {}
+    count = None
+    for d, log in zip(dirs, logs):
+        spec = parse_shard((log.config.get("suite") or {}).get("shard"))
+        if spec is None:
+            raise ConfigError(f"merge: {d} was not run with suite.shard=I/N (it is a whole run, not a shard)")
+        index, n = spec
+        if count is not None and n != count:
+            raise ConfigError(f"merge: {d} is shard {index}/{n} but {shards[min(shards)]} is one of {count} shards")
+        count = n
+        if index in shards:
+            raise ConfigError(f"merge: shard {index}/{n} is given twice: {shards[index]} and {d}")
+        shards[index] = d
+    missing_shards = sorted(set(range(count)) - set(shards))
+    if missing_shards:
+        raise ConfigError(f"merge: shard(s) {', '.join(f'{i}/{count}' for i in missing_shards)} missing "
+                          f"(given: {', '.join(f'{i}/{count} = {p}' for i, p in sorted(shards.items()))})")
+
+    # the merged run: the unsharded configuration, named by the output folder
+    cfg = copy.deepcopy(logs[0].config)
+    cfg["suite"]["shard"] = None
+    cfg["run_id"], cfg["output_dir"] = out.name, str(out.parent)
+    rt = cfg.get("runtime") or {}
+    if rt.get("cache_dir"):
+        os.environ["MOVA_EVAL_CACHE"] = str(Path(rt["cache_dir"]).expanduser())
+    suite = load_suite(cfg["suite"])
+    seeds = runner.parse_seeds(cfg.get("seeds"))
+    expected = {(it.id, s) for it in suite.items for s in seeds}
+    owner = shard_of(suite.items, count)
+
+    # the suite's requests exactly once
+    rows = ScoredRows()
+    covered: dict[tuple[str, int], Path] = {}
+    generation: dict[str, dict[str, Any]] = {}
+    for d, log in zip(dirs, logs):
+        shard_rows = ItemLog(d).load()
+        mine = {k for k in map(_request_key, log.generation) if k is not None} | shard_rows.done_requests()
+        stray = sorted(mine - expected)
+        if stray:
+            raise ResultsError(d, f"holds requests that are not in the suite {suite.name!r}: "
+                                  f"{', '.join(f'{i}#s{s}' for i, s in stray[:5])}")
+        for key in sorted(mine):
+            if key in covered:
+                raise ResultsError(d, f"request {key[0]}#s{key[1]} is also in {covered[key]} (an item may be in "
+                                      "one shard only)")
+            covered[key] = d
+        rows.items += [replace(r, run_id=cfg["run_id"]) for r in shard_rows.items]
+        rows.features += [replace(r, run_id=cfg["run_id"]) for r in shard_rows.features]
+        generation.update(log.generation)
+    missing = sorted(expected - set(covered))
+    if missing:
+        shown = ", ".join(f"{i}#s{s} (shard {owner[i]}/{count}: {shards[owner[i]]})" for i, s in missing[:5])
+        raise ResultsError(out, f"the shards do not cover the suite: {len(missing)} request(s) missing, e.g. {shown}")
+
+    # the summary, as a single run computes it
+    settings = runner.RunSettings.from_config(rt)
+    mcfg = references.with_suite_references(cfg.get("metrics", {}), suite)
+    options = mcfg.get("options") or {}
+    set_metrics = []
+    for name in available[0]:
+        cls = runner.get_metric_class(name)
+        if issubclass(cls, SetLevelMetric):
+            set_metrics.append(cls(options.get(name, {}), device="cpu"))  # compute() needs features, not the model
+    summary = runner.aggregate_rows(rows, suite, set_metrics, cfg["generator"]["name"], settings.bootstrap)
+
+    from mova_eval.suites import summarize
+
+    only = set((cfg.get("metrics") or {}).get("only") or ())
+    failed_requested = {m.name: m.reason + (f" — fix: {m.command}" if m.command else "")
+                        for m in logs[0].metrics if not m.available and m.name in only}
+    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out).acquire()
+    try:
+        log = RunLog(run_id=cfg["run_id"], created=now(), config=cfg, config_hash=runner.config_hash(cfg),
+                     suite={"name": suite.name, "version": suite.version, "source": suite.source, **summarize(suite)},
+                     generator=dict(logs[0].generator), model=logs[0].model, metrics=logs[0].metrics,
+                     packages=logs[0].packages, git_revision=logs[0].git_revision, python=logs[0].python,
+                     platform=logs[0].platform, device=logs[0].device, generation=generation)
+        log.timings = {"merge": round(time.perf_counter() - started, 3),
+                       **{f"shard{i}.total": float(logs[dirs.index(p)].timings.get("total", 0.0))
+                          for i, p in sorted(shards.items())}}
+        resumed = sum(int(lg.counts.get("resumed_rows", 0)) for lg in logs)
+        items, feats = runner.write_results(ItemLog(out), log, rows, summary, settings, failed_requested,
+                                            n_items=len(suite), resumed_rows=resumed)
+    finally:
+        lock.release()
+    return runner.RunOutcome(out, log, items, feats)
