@@ -146,12 +146,25 @@ def merge_runs(run_dirs: Sequence[str | Path], out: str | Path):
         shown = ", ".join(f"{i}#s{s} (shard {owner[i]}/{count}: {shards[owner[i]]})" for i, s in missing[:5])
         raise ResultsError(out, f"the shards do not cover the suite: {len(missing)} request(s) missing, e.g. {shown}")
 
+    # set-level metrics are recomputed from the cached features: refuse a cache that does not hold them (a shard's
+    # cache that is not shared with this machine) rather than report those items as excluded
+    from mova_eval.cache import Cache, cache_root
+
+    feature_cache = Cache("features", enabled=True)
+    absent = [r for r in rows.features
+              if r.error is None and r.cache_key and not feature_cache.path(r.cache_key).is_file()]
+    if absent:
+        raise ResultsError(cache_root(), f"the features of {len(absent)} item(s) recorded by the shards are not in this "
+                                         f"cache (e.g. {absent[0].extractor} of {absent[0].item_id}); set-level metrics "
+                                         "need the shards' cache: share runtime.cache_dir (or $MOVA_EVAL_CACHE) with "
+                                         "the machine that merges")
+
     # the summary, as a single run computes it
     settings = runner.RunSettings.from_config(rt)
     mcfg = references.with_suite_references(cfg.get("metrics", {}), suite)
     options = mcfg.get("options") or {}
     set_metrics = []
-    for name in available[0]:
+    for name in [m.name for m in logs[0].metrics if m.available]:  # the order a single run loads them in
         cls = runner.get_metric_class(name)
         if issubclass(cls, SetLevelMetric):
             set_metrics.append(cls(options.get(name, {}), device="cpu"))  # compute() needs features, not the model

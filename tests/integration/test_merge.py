@@ -158,3 +158,10 @@ def test_unfinished_shards_and_bad_coverage_are_refused(runs):
         frame[frame["item_id"] != item].to_parquet(short / table, index=False)
     with pytest.raises(ResultsError, match=rf"1 request\(s\) missing, e.g. {gone} \(shard 1/2: .*s1_short\)"):
         _merge(tmp, ["s0", "s1_short"], out="x9")
+
+
+def test_a_feature_cache_that_is_not_shared_is_refused(runs, tmp_path, monkeypatch):
+    tmp, _ = runs
+    monkeypatch.setenv("MOVA_EVAL_CACHE", str(tmp_path / "another-machine"))
+    with pytest.raises(ResultsError, match=r"features of 9 item\(s\) recorded by the shards are not in this cache"):
+        _merge(tmp, ["s0", "s1"], out="x10")
