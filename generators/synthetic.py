@@ -11,8 +11,10 @@ pure function of (item, seed, config): the random streams are seeded from the it
   and an audio onset (impact or note) starting on exactly the first sample of the event frame.
 - Controlled defects (``generator.defects``), applied to every clip of the run, in this order:
   ``swap_audio_with: ITEM_ID`` (the audio of that item, same seed), ``audio_offset_ms: X`` (positive = audio
-  late; the track keeps its length), ``noise_snr_db: X`` (white noise at that SNR against the whole track),
-  ``silence: true`` (all-zero audio, the stream is kept), ``frozen: true`` (every frame is the first frame).
+  late; the track keeps its length, the gap filled with the clip's own room tone), ``noise_snr_db: X`` (white
+  noise at that SNR against the whole track), ``silence: true`` (all-zero audio, the stream is kept),
+  ``frozen: true`` (every frame is the first frame). ``mova-eval sanity`` applies a larger battery
+  (:mod:`mova_eval.defects`) to any clip.
 
 Without a TTS engine, speech items fail one by one with the install command; they are never rendered as tones
 unless ``tts: none`` asks for that explicitly (then the provenance says "tones, not speech").
@@ -39,7 +41,7 @@ from mova_eval.generators.settings import output
 from mova_eval.metrics.base import Availability
 from mova_eval.spec import GenRequest, GenResult, SuiteItem
 
-VERSION = "2"
+VERSION = "3"
 LABEL = "mova-eval synthetic test clip (procedural, not a model output)"
 TTS_INSTALL = "pip install espeakng-loader   (or on Debian/Ubuntu: apt-get install -y espeak-ng)"
 DEFECTS = {"audio_offset_ms": (int, float), "swap_audio_with": (str,), "silence": (bool,),
@@ -647,11 +649,17 @@ def render(item: SuiteItem, seed: int, spec: RenderSpec, defects: Mapping[str, A
     if defects.get("audio_offset_ms"):
         ms = float(defects["audio_offset_ms"])
         shift = int(round(ms * spec.sample_rate / 1000))
-        shifted = np.zeros_like(audio)
+        from mova_eval.defects import ambience
+
+        # The gap is the clip's own room tone (mova_eval.defects.ambience), not digital zeros, which moved
+        # background metrics such as DNSMOS BAK along with the sync.
+        s = min(abs(shift), len(audio))
+        fill = ambience(audio[None], spec.sample_rate, s, _rng(item, seed, "offset-ambience"))[0][0]
+        shifted = np.empty_like(audio)
         if shift >= 0:
-            shifted[shift:] = audio[: len(audio) - shift]
+            shifted[:s], shifted[s:] = fill, audio[: len(audio) - s]
         else:
-            shifted[: len(audio) + shift] = audio[-shift:]
+            shifted[: len(audio) - s], shifted[len(audio) - s :] = audio[s:], fill
         audio = shifted
         applied["audio_offset_ms"] = ms
         prov["audio_offset_samples"] = shift

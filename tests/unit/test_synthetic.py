@@ -234,6 +234,8 @@ def test_audio_offset_shifts_onsets_by_exactly_that_much(items, tmp_path, ms):
     np.testing.assert_array_equal(late.video, clean.video)
     expected = [s + shift for s in _onsets(clean.audio) if 0 <= s + shift < len(clean.audio)]
     assert _onsets(late.audio) == expected
+    gap = late.audio[:shift] if shift > 0 else late.audio[shift:]
+    assert 0 < np.abs(gap).max() < 0.05  # the clip's own room tone, not digital zeros
     a = media.decode(media.encode(tmp_path / "clean.mp4", clean.video, 24, clean.audio, SPEC.sample_rate))
     b = media.decode(media.encode(tmp_path / "late.mp4", late.video, 24, late.audio, SPEC.sample_rate))
     assert _lag(b.audio[0], a.audio[0]) == shift  # the decoded files differ by exactly the offset
