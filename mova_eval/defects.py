@@ -116,7 +116,11 @@ def _derived_clip(clip: Clip, record: AppliedDefect, *, video=None, audio=None, 
     if audio is not None and clip.sample_rate:
         durations.append(audio.shape[-1] / clip.sample_rate)
     kept = "video" if video is clip.video and fps == clip.fps else "audio" if audio is clip.audio else None
-    return Clip(path=f"{clip.path}#{record.label}", content_hash=h, video=video, fps=fps, audio=audio,
+    # A video defect leaves the file's audio as it is, so metrics that re-read the audio from the file (the MOVA
+    # toolkit's ffmpeg decode) read the clean file; an audio defect has no file until one is written
+    # (``materialize_audio``).
+    path = clip.path if kept == "audio" else f"{clip.path}#{record.label}"
+    return Clip(path=path, content_hash=h, video=video, fps=fps, audio=audio,
                 sample_rate=clip.sample_rate, duration=max(durations) if durations else 0.0,
                 _memo=_SharedMemo(clip._memo, kept) if kept else {})
 
@@ -461,6 +465,20 @@ class WrongLanguage(DefectKind):
         rec = self._record(clip, strength, seed, language=other, text=FOREIGN_SENTENCES[other],
                            tts=getattr(plan, "engine", ""), **info)
         return _derived_clip(clip, rec, audio=np.ascontiguousarray(out, dtype=np.float32)), rec
+
+
+def materialize_audio(clip: Clip, folder: str | Path) -> Clip:
+    """Write a defected clip's audio as an AAC mp4 (``media.encode``, the way generators deliver sound) and point
+    ``clip.path`` at it, for metrics that decode the audio from the file themselves (``AudioPreset.decoder =
+    'ffmpeg'``). Their audio then went through AAC once more than the clean clip's: a generation loss of the
+    codec, not of the defect. The in-memory arrays are unchanged."""
+    from mova_eval import media
+
+    path = Path(folder) / f"{clip.content_hash[:24]}.mp4"
+    if not path.is_file():
+        media.encode(path, None, None, np.asarray(clip.audio), clip.sample_rate)
+    clip.path = str(path)
+    return clip
 
 
 KINDS: dict[str, DefectKind] = {k.name: k() for k in (AudioOffset, SwapAudio, Mute, Noise, TimeStretch, Freeze,

@@ -184,6 +184,8 @@ def _rows_for(metric: Metric, token, clip, item, seed, defect, strength, record,
                 for o in metric.info.outputs]
     out = []
     for o in metric.info.outputs:
+        if o.name not in s.values and o.name not in s.errors:
+            continue  # an output this configuration does not compute (e.g. DNSMOS P.835 unless asked)
         v = float(s.values.get(o.name, math.nan))
         err = s.errors.get(o.name) or (None if math.isfinite(v) else "no value (metric gave no reason)")
         out.append({**base, "metric": o.name, "value": v, "error": err})
@@ -298,6 +300,8 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
                 counter["skipped_variants"] += 1
                 continue
             records.append({"item_id": item.id, "seed": req.seed, **rec.as_dict()})
+            if k.stream == "audio":
+                D.materialize_audio(bad, scratch)
             for m in targets:
                 rows += _rows_for(m, tokens[m.info.name], bad, item, req.seed, kind, strength, rec.as_dict(), cache,
                                   local)
@@ -309,7 +313,10 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
 
     all_rows: list[dict] = []
     workers = max(1, int(rt.get("workers", 1)))
-    with tqdm(total=len(requests), desc="sanity", unit="clip", disable=not progress) as bar:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mova-sanity-") as scratch, \
+            tqdm(total=len(requests), desc="sanity", unit="clip", disable=not progress) as bar:
         with ThreadPoolExecutor(workers) as pool:
             for rows in pool.map(work, requests):
                 all_rows += rows

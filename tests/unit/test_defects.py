@@ -232,3 +232,19 @@ def test_the_unchanged_stream_features_are_computed_once(speech):
     frozen.derived("video", "flow", flow)
     assert len(calls) == 2
     assert ("video", "derived", "flow") not in defects.apply(fresh, "freeze", 1.0)[0]._memo
+
+
+def test_files_for_metrics_that_reread_the_audio(speech, tmp_path):
+    """A video defect keeps the clean file as its path (its audio is the file's); an audio defect gets an AAC file
+    of the defected audio, which decodes back to it."""
+    from mova_eval import media
+
+    frozen, _ = defects.apply(speech, "freeze", 0.5)
+    assert frozen.path == speech.path
+    late, _ = defects.apply(speech, "audio_offset", 200)
+    assert late.path != speech.path
+    defects.materialize_audio(late, tmp_path)
+    back = media.decode(late.path)
+    assert back.audio.shape == late.audio.shape
+    assert np.abs(back.audio - late.audio).max() < 0.05
+    assert np.corrcoef(back.audio[0], late.audio[0])[0, 1] > 0.99
