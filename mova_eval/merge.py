@@ -182,7 +182,8 @@ def merge_runs(run_dirs: Sequence[str | Path], out: str | Path):
                      suite={"name": suite.name, "version": suite.version, "source": suite.source, **summarize(suite)},
                      generator=dict(logs[0].generator), model=logs[0].model, metrics=logs[0].metrics,
                      packages=logs[0].packages, git_revision=logs[0].git_revision, python=logs[0].python,
-                     platform=logs[0].platform, device=logs[0].device, generation=generation)
+                     platform=logs[0].platform, device=logs[0].device, generation=generation,
+                     merged_from=[str(p.resolve()) for _, p in sorted(shards.items())])
         log.timings = {"merge": round(time.perf_counter() - started, 3),
                        **{f"shard{i}.total": float(logs[dirs.index(p)].timings.get("total", 0.0))
                           for i, p in sorted(shards.items())}}

@@ -158,6 +158,8 @@ class RunLog(BaseModel):
     summary: list[SummaryRow] = Field(default_factory=list)
     failures: list[RuleFailure] = Field(default_factory=list)  # why status is "failed" (empty when complete)
     generation: dict[str, dict[str, Any]] = Field(default_factory=dict)  # request id -> provenance / error
+    #: a run written by ``mova-eval merge``: the shard run directories it joined, in shard order (empty otherwise)
+    merged_from: list[str] = Field(default_factory=list)
 
 
 def now() -> str:

@@ -71,6 +71,8 @@ def test_merged_shards_equal_the_single_run(runs, monkeypatch):
     cols = [*ITEM_KEYS, "value", "error", "clip_hash"]
     pd.testing.assert_frame_equal(merged.items[cols], single.items[cols])
     assert (merged.items["run_id"] == "m").all()
+    assert read_run_json(tmp / "m").merged_from == [str((tmp / "s0").resolve()), str((tmp / "s1").resolve())]
+    assert single.log.merged_from == []
     fcols = ["item_id", "category", "seed", "extractor", "cache_key", "error"]
     pd.testing.assert_frame_equal(merged.features[fcols], single.features[fcols])
     # summary rows: means, CIs (stats.summarize seeds its bootstrap with 0), n and exclusions
