@@ -31,7 +31,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -395,16 +395,9 @@ def to_markdown(res: AgreementResult) -> str:
 
 
 def to_json(res: AgreementResult) -> dict[str, Any]:
-    def clean(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list):
-            return [clean(v) for v in x]
-        return x
+    from mova_eval.results import nan_to_null
 
-    return clean(asdict(res))
+    return nan_to_null(asdict(res))
 
 
 def plot(res: AgreementResult, path: Path) -> bool:

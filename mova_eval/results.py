@@ -172,6 +172,18 @@ def _nan_to_none(x):
     return x
 
 
+def nan_to_null(x: Any) -> Any:
+    """``x`` with every non-finite float (NaN, ±inf) inside dicts and lists replaced by None, so it serialises as
+    strict JSON (``null``) — the run log's rule for values that do not exist."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: nan_to_null(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [nan_to_null(v) for v in x]
+    return x
+
+
 def write_run_json(run_dir: Path, log: RunLog) -> None:
     data = log.model_dump(mode="json")
     for row in data["summary"]:

@@ -619,16 +619,9 @@ def plot_output(cells: Sequence[Cell], verdicts: Sequence[Verdict], path: Path) 
 
 
 def to_jsonable(result: SanityResult) -> dict[str, Any]:
-    def clean(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list):
-            return [clean(v) for v in x]
-        return x
+    from mova_eval.results import nan_to_null
 
-    return clean({"meta": result.meta, "counts": result.counts, "timings": result.timings,
+    return nan_to_null({"meta": result.meta, "counts": result.counts, "timings": result.timings,
                   "metrics": result.statuses, "cells": [asdict(c) for c in result.cells],
                   "verdicts": [asdict(v) for v in result.verdicts]})
 
