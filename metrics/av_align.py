@@ -29,12 +29,14 @@ docs/metrics/av_align.md).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from mova_eval.errors import ConfigError
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import Card, CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.base import CATEGORY_MEAN, Card, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.options import option
 from mova_eval.spec import Clip, SuiteItem
 
 AUDIO_SR = 44_100
@@ -89,7 +91,15 @@ def iou(a_peaks: np.ndarray, v_peaks: np.ndarray, fps: float) -> tuple[float, in
     return (matches / denom if denom > 0 else 0.0), matches
 
 
+@dataclass(frozen=True)
+class AvAlignOptions:
+    """``metrics.options.av_align.*``."""
+
+    decode: Literal["mova", "corrected"] = option("mova", help="mova: the toolkit's s16 decode; corrected: float")
+
+
 class AvAlignMetric(Metric):
+    Options = AvAlignOptions
     info = MetricInfo(
         name="av_align",
         outputs=(Output("av_align", "higher", "IoU", "IoU of audio onsets and optical-flow peaks"),),
@@ -119,12 +129,7 @@ class AvAlignMetric(Metric):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        unknown = sorted(set(self.options) - {"decode"})
-        if unknown:
-            raise ConfigError(f"metrics.options.av_align: unknown option(s) {unknown}; known: ['decode']")
-        self.decode = str(self.options.get("decode", "mova"))
-        if self.decode not in DECODES:
-            raise ConfigError(f"metrics.options.av_align.decode must be one of {sorted(DECODES)}, got {self.decode!r}")
+        self.decode = self.opts.decode
 
     @staticmethod
     def _fail(reason: str, details: dict) -> ItemScore:

@@ -15,6 +15,7 @@ metrics stays instant.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
@@ -22,6 +23,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from mova_eval.errors import MetricUnavailable, MissingDependencyError, WeightsMissingError
+from mova_eval.metrics.options import NoOptions, token_part
+from mova_eval.metrics.options import parse as parse_options
 from mova_eval.spec import Clip, SuiteItem
 
 #: ``all`` is the mean of per-category values (how the MOVA toolkit reports most metrics)
@@ -131,8 +134,14 @@ class Metric:
         super().__init_subclass__(**kw)
         cls.__abstract__ = cls.__dict__.get("__abstract__", False)
 
+    #: the metric's ``metrics.options.<name>.*`` keys, a frozen dataclass (see :mod:`mova_eval.metrics.options`)
+    Options: ClassVar[type] = NoOptions
+
     def __init__(self, options: Mapping[str, Any] | None = None, device: str = "cpu"):
-        self.options = dict(options or {})
+        #: the parsed options (typed, defaults filled); unknown keys and wrong types were refused (ConfigError)
+        self.opts = parse_options(type(self).Options, self.info.name, options)
+        #: the same as a dict (every declared key), for the run log
+        self.options: dict[str, Any] = dataclasses.asdict(self.opts)
         self.device = device
 
     # ------------------------------------------------------------------ capability
@@ -175,13 +184,15 @@ class Metric:
         WeightsMissingError / MetricUnavailable when it cannot."""
 
     def cache_token(self) -> str:
-        """Everything besides the clip and item that changes this metric's numbers: version, options, weights."""
+        """Everything besides the clip and item that changes this metric's cached values: version, the options
+        whose role is ``OUTPUT`` (for a set-level metric: those that change its features), weights sha256."""
         import json
 
         from mova_eval import weights
 
         hashes = {w: weights.fingerprint(w) for w in self.info.weights}
-        return json.dumps({"v": self.info.version, "opt": self.options, "w": hashes}, sort_keys=True, default=str)
+        return json.dumps({"v": self.info.version, "opt": token_part(self.opts), "w": hashes}, sort_keys=True,
+                          default=str)
 
     # ------------------------------------------------------------------ per-item
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
@@ -225,6 +236,36 @@ class SetLevelMetric(Metric):
             groups.setdefault(c, []).append(i)
         groups["all"] = list(range(len(categories)))
         return groups
+
+
+class ReferenceMetric(SetLevelMetric):
+    """A set-level metric that compares a set with named reference statistics (FVD, FAD): the protocol that
+    ``mova-eval reference build`` and a suite's ``references:`` use. ``reference build`` extracts features with
+    ``load_extractor`` + ``features`` (the run's code path and feature cache), stores them with ``extractor_id()``
+    and ``reference_meta(features)``; a run checks a loaded reference against ``extractor_id()``."""
+
+    __abstract__: ClassVar[bool] = True
+
+    @property
+    def protocol_name(self) -> str:
+        """The protocol the features follow (references record it; one built under another is refused)."""
+        raise NotImplementedError
+
+    def load_extractor(self) -> None:
+        """Load only the feature network (``load`` also loads the reference)."""
+        raise NotImplementedError
+
+    def load_reference(self) -> None:
+        """Load the reference statistics the options name, or raise MetricUnavailable with the build command."""
+        raise NotImplementedError
+
+    def extractor_id(self) -> dict[str, Any]:
+        """What identifies the features: protocol, network, weights sha256, preprocessing, version."""
+        raise NotImplementedError
+
+    def reference_meta(self, features: Sequence[np.ndarray]) -> dict[str, Any]:
+        """What ``reference build`` records beside the statistics (frame rates, sample rates…)."""
+        return {}
 
 
 def require_package(what: str, module: str, extra: str):

@@ -31,6 +31,7 @@ import math
 import os
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,8 @@ import numpy as np
 from mova_eval import weights
 from mova_eval.errors import MediaError, MetricUnavailable, NotApplicable, WeightsMissingError
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import Card, CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output, require_package
+from mova_eval.metrics.base import CATEGORY_MEAN, Card, ItemScore, Metric, MetricInfo, Output, require_package
+from mova_eval.metrics.options import option
 from mova_eval.spec import Clip, SuiteItem
 from mova_eval.weights import WeightSpec
 
@@ -334,7 +336,17 @@ def load_encoder(device: str = "cpu", checkpoint: str | None = None, tokenizer: 
 
 
 # ------------------------------------------------------------------------------------------- the metrics
+@dataclass(frozen=True)
+class ClapOptions:
+    """``metrics.options.clap.*`` / ``clap_mova.*``."""
+
+    seed: int = option(0, help="seed of the random 10 s crop of longer clips")
+    checkpoint: str | None = option(None, help="a CLAP checkpoint file instead of the registry's")
+    tokenizer: str | None = option(None, help="a roberta-base tokenizer folder instead of the default")
+
+
 class ClapScore(Metric):
+    Options = ClapOptions
     """``clap``: 48 kHz audio and the audio prompt (LAION-CLAP as intended)."""
 
     info = MetricInfo(
@@ -366,7 +378,7 @@ class ClapScore(Metric):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        self.seed = int(self.options.get("seed", 0))
+        self.seed = self.opts.seed
         self._enc: ClapEncoder | None = None
         self._text_cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -376,7 +388,7 @@ class ClapScore(Metric):
         require_package(self.info.name, "transformers", "audio")
         import transformers  # noqa: F401  (before anything could install a torchvision stand-in)
 
-        self._enc = load_encoder(self.device, self.options.get("checkpoint"), self.options.get("tokenizer"))
+        self._enc = load_encoder(self.device, self.opts.checkpoint, self.opts.tokenizer)
 
     def text_for(self, item: SuiteItem) -> str:
         for a in item.audio_prompts:

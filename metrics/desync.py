@@ -40,8 +40,17 @@ import numpy as np
 from mova_eval import weights
 from mova_eval.errors import ConfigError, MediaError
 from mova_eval.media import AudioPreset, VideoPreset
-from mova_eval.metrics.base import (Card, CATEGORY_MEAN, POOLED_MEAN, ItemScore, Metric, MetricInfo, Output,
-                                    require_package)
+from mova_eval.metrics.base import (
+    CATEGORY_MEAN,
+    POOLED_MEAN,
+    Card,
+    ItemScore,
+    Metric,
+    MetricInfo,
+    Output,
+    require_package,
+)
+from mova_eval.metrics.options import RUNTIME, option
 from mova_eval.spec import Clip, SuiteItem
 
 FPS = 25
@@ -203,7 +212,15 @@ def shared_network(device: str):
         return _NETS[key]
 
 
+@dataclass(frozen=True)
+class DeSyncOptions:
+    """``metrics.options.desync.*`` / ``desync_avgen.*``."""
+
+    video_batch: int = option(4, role=RUNTIME, help="clips' windows per Synchformer forward pass (speed/memory only)")
+
+
 class DeSyncMetric(Metric):
+    Options = DeSyncOptions
     """|offset| in seconds from Synchformer, MOVA/av-benchmark protocol (first and last 4.8 s of the first 7.9 s)."""
 
     protocol = MOVA
@@ -241,15 +258,9 @@ class DeSyncMetric(Metric):
             docs='docs/metrics/desync.md',
         ),
     )
-    _OPTIONS = {"video_batch"}
-
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        unknown = set(self.options) - self._OPTIONS
-        if unknown:
-            raise ConfigError(f"metrics.options.{self.info.name}: unknown option(s) {sorted(unknown)}; "
-                              f"known: {sorted(self._OPTIONS)}")
-        self.video_batch = int(self.options.get("video_batch", 4))
+        self.video_batch = self.opts.video_batch
         if self.video_batch < 1:
             raise ConfigError(f"metrics.options.{self.info.name}.video_batch must be ≥ 1, got {self.video_batch}")
         self._net = None

@@ -30,13 +30,16 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import dataclass
+from typing import Literal
 from pathlib import Path
 
 import numpy as np
 
 from mova_eval.errors import ConfigError, MissingDependencyError
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import Card, CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.base import CATEGORY_MEAN, Card, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.options import option
 from mova_eval.spec import Clip, SuiteItem
 
 SR = 16_000
@@ -145,7 +148,18 @@ class DnsmosModels:
         return out
 
 
+@dataclass(frozen=True)
+class DnsmosOptions:
+    """``metrics.options.dnsmos.*``."""
+
+    personalized: bool = option(False, help="the personalized (pDNSMOS) SIG/BAK/OVRL model")
+    decode: Literal["mova", "corrected"] = option("mova", help="mova: MOVA's s16 decode; corrected: float")
+    outputs: str | tuple[str, ...] = option(("dnsmos_p808",), help="which outputs to report (P.808 and/or P.835)")
+    all_items: bool = option(False, help="score every item with audio, not only items with speech")
+
+
 class DnsmosMetric(Metric):
+    Options = DnsmosOptions
     info = MetricInfo(
         name="dnsmos",
         outputs=(
@@ -183,22 +197,15 @@ class DnsmosMetric(Metric):
     )
 
     def __init__(self, options=None, device="cpu"):
+        if "mova_s16" in (options or {}):
+            raise ConfigError("metrics.options.dnsmos.mova_s16: unknown option ('mova_s16' is gone: decode: mova is "
+                              "MOVA's s16 decode); known: personalized, decode, outputs, all_items")
         super().__init__(options, device)
-        known = {"personalized", "decode", "outputs", "all_items"}
-        unknown = sorted(set(self.options) - known)
-        if unknown:
-            hint = " ('mova_s16' is gone: decode: mova is MOVA's s16 decode)" if "mova_s16" in unknown else ""
-            raise ConfigError(f"metrics.options.dnsmos: unknown option(s) {unknown}; known: {sorted(known)}{hint}")
-        self.personalized = bool(self.options.get("personalized", False))
-        self.all_items = bool(self.options.get("all_items", False))
-        self.decode = str(self.options.get("decode", "mova"))
-        if self.decode not in DECODES:
-            raise ConfigError(f"metrics.options.dnsmos.decode must be one of {sorted(DECODES)}, got {self.decode!r}")
+        self.personalized = self.opts.personalized
+        self.all_items = self.opts.all_items
+        self.decode = self.opts.decode
         names = [o.name for o in self.info.outputs]
-        wanted = self.options.get("outputs", ["dnsmos_p808"])
-        if isinstance(wanted, str):
-            wanted = [wanted]
-        wanted = list(wanted)
+        wanted = [self.opts.outputs] if isinstance(self.opts.outputs, str) else list(self.opts.outputs)
         bad = [w for w in wanted if w not in names]
         if bad or not wanted:
             raise ConfigError(f"metrics.options.dnsmos.outputs: {bad or 'empty'} not among {names}")

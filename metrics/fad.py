@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
 import numpy as np
@@ -38,8 +39,9 @@ from mova_eval import references, weights
 from mova_eval.errors import MetricUnavailable
 from mova_eval.media import AudioPreset
 from mova_eval.metrics import clap, frechet
-from mova_eval.metrics.base import SET_LEVEL, Card, MetricInfo, Output, SetLevelMetric, SetResult
+from mova_eval.metrics.base import SET_LEVEL, Card, MetricInfo, Output, ReferenceMetric, SetResult
 from mova_eval.metrics.features import vggish
+from mova_eval.metrics.options import SET, option
 from mova_eval.spec import Clip, SuiteItem
 
 SAMPLE_RATE = 16_000
@@ -47,7 +49,22 @@ MIN_SECONDS = 1.0
 PER_ITEM = "per_item"
 
 
-class _FADBase(SetLevelMetric):
+@dataclass(frozen=True)
+class FADOptions:
+    """``metrics.options.fad.*`` / ``fad_panns.*`` / ``fad_clap.*``. None changes the cached embeddings (the
+    protocol is fixed by the metric); all of them change only the set-level computation."""
+
+    reference: str | None = option(None, role=SET, help="NAME of reference statistics (mova-eval reference build), or per_item")
+    reference_from: str | None = option(None, role=SET, help="set by the runner: who chose the reference")
+    bootstrap: int | None = option(None, role=SET, help="bootstrap replicates for the CI (null: automatic)")
+    kid: bool = option(True, role=SET, help="also report KID")
+    seed: int = option(0, role=SET, help="seed of the bootstrap and KID subsets")
+    inf_steps: int = option(25, role=SET, help="FAD-∞: number of subset sizes in the fit")
+    inf_min_n: int = option(500, role=SET, help="FAD-∞: smallest subset size")
+
+
+class _FADBase(ReferenceMetric):
+    Options = FADOptions
     __abstract__ = True
     protocol: ClassVar[str]
     weights_name: ClassVar[str | None]
@@ -89,6 +106,10 @@ class _FADBase(SetLevelMetric):
         except references.ReferenceError as e:
             raise MetricUnavailable(metric, str(e).split(" — fix:")[0], e.command) from e
         self.reference = references.check(ref, metric, self.protocol, self.extractor_id())
+
+    @property
+    def protocol_name(self) -> str:
+        return self.protocol
 
     def extractor_id(self) -> dict:
         return {"protocol": self.protocol, "embedding": self.embedding, "sample_rate": self.sample_rate,

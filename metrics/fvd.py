@@ -26,15 +26,16 @@ import json
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
 from mova_eval import references, weights
-from mova_eval.errors import MediaError, MetricUnavailable
+from mova_eval.errors import ConfigError, MediaError, MetricUnavailable
 from mova_eval.metrics import frechet
-from mova_eval.metrics.base import SET_LEVEL, Availability, Card, MetricInfo, Output, SetLevelMetric, SetResult
+from mova_eval.metrics.base import SET_LEVEL, Availability, Card, MetricInfo, Output, ReferenceMetric, SetResult
 from mova_eval.metrics.features import i3d
+from mova_eval.metrics.options import SET, option
 from mova_eval.spec import Clip, SuiteItem
 
 NUM_FRAMES = 16
@@ -64,7 +65,23 @@ class ShortClipError(MediaError):
     """The clip has fewer frames than the protocol's window; it is excluded, never looped."""
 
 
-class FVD(SetLevelMetric):
+@dataclass(frozen=True)
+class FVDOptions:
+    """``metrics.options.fvd.*``. Only ``protocol``, ``fps`` and ``stride`` change the cached features."""
+
+    protocol: Literal["fvd_styleganv", "fvd_tf", "fvd_cdfvd"] = option(DEFAULT_PROTOCOL, help="feature protocol")
+    fps: float | None = option(None, help="resample the video to this frame rate first (null: as decoded)")
+    stride: int = option(1, help="take every stride-th frame of the 16")
+
+    reference: str | None = option(None, role=SET, help="NAME of reference statistics (mova-eval reference build)")
+    reference_from: str | None = option(None, role=SET, help="set by the runner: who chose the reference")
+    bootstrap: int | None = option(None, role=SET, help="bootstrap replicates for the CI (null: automatic)")
+    kid: bool = option(True, role=SET, help="also report KID")
+    seed: int = option(0, role=SET, help="seed of the bootstrap and KID subsets")
+
+
+class FVD(ReferenceMetric):
+    Options = FVDOptions
     info = MetricInfo(
         name="fvd",
         outputs=(Output("fvd", "lower", "", "Fréchet Video Distance to the reference statistics (I3D logits)"),
@@ -95,14 +112,15 @@ class FVD(SetLevelMetric):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        name = self.options.get("protocol", DEFAULT_PROTOCOL)
+        name = self.opts.protocol
         if name not in PROTOCOLS:
-            raise ValueError(f"fvd: unknown protocol {name!r}; choose one of {sorted(PROTOCOLS)}")
+            raise ConfigError(f"metrics.options.fvd.protocol: unknown protocol {name!r}; choose one of "
+                              f"{sorted(PROTOCOLS)}")
         self.protocol = PROTOCOLS[name]
-        self.fps = self.options.get("fps")
-        self.stride = int(self.options.get("stride", 1))
+        self.fps = self.opts.fps
+        self.stride = self.opts.stride
         if self.stride < 1:
-            raise ValueError(f"fvd: stride must be ≥ 1, got {self.stride}")
+            raise ConfigError(f"metrics.options.fvd.stride must be ≥ 1, got {self.stride}")
         self.model = None
         self.reference = None
 
@@ -139,6 +157,10 @@ class FVD(SetLevelMetric):
     def load(self) -> None:
         self.load_extractor()
         self.load_reference()
+
+    @property
+    def protocol_name(self) -> str:
+        return self.protocol.name
 
     def extractor_id(self) -> dict:
         return {"protocol": self.protocol.name, "weights": self.protocol.weights,

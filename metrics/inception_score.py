@@ -22,7 +22,8 @@ resampled with soxr (MOVA used ffmpeg's resampler, see docs/metrics/is_kl.md).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Literal, Sequence
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from mova_eval.errors import MediaError
 from mova_eval.media import AudioPreset
 from mova_eval.metrics.base import SET_LEVEL, Card, MetricInfo, Output, SetLevelMetric, SetResult, require_package
 from mova_eval.metrics.features import panns  # light: registers the Cnn14 weights; torch loads lazily
+from mova_eval.metrics.options import SET, option, token_part
 from mova_eval.spec import Clip, SuiteItem
 
 MODES = ("mova", "av_bench")
@@ -67,7 +69,19 @@ def split_is(logits: np.ndarray, splits: int = 10, seed: int = 2020, shuffle: bo
     return float(s.mean()), float(s.std(ddof=1)) if splits > 1 else math.nan
 
 
+@dataclass(frozen=True)
+class ISOptions:
+    """``metrics.options.is.*``."""
+
+    mode: Literal["mova", "av_bench"] = option("mova", help="mova: 32 kHz sigmoid probabilities, one split; "
+                                                          "av_bench: 16 kHz logits, several splits")
+    splits: int | None = option(None, role=SET, help="number of splits (null: 1 in mode mova, 10 in av_bench)")
+    seed: int = option(2020, role=SET, help="seed of the split shuffle")
+    duration: float | None = option(None, help="av_bench: cut to this many seconds (null: whole clip)")
+
+
 class InceptionScore(SetLevelMetric):
+    Options = ISOptions
     info = MetricInfo(
         name="is",
         outputs=(
@@ -104,12 +118,10 @@ class InceptionScore(SetLevelMetric):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        self.mode = self.options.get("mode", "mova")
-        if self.mode not in MODES:
-            raise ValueError(f"is: mode must be one of {MODES}, got {self.mode!r}")
-        self.splits = int(self.options.get("splits", 1 if self.mode == "mova" else 10))
-        self.seed = int(self.options.get("seed", 2020))
-        self.duration = self.options.get("duration")  # av_bench: cut to this many seconds (None = whole clip)
+        self.mode = self.opts.mode
+        self.splits = self.opts.splits if self.opts.splits is not None else (1 if self.mode == "mova" else 10)
+        self.seed = self.opts.seed
+        self.duration = self.opts.duration
         # MOVA: `all` = mean of category IS; av-benchmark: a statistic over every clip
         self.all_is_category_mean = self.mode == "mova"
         self._model = None
@@ -124,7 +136,8 @@ class InceptionScore(SetLevelMetric):
         from mova_eval import weights
 
         name = "panns_cnn14_32k" if self.mode == "mova" else "panns_cnn14_16k"
-        return json.dumps({"v": self.info.version, "opt": self.options, "w": weights.fingerprint(name)}, sort_keys=True)
+        return json.dumps({"v": self.info.version, "opt": token_part(self.opts), "w": weights.fingerprint(name)},
+                          sort_keys=True)
 
     def load(self) -> None:
         require_package("is", "torch", "audio")

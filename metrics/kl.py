@@ -13,13 +13,15 @@ Silence is scored; tracks shorter than Cnn14's 32 STFT frames (0.31 s) are rejec
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
 from mova_eval.errors import MediaError
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import Card, POOLED_MEAN, ItemScore, Metric, MetricInfo, Output, require_package
+from mova_eval.metrics.base import POOLED_MEAN, Card, ItemScore, Metric, MetricInfo, Output, require_package
 from mova_eval.metrics.features import panns  # light: registers the Cnn14 weights; torch loads lazily
+from mova_eval.metrics.options import option
 from mova_eval.spec import Clip, SuiteItem
 
 SAMPLE_RATE = 16000
@@ -37,7 +39,15 @@ def kl_softmax(ref_logits: np.ndarray, gen_logits: np.ndarray) -> np.ndarray:
     return (np.exp(lr) * (lr - lg)).sum(axis=-1)
 
 
+@dataclass(frozen=True)
+class KLOptions:
+    """``metrics.options.kl.*``."""
+
+    duration: float | None = option(None, help="cut both clips to this many seconds (null: whole clip)")
+
+
 class KLPanns(Metric):
+    Options = KLOptions
     info = MetricInfo(
         name="kl",
         outputs=(Output("kl_panns", "lower", "nats", "KL(reference ‖ generated) over PANNs AudioSet softmax"),),
@@ -64,7 +74,7 @@ class KLPanns(Metric):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        self.duration = self.options.get("duration")
+        self.duration = self.opts.duration
         self._model = None
         self._ref_logits: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()

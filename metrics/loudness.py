@@ -13,19 +13,30 @@ which ``details`` keeps as ``rms_linear``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from mova_eval.errors import MediaError
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import Card, CATEGORY_MEAN, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.base import CATEGORY_MEAN, Card, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.options import option
 from mova_eval.spec import Clip, SuiteItem
 
 SAMPLE_RATE = 48_000
 BLOCK_S = 0.4
 
 
+@dataclass(frozen=True)
+class LoudnessOptions:
+    """``metrics.options.loudness.*`` (a wrong key or type is a ConfigError listing these)."""
+
+    mode: Literal["mova", "bs1770"] = option("mova", help="mova: mono mixdown as the toolkit; bs1770: per channel")
+
+
 class LoudnessMetric(Metric):
+    Options = LoudnessOptions
     info = MetricInfo(
         name="loudness",
         outputs=(
@@ -51,16 +62,10 @@ class LoudnessMetric(Metric):
         ),
     )
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
-        self.mode = self.options.get("mode", "mova")
-        if self.mode not in ("mova", "bs1770"):
-            raise ValueError(f"loudness: mode must be 'mova' or 'bs1770', got {self.mode!r}")
-
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
         import pyloudnorm
 
-        mono = self.mode == "mova"
+        mono = self.opts.mode == "mova"
         x = clip.audio_for(AudioPreset(SAMPLE_RATE, mono=mono, name="loudness48k"))
         n = x.shape[-1]
         if n < BLOCK_S * SAMPLE_RATE:
@@ -80,4 +85,4 @@ class LoudnessMetric(Metric):
         else:
             values["rms_dbfs"] = math.nan
             errors["rms_dbfs"] = "audio is digital silence (RMS 0)"
-        return ItemScore(values, details={"rms_linear": math.sqrt(ms), "mode": self.mode}, errors=errors)
+        return ItemScore(values, details={"rms_linear": math.sqrt(ms), "mode": self.opts.mode}, errors=errors)

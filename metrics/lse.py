@@ -28,14 +28,24 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from mova_eval import weights
 from mova_eval.errors import ConfigError, MediaError
 from mova_eval.media import AudioPreset, frame_indices
-from mova_eval.metrics.base import (Card, POOLED_MEAN, Availability, ItemScore, Metric, MetricInfo, Output,
-                                    require_package)
+from mova_eval.metrics.base import (
+    POOLED_MEAN,
+    Availability,
+    Card,
+    ItemScore,
+    Metric,
+    MetricInfo,
+    Output,
+    require_package,
+)
+from mova_eval.metrics.options import RUNTIME, option
 from mova_eval.spec import Clip, SuiteItem
 
 FPS = 25
@@ -417,7 +427,27 @@ class _FrameView:
         return (self.video[i] for i in self.idx)
 
 
+@dataclass(frozen=True)
+class LSEOptions:
+    """``metrics.options.lse.*``."""
+
+    mode: Literal["mova", "syncnet"] = option("mova", help="protocol: mova (min track 20) or syncnet (100)")
+    detector: Literal["s3fd"] | None = option(None, role=RUNTIME, help="accepted only as the metric's own detector (s3fd), so it "
+                                                          "changes nothing; MediaPipe is the metric lse_mediapipe")
+
+
+@dataclass(frozen=True)
+class LSEMediapipeOptions(LSEOptions):
+    """``metrics.options.lse_mediapipe.*``."""
+
+    detector: Literal["mediapipe"] | None = option(None, role=RUNTIME, help="accepted only as mediapipe (it changes "
+                                                                             "nothing)")
+    min_confidence: float = option(0.5, help="MediaPipe face detection confidence threshold")
+    model_selection: int = option(1, help="MediaPipe model: 0 short range, 1 full range")
+
+
 class LSEMetric(Metric):
+    Options = LSEOptions
     """Per-clip LSE-C and LSE-D with S3FD faces (the MOVA toolkit's pipeline)."""
 
     detector = "s3fd"
@@ -458,15 +488,19 @@ class LSEMetric(Metric):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        self.mode = self.options.get("mode", "mova")
-        if self.mode not in MODES:
-            raise ConfigError(f"{self.info.name}: mode must be one of {sorted(MODES)}, got {self.mode!r}")
-        if "detector" in self.options and self.options["detector"] != self.detector:
+        self.mode, self.params = self._protocol()
+        if self.opts.detector is not None and self.opts.detector != self.detector:
             raise ConfigError(f"{self.info.name} always uses the {self.detector} detector; "
                               f"use the metric 'lse_mediapipe' (outputs lse_c_mediapipe/lse_d_mediapipe) for MediaPipe")
-        self.params = MODES[self.mode]
         self._syncnet = self._s3fd = None
         self._lock = threading.Lock()
+
+    def _protocol(self) -> tuple[str, Params]:
+        """The protocol's name and parameters (here: ``metrics.options.<metric>.mode``)."""
+        mode = self.opts.mode
+        if mode not in MODES:
+            raise ConfigError(f"metrics.options.{self.info.name}.mode must be one of {sorted(MODES)}, got {mode!r}")
+        return mode, MODES[mode]
 
     @classmethod
     def availability(cls) -> Availability:
@@ -528,6 +562,7 @@ class LSEMetric(Metric):
 
 class LSEMediapipeMetric(LSEMetric):
     """LSE with MediaPipe's weight-free face detector instead of S3FD: not comparable with published LSE numbers."""
+    Options = LSEMediapipeOptions
 
     detector = "mediapipe"
     info = MetricInfo(
@@ -559,5 +594,5 @@ class LSEMediapipeMetric(LSEMetric):
 
     def _detect(self, frames):
         with self._lock:  # a MediaPipe graph is not thread-safe; one at a time
-            return mediapipe_detect(frames, min_confidence=float(self.options.get("min_confidence", 0.5)),
-                                    model_selection=int(self.options.get("model_selection", 1)))
+            return mediapipe_detect(frames, min_confidence=self.opts.min_confidence,
+                                    model_selection=self.opts.model_selection)

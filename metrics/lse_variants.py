@@ -21,11 +21,15 @@ crops) are listed in docs/metrics/lse.md and docs/metrics/lse_variants.md.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Literal
+from dataclasses import dataclass
 
 from mova_eval.errors import ConfigError
 from mova_eval.metrics.base import CORPUS, POOLED_MEAN, Card, ItemScore, MetricInfo, Output, Ratio
 from mova_eval.metrics.lse import ClipResult, LSEMetric, Params
+from mova_eval.metrics.options import RUNTIME, option
 from mova_eval.spec import Clip
 
 LATENTSYNC = Params(min_track=50)
@@ -33,23 +37,36 @@ AVGEN = Params(min_track=30)
 AVGEN_TRACK_CONF_TH = 5.0  # AVGen-Bench batch_eval.py's default --conf_th (its README example passes 1.0)
 
 
+@dataclass(frozen=True)
+class VariantOptions:
+    """``metrics.options.lse_latentsync.*`` (the variant fixes its protocol, so there is no ``mode``)."""
+
+    detector: Literal["s3fd"] | None = option(None, role=RUNTIME, help="accepted only as s3fd, the variants' one detector (it "
+                                                          "changes nothing)")
+
+
+@dataclass(frozen=True)
+class AVGenOptions(VariantOptions):
+    """``metrics.options.lipsync_offset_avgen.*``."""
+
+    track_conf_th: float = option(AVGEN_TRACK_CONF_TH, help="tracks below this SyncNet confidence are dropped")
+
+
 class _VariantBase(LSEMetric):
     __abstract__ = True
     variant: str
     variant_params: Params
-    _OPTIONS: frozenset = frozenset({"detector"})
+    Options = VariantOptions
 
     def __init__(self, options=None, device="cpu"):
-        opts = dict(options or {})
-        unknown = set(opts) - set(self._OPTIONS)
-        if unknown:
-            hint = " (the variant fixes its protocol; use the metric 'lse' for MOVA's modes)" if "mode" in unknown else ""
-            raise ConfigError(f"metrics.options.{self.info.name}: unknown option(s) {sorted(unknown)}{hint}; "
-                              f"known: {sorted(self._OPTIONS)}")
-        super().__init__({k: v for k, v in opts.items() if k == "detector"}, device)
-        self.options = opts
-        self.mode = self.variant
-        self.params = self.variant_params
+        if "mode" in (options or {}):
+            raise ConfigError(f"metrics.options.{self.info.name}.mode: unknown option (the variant fixes its "
+                              f"protocol; use the metric 'lse' for MOVA's modes); known: "
+                              f"{', '.join(f.name for f in dataclasses.fields(type(self).Options))}")
+        super().__init__(options, device)
+
+    def _protocol(self) -> tuple[str, Params]:
+        return self.variant, self.variant_params
 
     def _tracks(self, res: ClipResult) -> list[dict]:
         return [{"start": int(t.frames[0]), "end": int(t.frames[-1]) + 1,
@@ -115,7 +132,7 @@ class LipsyncOffsetAVGenMetric(_VariantBase):
 
     variant = "avgen"
     variant_params = AVGEN
-    _OPTIONS = frozenset({"detector", "track_conf_th"})
+    Options = AVGenOptions
     info = MetricInfo(
         name="lipsync_offset_avgen",
         outputs=(Output("lipsync_offset_avgen", "lower", "frames",
@@ -148,11 +165,7 @@ class LipsyncOffsetAVGenMetric(_VariantBase):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        th = self.options.get("track_conf_th", AVGEN_TRACK_CONF_TH)
-        try:
-            self.track_conf_th = float(th)
-        except (TypeError, ValueError):
-            raise ConfigError(f"metrics.options.{self.info.name}.track_conf_th must be a number, got {th!r}") from None
+        th = self.track_conf_th = self.opts.track_conf_th
         if not math.isfinite(self.track_conf_th):
             raise ConfigError(f"metrics.options.{self.info.name}.track_conf_th must be finite, got {th!r}")
 

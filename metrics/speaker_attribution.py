@@ -29,12 +29,15 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Literal, Sequence
 
 import numpy as np
 
 from mova_eval.errors import ConfigError, MissingDependencyError
 from mova_eval.metrics.base import CORPUS, Card, ItemScore, Metric, MetricInfo, Output, Ratio
+from mova_eval.metrics.features.asr import AsrOptions
+from mova_eval.metrics.options import option
 from mova_eval.spec import Clip, SuiteItem
 
 SR = 16_000
@@ -245,28 +248,35 @@ def cluster(embs: np.ndarray, n_speakers: int | None, distance_threshold: float)
 # ----------------------------------------------------------------------------------------------- metric
 
 
+@dataclass(frozen=True)
+class CpErrorRateOptions(AsrOptions):
+    """``metrics.options.cpwer.*`` / ``cpcer.*``: the ASR options plus the diarisation settings."""
+
+    num_speakers: Literal["reference", "estimate"] = option("reference", help="cluster into the reference's speaker "
+                                                                               "count, or estimate it")
+    distance_threshold: float = option(0.25, help="cosine distance cut when estimating the speaker count")
+    min_silence_ms: int = option(250, help="silero-vad minimum silence between segments")
+    vad_threshold: float = option(0.5, help="silero-vad speech probability threshold")
+    t2s: bool = option(False, help="convert traditional to simplified Chinese before scoring")
+    split_turns: bool = option(True, help="split VAD segments at speaker changes")
+    min_turn_s: float = option(0.5, help="shortest speaker turn kept when splitting")
+
+
 class _CpErrorRate(Metric):
     __abstract__ = True
+    Options = CpErrorRateOptions
     language: str = "en"
     unit: str = "word"
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        from mova_eval.metrics.features.asr import AsrConfig, check_options
+        from mova_eval.metrics.features.asr import AsrConfig
 
-        check_options(self.info.name, self.options,
-                      ("num_speakers", "distance_threshold", "min_silence_ms", "vad_threshold", "t2s",
-                       "split_turns", "min_turn_s"))
+        o = self.opts
         self.asr = AsrConfig.from_options(self.options, device)
-        self.mode = self.options.get("num_speakers", "reference")
-        if self.mode not in ("reference", "estimate"):
-            raise ConfigError(f"{self.info.name}: num_speakers must be 'reference' or 'estimate', got {self.mode!r}")
-        self.threshold = float(self.options.get("distance_threshold", 0.25))
-        self.min_silence_ms = int(self.options.get("min_silence_ms", 250))
-        self.vad_threshold = float(self.options.get("vad_threshold", 0.5))
-        self.t2s = bool(self.options.get("t2s", False))
-        self.split_turns = bool(self.options.get("split_turns", True))
-        self.min_turn_s = float(self.options.get("min_turn_s", 0.5))
+        self.mode = o.num_speakers
+        self.threshold, self.min_silence_ms, self.vad_threshold = o.distance_threshold, o.min_silence_ms, o.vad_threshold
+        self.t2s, self.split_turns, self.min_turn_s = o.t2s, o.split_turns, o.min_turn_s
         if self.min_turn_s < 0:
             raise ConfigError(f"{self.info.name}: min_turn_s must be ≥ 0, got {self.min_turn_s}")
 

@@ -22,12 +22,16 @@ talking clips. A Chinese item with an English-only model
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from mova_eval.errors import ConfigError, NotApplicable
+from mova_eval.errors import NotApplicable
 from mova_eval.media import AudioPreset
 from mova_eval.metrics.base import CORPUS, Card, ItemScore, Metric, MetricInfo, Output, Ratio
+from mova_eval.metrics.features.asr import AsrOptions
+from mova_eval.metrics.options import option
 from mova_eval.spec import Clip, SuiteItem
 
 ASR_PRESET = AudioPreset(16_000, mono=True, name="asr16k")
@@ -61,10 +65,20 @@ def silence_reason(audio: np.ndarray) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class ErrorRateOptions(AsrOptions):
+    """``metrics.options.wer.*`` / ``cer.*``: the ASR options plus these."""
+
+    empty_hypothesis: Literal["score", "nan"] = option("score", help="a silent clip or empty transcript: score it "
+                                                                      "as all deletions, or nan (excluded)")
+    t2s: bool = option(False, help="convert traditional to simplified Chinese before scoring")
+
+
 class _ErrorRate(Metric):
     """Shared WER/CER body; subclasses fix the language, the unit and the output name."""
 
     __abstract__ = True
+    Options = ErrorRateOptions
     language: str = "en"
     unit: str = "word"
 
@@ -73,14 +87,11 @@ class _ErrorRate(Metric):
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        from mova_eval.metrics.features.asr import AsrConfig, check_options
+        from mova_eval.metrics.features.asr import AsrConfig
 
-        check_options(self.info.name, self.options, ("empty_hypothesis", "t2s"))
         self.asr = AsrConfig.from_options(self.options, device)
-        self.empty = self.options.get("empty_hypothesis", "score")
-        if self.empty not in ("nan", "score"):
-            raise ConfigError(f"{self.info.name}: empty_hypothesis must be 'nan' or 'score', got {self.empty!r}")
-        self.t2s = bool(self.options.get("t2s", False))
+        self.empty = self.opts.empty_hypothesis
+        self.t2s = self.opts.t2s
 
     def load(self) -> None:
         from mova_eval.metrics.features import asr

@@ -43,20 +43,23 @@ def build(name: str, metric: str, source: str | Path, *, protocol: str | None = 
     from mova_eval.cache import Cache, make_key
     from mova_eval.errors import ConfigError
     from mova_eval.metrics import frechet
-    from mova_eval.registry import get_metric_class
+    from mova_eval.metrics.base import ReferenceMetric
+    from mova_eval.metrics.options import known_keys
+    from mova_eval.registry import get_metric_class, metric_classes
     from mova_eval.spec import SuiteItem
 
     references.check_name(name)
     if references.exists(name) and not force:
         raise references.ReferenceError(f"reference {name!r} already exists; pass --force to replace it")
     cls = get_metric_class(metric)
-    if not hasattr(cls, "load_extractor") or not hasattr(cls, "extractor_id"):
-        raise ConfigError(f"metric {metric!r} does not use reference statistics (fvd, fad, fad_panns, fad_clap do)")
+    if not issubclass(cls, ReferenceMetric):
+        users = ", ".join(n for n, c in metric_classes().items() if issubclass(c, ReferenceMetric))
+        raise ConfigError(f"metric {metric!r} does not use reference statistics ({users} do)")
     opts = dict(options or {})
-    if protocol:
+    if protocol and "protocol" in known_keys(cls.Options):  # FVD chooses its protocol; FAD's is fixed per metric
         opts["protocol"] = protocol
     m = cls(opts, device=device)
-    actual_protocol = getattr(getattr(m, "protocol", None), "name", None) or getattr(m, "protocol", None)
+    actual_protocol = m.protocol_name
     if protocol and protocol != actual_protocol:
         raise ConfigError(f"metric {metric!r} has protocol {actual_protocol!r}; --protocol {protocol!r} does not apply")
     folder = Path(source)
@@ -89,8 +92,7 @@ def build(name: str, metric: str, source: str | Path, *, protocol: str | None = 
             "n_clips": len(rows), "n_vectors": stats.n, "dim": stats.dim, "source": str(folder.resolve()),
             "files": used, "excluded": excluded, "options": opts,
             "sample_size_warning": frechet.sample_size_warning(stats.n, stats.dim) or None}
-    if hasattr(m, "reference_meta"):
-        meta.update(m.reference_meta(feats))
+    meta.update(m.reference_meta(feats))
     references.save(name, meta, stats, x, clip_index, force=force)
     return meta
 

@@ -64,16 +64,17 @@ def with_suite_references(metrics_cfg: dict, suite) -> dict:
     taken from the suite's declared ``references`` ({metric: NAME}); an explicit option wins. Filled entries get
     ``reference_from: suite <name>`` so the note and the run log say which source was used. A suite naming a
     metric that takes no reference statistics is a configuration error."""
-    declared = dict(getattr(suite, "references", None) or {})
+    declared = dict(suite.references or {})
     if not declared:
         return metrics_cfg
     from mova_eval.errors import ConfigError
+    from mova_eval.metrics.base import ReferenceMetric
     from mova_eval.registry import metric_classes
 
     classes = metric_classes()
-    wrong = [m for m in declared if m not in classes or not hasattr(classes[m], "load_reference")]
+    wrong = [m for m in declared if m not in classes or not issubclass(classes[m], ReferenceMetric)]
     if wrong:
-        users = sorted(m for m, c in classes.items() if hasattr(c, "load_reference"))
+        users = sorted(m for m, c in classes.items() if issubclass(c, ReferenceMetric))
         raise ConfigError(f"suite {suite.name!r} declares references for {wrong}, which take no reference "
                           f"statistics (metrics that do: {users})")
     out = dict(metrics_cfg)

@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 
 from mova_eval.errors import RegistryKeyError
 
-_SKIP_MODULES = {"base", "frechet", "stats"}
+_SKIP_MODULES = {"base", "frechet", "options", "stats"}
 
 
 def _iter_modules(package: str):

@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from mova_eval import media, references, stats
 from mova_eval.cache import Cache, atomic_write_text, make_key
-from mova_eval.errors import ConfigError, MediaError, MovaEvalError, storage_error
+from mova_eval.errors import (ConfigError, MediaError, MetricUnavailable, MissingDependencyError, MovaEvalError,
+                              RegistryKeyError, WeightsMissingError, storage_error)
 from mova_eval.metrics.base import CORPUS, ItemScore, Metric, SetLevelMetric, SetResult
 from mova_eval.registry import get_generator_class, get_metric_class, metric_classes
 from mova_eval.results import (FeatureRow, ItemLog, ItemRow, MetricStatus, RuleFailure, RunLock, RunLog,
@@ -78,12 +79,18 @@ class MetricPlan:
     failed_requested: dict[str, str] = field(default_factory=dict)  # explicitly asked for but cannot run → reason
 
 
+_WITH_COMMAND = (MissingDependencyError, MetricUnavailable, WeightsMissingError)  # errors that carry the fix
+
+
 def select_metrics(mcfg: dict, device: str) -> MetricPlan:
     """Instantiate the requested metrics. With ``only`` unset, every metric that can run here; a metric the user
     named explicitly but which cannot run records NaN with its reason on every item it applies to."""
-    only = mcfg.get("only")
-    exclude = set(mcfg.get("exclude") or [])
+    only = _names(mcfg.get("only"), "metrics.only")
+    exclude = set(_names(mcfg.get("exclude"), "metrics.exclude") or [])
     options = mcfg.get("options") or {}
+    unknown = [n for n in [*(only or []), *exclude] if n not in metric_classes()]
+    if unknown:
+        raise RegistryKeyError("metric", unknown[0], list(metric_classes()))
     unknown_opts = [k for k in options if k not in metric_classes()]
     if unknown_opts:
         raise ConfigError(f"metrics.options names unknown metric(s) {unknown_opts}; known: {list(metric_classes())}")
@@ -106,7 +113,7 @@ def select_metrics(mcfg: dict, device: str) -> MetricPlan:
                 plan.metrics.append(metric)
             except (MovaEvalError, ImportError) as e:
                 status.available, status.reason = False, str(e)
-                status.command = getattr(e, "command", None)
+                status.command = e.command if isinstance(e, _WITH_COMMAND) else None
             except Exception as e:  # a corrupt or wrong-shape checkpoint: this metric cannot run, the others go on
                 status.available = False
                 status.reason = f"loading failed ({type(e).__name__}: {e}); is a weights file damaged or of " \
@@ -135,6 +142,18 @@ def _unverified_weights(names: Iterable[str]) -> str | None:
         if want is not None and have != "absent" and have != want:
             return f"weights {w!r} have sha256 {have}, expected {want} (damaged or replaced file)"
     return None
+
+
+def _names(value, key: str) -> list[str] | None:
+    """A list of metric names from ``metrics.only``/``exclude``: a list, or one name or ``a,b`` as a string
+    (``metrics.only=loudness`` without brackets; iterating the string would ask for metrics 'l', 'o'…)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [n.strip() for n in value.split(",") if n.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(n, str) for n in value):
+        return list(value)
+    raise ConfigError(f"{key} must be a metric name or a list of names (e.g. {key}=[loudness,wer]), got {value!r}")
 
 
 def plan_requests(suite: Suite, seeds: Iterable[int], gen_cfg: dict) -> list[GenRequest]:

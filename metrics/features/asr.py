@@ -25,12 +25,13 @@ import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import numpy as np
 
 from mova_eval.cache import Cache, make_key
 from mova_eval.errors import ConfigError, MetricUnavailable, MissingDependencyError
+from mova_eval.metrics.options import RUNTIME, option
 
 SAMPLE_RATE = 16_000
 DEFAULT_MODEL = "tiny.en"
@@ -58,7 +59,8 @@ class AsrConfig:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], device: str = "cpu") -> "AsrConfig":
-        opts = {k: v for k, v in options.items() if k in cls.KEYS}
+        """From a metric's options; an option left null takes the default above."""
+        opts = {k: v for k, v in options.items() if k in cls.KEYS and v is not None}
         opts.setdefault("device", "cuda" if str(device).startswith("cuda") else "cpu")
         cfg = cls(**opts)
         if cfg.backend not in ("faster-whisper", "openai-whisper"):
@@ -78,12 +80,19 @@ class AsrConfig:
                 "temperature": self.temperature, "vad_filter": self.vad_filter}
 
 
-def check_options(metric: str, options: Mapping[str, Any], own: tuple[str, ...]) -> None:
-    """A misspelt option must not silently fall back to a default (it would still change the cache key)."""
-    unknown = sorted(set(options) - set(AsrConfig.KEYS) - set(own))
-    if unknown:
-        raise ConfigError(f"metrics.options.{metric}: unknown option(s) {unknown}; "
-                          f"known: {sorted(set(AsrConfig.KEYS) | set(own))}")
+@dataclass(frozen=True)
+class AsrOptions:
+    """The transcriber options every ASR-based metric takes (``metrics.options.<metric>.*``); null = AsrConfig's
+    default (faster-whisper tiny.en, the run's device, int8 on CPU / float16 on CUDA, beam 5, temperature 0)."""
+
+    backend: Literal["faster-whisper", "openai-whisper"] | None = option(None, help="ASR backend")
+    model: str | None = option(None, help=f"Whisper model name or local folder (default {DEFAULT_MODEL})")
+    device: str | None = option(None, help="device for the ASR model (default: runtime.device)")
+    compute_type: str | None = option(None, help="CTranslate2 compute type (default int8 on CPU, float16 on CUDA)")
+    cpu_threads: int | None = option(None, role=RUNTIME, help="CPU threads of the ASR model (default 2)")
+    beam_size: int | None = option(None, help="beam size (default 5)")
+    temperature: float | None = option(None, help="decoding temperature (default 0)")
+    vad_filter: bool | None = option(None, help="faster-whisper's VAD filter (default off)")
 
 
 def bundled_model_path() -> Path:

@@ -47,8 +47,20 @@ def test_config_errors_exit_2_with_a_message(capsys):
     assert "Did you mean 'loudness'" in capsys.readouterr().err
 
 
-def test_weights_list_runs(capsys):
+def test_weights_list_names_every_registered_checkpoint(capsys):
+    from mova_eval import weights
+
     assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    assert weights.registry()
+    for name, spec in weights.registry().items():
+        assert f"{name}\n  file: {spec.filename}" in out and spec.urls[0] in out
+
+
+def test_a_mistyped_metric_option_exits_2_naming_the_key(capsys):
+    assert main(["run", "metrics.only=loudness", "+metrics.options.loudness.mdoe=mova"]) == 2
+    err = capsys.readouterr().err
+    assert "metrics.options.loudness.mdoe: unknown option; known: mode" in err and "Traceback" not in err
 
 
 
@@ -58,5 +70,7 @@ def test_listing_composes_presets_that_leave_values_to_the_user():
 
     cfg = compose(["generator=directory", "generator.path=???"], require_all=False)
     assert cfg["generator"]["name"] == "directory" and cfg["generator"]["path"] == "???"
-    with pytest.raises(Exception, match="generator.path is required"):
+    from mova_eval.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="generator.path is required"):
         compose(["generator=directory", "generator.path=???"])

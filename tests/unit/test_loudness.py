@@ -55,5 +55,9 @@ def test_audio_shorter_than_a_block_is_an_error():
 
 
 def test_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match="mode"):
+    from mova_eval.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"metrics\.options\.loudness\.mode must be 'mova' or 'bs1770', got 'ebu'"):
         LoudnessMetric({"mode": "ebu"})
+    with pytest.raises(ConfigError, match=r"metrics\.options\.loudness\.mdoe: unknown option; known: mode"):
+        LoudnessMetric({"mdoe": "mova"})
