@@ -38,7 +38,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal
 
 import numpy as np
 
@@ -47,6 +49,7 @@ from mova_eval.errors import ConfigError, MediaError, WeightsMissingError
 from mova_eval.media import AudioPreset, VideoPreset
 from mova_eval.metrics.base import (CATEGORY_MEAN, POOLED_MEAN, Availability, Card, ItemScore, Metric, MetricInfo,
                                     Output, require_package)
+from mova_eval.metrics.options import RUNTIME, option
 from mova_eval.spec import Clip, SuiteItem
 
 SAMPLE_RATE = 16_000
@@ -175,6 +178,15 @@ def audio_clips(clip: Clip):
     return mels, details
 
 
+@dataclass(frozen=True)
+class IBScoreOptions:
+    """``metrics.options.ib_score.*``."""
+
+    scale: Literal[1, 100] = option(1, help="1: cosine as MOVA reports it; 100: ×100 (outputs named *_x100)")
+    text_truncate: Literal["cut", "eot"] = option("cut", help="JavisBench text truncation rule (its own outputs)")
+    video_batch: int = option(3, role=RUNTIME, help="clips per forward pass (speed/memory only)")
+
+
 class IBScoreMetric(Metric):
     """ImageBind huge: audio–video cosine (MOVA protocol) and JavisBench's text–video / text–audio cosines."""
 
@@ -217,22 +229,12 @@ class IBScoreMetric(Metric):
             docs="docs/metrics/ib_score.md",
         ),
     )
-    _OPTIONS = {"scale", "text_truncate", "video_batch"}
+    Options = IBScoreOptions
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        unknown = set(self.options) - self._OPTIONS
-        if unknown:
-            raise ConfigError(f"metrics.options.ib_score: unknown option(s) {sorted(unknown)}; "
-                              f"known: {sorted(self._OPTIONS)}")
-        self.scale = self.options.get("scale", 1)
-        if self.scale not in (1, 100) or isinstance(self.scale, bool):
-            raise ConfigError(f"metrics.options.ib_score.scale must be 1 or 100, got {self.scale!r}")
-        self.truncate = self.options.get("text_truncate", "cut")
-        if self.truncate not in ("cut", "eot"):
-            raise ConfigError(f"metrics.options.ib_score.text_truncate must be 'cut' or 'eot', got {self.truncate!r}")
-        self.video_batch = self.options.get("video_batch", 3)
-        if not isinstance(self.video_batch, int) or isinstance(self.video_batch, bool) or self.video_batch < 1:
+        self.scale, self.truncate, self.video_batch = self.opts.scale, self.opts.text_truncate, self.opts.video_batch
+        if self.video_batch < 1:
             raise ConfigError(f"metrics.options.ib_score.video_batch must be an integer ≥ 1, got {self.video_batch!r}")
         # the outputs this instance reports: their names carry the scale and the truncation rule
         self.info = dataclasses.replace(type(self).info, outputs=_outputs(self.scale, self.truncate))
@@ -393,6 +395,13 @@ def javis_score(net, clip: Clip, *, device: str = "cpu", batch: int = 8) -> tupl
     return float(np.mean(per_window)), details
 
 
+@dataclass(frozen=True)
+class JavisOptions:
+    """``metrics.options.javis_score.*``."""
+
+    video_batch: int = option(8, role=RUNTIME, help="frames per ViT-H forward pass (speed/memory only)")
+
+
 class JavisScoreMetric(Metric):
     """JavisBench's JavisScore: per 2 s window (1.5 s overlap), the mean of the lowest 40 % frame–audio cosines."""
 
@@ -420,16 +429,12 @@ class JavisScoreMetric(Metric):
             docs="docs/metrics/ib_score.md",
         ),
     )
-    _OPTIONS = {"video_batch"}
+    Options = JavisOptions
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        unknown = set(self.options) - self._OPTIONS
-        if unknown:
-            raise ConfigError(f"metrics.options.javis_score: unknown option(s) {sorted(unknown)}; "
-                              f"known: {sorted(self._OPTIONS)}")
-        self.video_batch = self.options.get("video_batch", 8)
-        if not isinstance(self.video_batch, int) or isinstance(self.video_batch, bool) or self.video_batch < 1:
+        self.video_batch = self.opts.video_batch
+        if self.video_batch < 1:
             raise ConfigError(f"metrics.options.javis_score.video_batch must be an integer ≥ 1, "
                               f"got {self.video_batch!r}")
         self._net = None

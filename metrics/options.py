@@ -66,8 +66,8 @@ def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
     origin = typing.get_origin(tp)
     if tp is Any:
         return True, value
-    if origin is Literal:
-        return (value in typing.get_args(tp)), value
+    if origin is Literal:  # True == 1, so the type must match as well
+        return any(value == a and type(value) is type(a) for a in typing.get_args(tp)), value
     if origin in (Union, types.UnionType):
         for arm in typing.get_args(tp):
             ok, v = _coerce(value, arm)
