@@ -28,6 +28,8 @@ from mova_eval.registry import metric_classes
 
 NAMES = sorted(metric_classes())
 FIELDS = [(n, f.name) for n in NAMES for f in dataclasses.fields(metric_classes()[n].Options)]
+#: valid alternatives the type alone cannot produce (a value from a metric's own list)
+ALTERNATIVES = {("dnsmos", "outputs"): ("dnsmos_p808", "dnsmos_ovrl")}
 
 
 def _other_value(tp: Any, default: Any) -> Any:
@@ -79,7 +81,7 @@ def test_cache_token_follows_the_option_roles(name, key):
     field = next(f for f in dataclasses.fields(cls.Options) if f.name == key)
     role = field.metadata["role"]
     hints = typing.get_type_hints(cls.Options)
-    other = _other_value(hints[key], field.default)
+    other = ALTERNATIVES.get((name, key)) or _other_value(hints[key], field.default)
     base = cls(None).cache_token()
     changed = cls({key: other}).cache_token()
     if role == OUTPUT:
