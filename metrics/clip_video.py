@@ -22,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -30,6 +32,7 @@ from mova_eval.errors import ConfigError, MediaError, WeightsMissingError
 from mova_eval.media import VideoPreset
 from mova_eval.metrics.base import (POOLED_MEAN, Availability, Card, ItemScore, Metric, MetricInfo, Output,
                                     require_package)
+from mova_eval.metrics.options import RUNTIME, option
 from mova_eval.spec import Clip, SuiteItem
 
 N_FRAMES = 48
@@ -112,6 +115,15 @@ def score_frames(net, tok, x, prompt: str, device: str = "cpu", batch: int = 16)
                                "frame_cosine_max": round(float(cos.max()), 6)}
 
 
+@dataclass(frozen=True)
+class ClipVideoOptions:
+    """``metrics.options.clip_video.*``."""
+
+    channel_order: Literal["bgr", "rgb"] = option("bgr", help="bgr: JavisBench's quirk; rgb: the corrected variant "
+                                                              "(outputs named *_rgb)")
+    frame_batch: int = option(16, role=RUNTIME, help="frames per ViT-B/32 forward pass (speed/memory only)")
+
+
 class ClipVideoMetric(Metric):
     """Prompt–frames CLIP ViT-B/32 similarity, JavisBench protocol (48 frames, mean cosine)."""
 
@@ -137,19 +149,12 @@ class ClipVideoMetric(Metric):
             docs="docs/metrics/clip_video.md",
         ),
     )
-    _OPTIONS = {"channel_order", "frame_batch"}
+    Options = ClipVideoOptions
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
-        unknown = set(self.options) - self._OPTIONS
-        if unknown:
-            raise ConfigError(f"metrics.options.clip_video: unknown option(s) {sorted(unknown)}; "
-                              f"known: {sorted(self._OPTIONS)}")
-        self.order = self.options.get("channel_order", "bgr")
-        if self.order not in ("bgr", "rgb"):
-            raise ConfigError(f"metrics.options.clip_video.channel_order must be 'bgr' or 'rgb', got {self.order!r}")
-        self.batch = self.options.get("frame_batch", 16)
-        if not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1:
+        self.order, self.batch = self.opts.channel_order, self.opts.frame_batch
+        if self.batch < 1:
             raise ConfigError(f"metrics.options.clip_video.frame_batch must be an integer ≥ 1, got {self.batch!r}")
         self.info = dataclasses.replace(type(self).info, outputs=_outputs(self.order))
         self._net = self._tok = None
