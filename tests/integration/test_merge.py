@@ -3,6 +3,8 @@ summary (per-item and set-level metrics); shards that are not one experiment, or
 once, are refused naming the directories."""
 import json
 import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,8 +43,10 @@ class _ShardLevel(SetLevelMetric):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("shards")
+def runs():
+    # a folder of its own rather than tmp_path_factory's: pytest runs of other sessions on this machine rotate the
+    # shared /tmp/pytest-of-USER base folders, which can remove a module fixture's folder while its tests run
+    tmp = Path(tempfile.mkdtemp(prefix="mova-eval-shards-"))
     classes = {**metric_classes(), "test_shard_level": _ShardLevel}
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runner_mod, "metric_classes", lambda: classes)
@@ -51,6 +55,7 @@ def runs(tmp_path_factory):
         for i in range(2):
             run(compose([f"output_dir={tmp}", f"run_id=s{i}", f"suite.shard={i}/2", *BASE]))
         yield tmp, single
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _merge(tmp, dirs, out="merged"):
