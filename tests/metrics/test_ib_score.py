@@ -349,7 +349,8 @@ def test_a_run_records_the_non_commercial_checkpoint(small_metric, monkeypatch, 
     plan = select_metrics({"only": ["ib_score"], "options": {"ib_score": {"scale": 100}}}, "cpu")
     (status,) = plan.statuses
     assert status.available and "CC-BY-NC" in status.non_commercial_weights["imagebind_huge"]
-    assert status.options == {"scale": 100}
+    # the run log records every option with its value, the declared defaults included (typed options)
+    assert status.options["scale"] == 100 and status.options["text_truncate"] == "cut"
     assert [o.name for o in plan.metrics[0].info.outputs][0] == "ib_score_x100"
 
 
