@@ -13,15 +13,26 @@ from importlib import resources
 from typing import Literal
 
 from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from fastapi.exceptions import RequestValidationError
-
 from mova_eval.arena.integrity import BodyLimit, SecurityHeaders
-from mova_eval.arena.schemas import (AdminStats, BattleOut, BattleRequest, FlagIn, FlagOut, Health,
-                                     PublicLeaderboard, QuarantineOut, ReloadOut, Reveal, SessionOut, VoteIn)
+from mova_eval.arena.schemas import (
+    AdminStats,
+    BattleOut,
+    BattleRequest,
+    FlagIn,
+    FlagOut,
+    Health,
+    PublicLeaderboard,
+    QuarantineOut,
+    ReloadOut,
+    Reveal,
+    SessionOut,
+    VoteIn,
+)
 from mova_eval.arena.service import ADMIN_ENV, ArenaError, ArenaService, Caller, Session, Settings
 
 __all__ = ["ADMIN_ENV", "VOTER_COOKIE", "Settings", "create_app"]

@@ -125,7 +125,7 @@ def _fit_rows(L, R, Y, W, W2, k, *, side_term, ridge, init, tol, max_iter=200, c
 
     cur = loss(theta)
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (the count is read after the loop)
         z = X @ theta
         p = 1.0 / (1.0 + np.exp(-z))
         g = X.T @ (W * (p - Y)) + pen * theta
@@ -428,7 +428,7 @@ def flip_robustness(left, right, y, k: int, names: list[str], fit: BTFit, *, wei
         cand = np.argsort(delta, kind="stable")
         cand = cand[delta[cand] < 0]          # votes whose removal narrows the gap
 
-        def flipped(n_drop: int) -> bool:
+        def flipped(n_drop: int, cand=cand, lower=lower, upper=upper) -> bool:
             keep = np.ones(len(y), bool)
             keep[cand[:n_drop]] = False
             f = fit_bt(left[keep], right[keep], y[keep], k, weights=w[keep], side_term=side_term, tol=1e-9)

@@ -30,8 +30,22 @@ from mova_eval.arena.export import load_votes
 from mova_eval.arena.integrity import Keys, Limit, RateLimiter, TokenError
 from mova_eval.arena.pairing import Sampler
 from mova_eval.arena.pool import media_dir_for
-from mova_eval.arena.schemas import (AdminStats, BattleOut, FlagOut, Health, Leaderboard, PromptOut, PublicLeaderboard,
-                                     QuarantineOut, ReloadOut, Reveal, SessionOut, SideOut, VoteIn, VoterReliability)
+from mova_eval.arena.schemas import (
+    AdminStats,
+    BattleOut,
+    FlagOut,
+    Health,
+    Leaderboard,
+    PromptOut,
+    PublicLeaderboard,
+    QuarantineOut,
+    ReloadOut,
+    Reveal,
+    SessionOut,
+    SideOut,
+    VoteIn,
+    VoterReliability,
+)
 from mova_eval.arena.storage import Battle, Clip, Prompt, Store, Vote, Voter
 from mova_eval.arena.variants import VariantCache, contained
 from mova_eval.errors import MovaEvalError

@@ -55,7 +55,7 @@ def main() -> None:
         xs = [clap.int16_roundtrip((0.1 * rng.standard_normal(int(48000 * seconds))).astype(np.float32))
               for _ in range(n)]
 
-        def run():
+        def run(xs=xs):
             feats = [clap.audio_features(x, np.random.RandomState(0)) for x in xs]
             enc.audio_embeddings(torch.stack([f[0] for f in feats]), [f[1] for f in feats])
 

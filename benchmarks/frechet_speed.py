@@ -120,7 +120,7 @@ def bench_stream(clips: int, extract: str | None) -> None:
 
         model = vggish.build_vggish().eval()
     t0 = time.perf_counter()
-    for i in range(clips):
+    for _ in range(clips):
         audio = rng.normal(size=8 * 16_000).astype(np.float32) * 0.1  # one 8 s clip exists at a time
         for k, (rows, dim) in shapes.items():
             if k == "fad_vggish" and model is not None:

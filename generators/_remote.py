@@ -28,7 +28,6 @@ from mova_eval.generators.settings import runtime
 from mova_eval.metrics.base import Availability
 from mova_eval.spec import GenRequest, GenResult
 
-
 _SECRET_PATTERNS = [(re.compile(r"sk-[A-Za-z0-9_\-]{8,}"), "***"), (re.compile(r"AIza[0-9A-Za-z_\-]{20,}"), "***"),
                     (re.compile(r"(?i)(key=)[^&\s]+"), r"\1***"), (re.compile(r"(?i)(bearer\s+)\S+"), r"\1***")]
 

@@ -17,8 +17,7 @@ from typing import Any, Literal, Mapping, Sequence
 from mova_eval.errors import ConfigError, GenerationError, MovaEvalError
 from mova_eval.frames import to_audio
 from mova_eval.generators._audio_stages import STAGES
-from mova_eval.generators.base import (Capabilities, Generator, GeneratorSettings, ModelGenerator, Problem,
-                                       fingerprint)
+from mova_eval.generators.base import Capabilities, Generator, GeneratorSettings, ModelGenerator, Problem, fingerprint
 from mova_eval.generators.settings import model, output
 from mova_eval.metrics.base import Availability
 from mova_eval.spec import GenRequest, GenResult, Suite

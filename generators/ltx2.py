@@ -14,8 +14,15 @@ from typing import Any
 
 from mova_eval.errors import GenerationError
 from mova_eval.frames import load_image, write_clip
-from mova_eval.generators._diffusers import (DIFFUSERS_INSTALL, DiffusersSettings, diffusers_version,
-                                              diffusers_weights_ready, load_pipeline, set_flow_shift, torch_generator)
+from mova_eval.generators._diffusers import (
+    DIFFUSERS_INSTALL,
+    DiffusersSettings,
+    diffusers_version,
+    diffusers_weights_ready,
+    load_pipeline,
+    set_flow_shift,
+    torch_generator,
+)
 from mova_eval.generators.base import Capabilities, ModelGenerator, Plan
 from mova_eval.generators.settings import output
 from mova_eval.metrics.base import Availability

@@ -14,9 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 
 from mova_eval.errors import ConfigError
 from mova_eval.generators.base import Capabilities, ModelGenerator, ModelSettings

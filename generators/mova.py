@@ -12,11 +12,9 @@ import json
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
-from typing import Any
-
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from mova_eval.errors import GenerationError
 from mova_eval.generators.base import Capabilities, ModelGenerator, ModelSettings, Plan, fingerprint

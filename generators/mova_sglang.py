@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any
-
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from mova_eval.errors import ConfigError
 from mova_eval.frames import load_image, white_image

@@ -5,10 +5,8 @@ appended as ``<AUDCAP>…<ENDAUDCAP>``, as in Ovi's example prompts. Docs: docs/
 """
 from __future__ import annotations
 
-from typing import Any
-
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from mova_eval.frames import write_clip
 from mova_eval.generators.base import Capabilities, ModelGenerator, ModelSettings, Plan

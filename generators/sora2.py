@@ -8,9 +8,8 @@ Docs: docs/generators/sora2.md (OpenAI announced the Videos API's shutdown for 2
 from __future__ import annotations
 
 import io
-from typing import Any
-
 from dataclasses import dataclass
+from typing import Any
 
 from mova_eval.errors import GenerationError
 from mova_eval.frames import load_image

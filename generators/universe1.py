@@ -14,10 +14,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from dataclasses import dataclass
 
 from mova_eval.errors import ConfigError, GenerationError
 from mova_eval.generators.base import Capabilities, ModelGenerator, ModelSettings, Plan

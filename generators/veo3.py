@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any
-
 from dataclasses import dataclass
+from typing import Any
 
 from mova_eval.errors import GenerationError
 from mova_eval.frames import load_image

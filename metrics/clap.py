@@ -307,7 +307,7 @@ def load_tokenizer(path: str | os.PathLike | None = None):
                     continue
             if tok is None:
                 raise MetricUnavailable("clap", "the roberta-base tokenizer is neither in the weights folder nor in "
-                                                "the Hugging Face cache", fix)
+                                                "the Hugging Face cache", fix) from None
     if len(tok) < 50265:
         raise MetricUnavailable("clap", f"the roberta-base tokenizer loaded from {path or 'the cache'} has only "
                                         f"{len(tok)} tokens (files missing?)", fix)

@@ -30,8 +30,16 @@ import numpy as np
 from mova_eval import media, weights
 from mova_eval.errors import ConfigError, MediaError, WeightsMissingError
 from mova_eval.media import VideoPreset
-from mova_eval.metrics.base import (POOLED_MEAN, Availability, Card, ItemScore, Metric, MetricInfo, Output,
-                                    require_package)
+from mova_eval.metrics.base import (
+    POOLED_MEAN,
+    Availability,
+    Card,
+    ItemScore,
+    Metric,
+    MetricInfo,
+    Output,
+    require_package,
+)
 from mova_eval.metrics.options import RUNTIME, option
 from mova_eval.spec import Clip, SuiteItem
 

@@ -155,7 +155,7 @@ class _FADBase(ReferenceMetric):
             try:
                 clip = media.decode(it.reference_audio, video=False)
                 key = make_key("features", clip.content_hash, self.info.name, self.cache_token())
-                rows.append(frechet.unpack_features(cache.get_or_compute(key, lambda c=clip: self.features(c, it)))[0])
+                rows.append(frechet.unpack_features(cache.get_or_compute(key, lambda c=clip, it=it: self.features(c, it)))[0])
             except Exception as e:  # one bad reference file must not sink the group
                 skipped.append(f"{it.id}: {type(e).__name__}: {e}")
         if len(rows) < 2:

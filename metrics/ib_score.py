@@ -47,8 +47,17 @@ import numpy as np
 from mova_eval import media, weights
 from mova_eval.errors import ConfigError, MediaError, WeightsMissingError
 from mova_eval.media import AudioPreset, VideoPreset
-from mova_eval.metrics.base import (CATEGORY_MEAN, POOLED_MEAN, Availability, Card, ItemScore, Metric, MetricInfo,
-                                    Output, require_package)
+from mova_eval.metrics.base import (
+    CATEGORY_MEAN,
+    POOLED_MEAN,
+    Availability,
+    Card,
+    ItemScore,
+    Metric,
+    MetricInfo,
+    Output,
+    require_package,
+)
 from mova_eval.metrics.options import RUNTIME, option
 from mova_eval.spec import Clip, SuiteItem
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
 from dataclasses import dataclass
+from typing import Literal
 
 from mova_eval.errors import ConfigError
 from mova_eval.metrics.base import CORPUS, POOLED_MEAN, Card, ItemScore, MetricInfo, Output, Ratio

@@ -179,7 +179,7 @@ def split_at_speaker_changes(audio16k: np.ndarray, segs: Sequence[tuple[int, int
         lab = [int(labels[i]) for i in idx]
         runs = _runs(lab)
 
-        def length(r):
+        def length(r, s=s, e=e, cents=cents):
             a = s if r[1] == 0 else (cents[r[1] - 1] + cents[r[1]]) // 2
             b = e if r[2] == len(cents) - 1 else (cents[r[2]] + cents[r[2] + 1]) // 2
             return b - a

@@ -29,13 +29,34 @@ from tqdm import tqdm
 
 from mova_eval import media, references, stats
 from mova_eval.cache import Cache, atomic_write_text, make_key
-from mova_eval.errors import (ConfigError, MediaError, MetricUnavailable, MissingDependencyError, MovaEvalError,
-                              RegistryKeyError, WeightsMissingError, storage_error)
+from mova_eval.errors import (
+    ConfigError,
+    MediaError,
+    MetricUnavailable,
+    MissingDependencyError,
+    MovaEvalError,
+    RegistryKeyError,
+    WeightsMissingError,
+    storage_error,
+)
 from mova_eval.metrics.base import CORPUS, ItemScore, Metric, SetLevelMetric, SetResult
 from mova_eval.registry import get_generator_class, get_metric_class, metric_classes
-from mova_eval.results import (FeatureRow, ItemLog, ItemRow, MetricStatus, RuleFailure, RunLock, RunLog,
-                               ScoredRows, SummaryRow, features_frame, items_frame, now, read_run_json,
-                               write_run_json)
+from mova_eval.results import (
+    FeatureRow,
+    ItemLog,
+    ItemRow,
+    MetricStatus,
+    RuleFailure,
+    RunLock,
+    RunLog,
+    ScoredRows,
+    SummaryRow,
+    features_frame,
+    items_frame,
+    now,
+    read_run_json,
+    write_run_json,
+)
 from mova_eval.run_checks import check_run
 from mova_eval.spec import GenRequest, GenResult, Suite, SuiteItem
 from mova_eval.summary import records_for_run, write_summary

@@ -13,7 +13,7 @@ from typing import Iterable
 
 from mova_eval.errors import ConfigError
 from mova_eval.report.data import ReportData, load_report_data
-from mova_eval.report.tables import (LEADERBOARD, Table, breakdowns, layout_names, layout_table, leaderboard)
+from mova_eval.report.tables import LEADERBOARD, Table, breakdowns, layout_names, layout_table, leaderboard
 
 FORMATS = ("md", "html", "latex", "csv", "json")
 EXTENSIONS = {"md": "md", "html": "html", "latex": "tex", "csv": "csv", "json": "json"}
@@ -88,7 +88,8 @@ def build_report(paths: Iterable[str | Path], *, table: str = LEADERBOARD, publi
 
 
 def render_as(report: Report, fmt: str) -> str:
-    from mova_eval.report import html, render as r
+    from mova_eval.report import html
+    from mova_eval.report import render as r
 
     if fmt == "md":
         return r.report_markdown(report)

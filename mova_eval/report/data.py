@@ -149,7 +149,7 @@ def _merge_runs(suite: str, model: str, dirs: list[Path]) -> ModelRuns:
     logs = sorted(((read_run_json(d), d) for d in dirs), key=lambda t: (t[0].created, t[0].run_id))
     infos = [_run_info(d) for _, d in logs]
     frames = []
-    for order, (log, d) in enumerate(logs):
+    for order, (_log, d) in enumerate(logs):
         f = load_runs(d)
         f["_order"] = order
         frames.append(f)

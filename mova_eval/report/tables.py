@@ -163,7 +163,7 @@ def leaderboard(data: ReportData) -> Table:
     known = _metric_families()
     keys: dict[str, Column] = {}
     for mr in data.models:
-        for family, metric in mr.metrics():
+        for _family, metric in mr.metrics():
             if metric in keys:
                 continue
             rec = mr.get(metric)

@@ -148,7 +148,7 @@ def test_report_includes_sanity_and_agreement(tmp_path, arena_db, pool_template,
 
     app = make_client()
     client = make_client.client(app)
-    for i in range(6):
+    for _ in range(6):
         battle = client.post("/api/battles").json()
         client.post("/api/votes", json={"token": battle["token"], "choice": "a", "heard_a_s": 5.0, "heard_b_s": 5.0})
     runs = sorted(str(p) for p in pool_template["runs"].iterdir() if (p / "run.json").is_file())

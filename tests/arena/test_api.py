@@ -7,7 +7,6 @@ import sqlite3
 import time
 
 
-
 def _open():
     """Every unflagged vote counts (no probation, caps or bias screen): for the tests of the other rules, which cast
     a handful of votes from one voter."""
@@ -146,7 +145,7 @@ def test_gold_battles_score_reliability_and_exclude_unreliable_voters(make_clien
     app = make_client(gold_rate=1.0, policy=_open())
     bad = make_client.client(app)
     good = make_client.client(app)
-    for c, right in ((bad, False), (good, True)):
+    for c in (bad, good):
         for _ in range(3):
             b = battle(c)
             r = vote(c, b, "a")  # we do not know the answer from the client side …

@@ -30,7 +30,6 @@ def server(arena_db, tmp_path):
 
     from mova_eval.arena.app import Settings, create_app
     from mova_eval.arena.loadgen import free_port, wait_ready
-
     from mova_eval.arena.rating import OPEN
 
     # OPEN: the board test casts five votes from one voter, which probation would hold back.

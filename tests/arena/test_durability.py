@@ -11,7 +11,6 @@ import threading
 import time
 
 
-
 def _serve(db, port):
     cmd = [sys.executable, "-m", "mova_eval", "arena", "serve", "--db", db, "--port", str(port), "--min-listen", "0",
            "--vote-limit", "100000/s", "--ip-vote-limit", "100000/s", "--battle-limit", "100000/s",

@@ -110,14 +110,13 @@ def test_import_refuses_a_folder_that_is_not_a_run(tmp_path):
 
 
 def test_export_reproduces_the_board_exactly(make_client, arena_db, tmp_path, capsys):
-    from mova_eval.cli import main
-
     from mova_eval.arena.integrity import Limit
+    from mova_eval.cli import main
 
     app = make_client(gold_rate=0.3, vote_limit_voter=Limit(1000, 60), battle_limit_voter=Limit(1000, 60))
     c = make_client.client(app)
     rng = np.random.default_rng(0)
-    for i in range(30):
+    for _ in range(30):
         b = c.post("/api/battles", json={}).json()
         con = sqlite3.connect(arena_db)
         gold = con.execute("select gold_answer from battles where id=?", (b["battle_id"],)).fetchone()[0]

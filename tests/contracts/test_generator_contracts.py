@@ -64,7 +64,7 @@ def _other(tp: Any, value: Any) -> Any:
     origin = typing.get_origin(tp)
     if origin is Literal:
         return next(a for a in typing.get_args(tp) if a != value)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+    if origin in (typing.Union, __import__("types").UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return _other(args[0], None)

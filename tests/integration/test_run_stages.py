@@ -13,8 +13,15 @@ from mova_eval.errors import ResultsError
 from mova_eval.metrics.base import SET_LEVEL, MetricInfo, Output, SetLevelMetric, SetResult
 from mova_eval.metrics.loudness import LoudnessMetric
 from mova_eval.registry import metric_classes
-from mova_eval.results import (FEATURE_COLUMNS, ITEM_COLUMNS, FeatureRow, ItemRow, ScoredRows, load_features,
-                               read_run_json)
+from mova_eval.results import (
+    FEATURE_COLUMNS,
+    ITEM_COLUMNS,
+    FeatureRow,
+    ItemRow,
+    ScoredRows,
+    load_features,
+    read_run_json,
+)
 from mova_eval.runner import aggregate, finalise, generate_stage, plan, run, score
 
 BASE = ["metrics.only=[loudness]", "runtime.progress=false", "runtime.bootstrap=50", "runtime.cache=false"]

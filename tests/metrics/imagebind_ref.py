@@ -82,7 +82,7 @@ def small_reference_model(seed: int = 0):
                           imu_embed_dim=16, imu_num_blocks=1, imu_num_heads=2)
     with torch.no_grad():  # biases and LayerNorms start at 0/1: randomise every entry so a swapped one shows
         g = torch.Generator().manual_seed(seed + 1)
-        for name, p in m.named_parameters():
+        for _name, p in m.named_parameters():
             p.copy_(torch.randn(p.shape, generator=g) * (0.5 if p.ndim < 2 else 0.2))
         sd = m.state_dict()
         sd["modality_postprocessors.text.1.log_logit_scale"].fill_(2.5)

@@ -18,6 +18,7 @@ FACE_BOX = (70.0, 40.0, 190.0, 170.0)  # where synthetic_clip draws its face in 
 def random_syncnet(path: Path, seed: int = 0) -> Path:
     """A seeded random SyncNet v2 state_dict in the official layout (BN statistics randomised too)."""
     import torch
+
     from mova_eval.metrics.features.syncnet import SyncNetV2
 
     torch.manual_seed(seed)
@@ -38,6 +39,7 @@ def random_s3fd(path: Path, seed: int = 1, face_logit: float = 3.0) -> Path:
     sigmoid(face_logit), so some anchors pass the 0.9 threshold (``face_logit=-10`` gives a realistic
     detector that rarely fires, for speed measurements)."""
     import torch
+
     from mova_eval.metrics.features.s3fd import S3FDNet
 
     torch.manual_seed(seed)

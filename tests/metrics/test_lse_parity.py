@@ -20,7 +20,11 @@ from mova_eval.metrics import lse  # noqa: E402
 from mova_eval.metrics.features import s3fd, syncnet  # noqa: E402
 
 from .lse_helpers import (  # noqa: E402
-    random_s3fd, random_syncnet, reference_pipeline_with_boxes, reference_score_crops, synthetic_clip,
+    random_s3fd,
+    random_syncnet,
+    reference_pipeline_with_boxes,
+    reference_score_crops,
+    synthetic_clip,
 )
 
 TOL = 1e-4

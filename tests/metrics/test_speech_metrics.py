@@ -317,10 +317,9 @@ def test_av_align_failures_are_nan_with_reason(clips):
 
 def test_mybench_multispeaker_references_parse_as_mova_counts_them():
     """MOVA's 27 cpCER references: 26 with 2 speakers, 1 with 3; 13 contain Chinese (mova-toolkit.md §1.5.8)."""
-    from tests.conftest import shared_path
-
     from mova_eval.metrics.features.text_norm import normalize, split_speakers
     from mova_eval.suites import detect_language
+    from tests.conftest import shared_path
 
     lines = [ln for ln in shared_path("verse-bench", "mybench_multispeaker_references.txt").read_text(
         encoding="utf-8").splitlines() if ln.strip()]

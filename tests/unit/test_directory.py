@@ -9,8 +9,8 @@ import pytest
 
 from mova_eval import media
 from mova_eval.errors import ConfigError
+from mova_eval.generators.directory import DirectoryGenerator, _by_len, matching_id
 from mova_eval.metrics.base import Availability
-from mova_eval.generators.directory import DirectoryGenerator, matching_id, _by_len
 from mova_eval.spec import GenRequest, Suite, SuiteItem
 
 IDS = {"set1": ["00000001", "00000010", "a1", "a1_b"], "set2": ["clip_ab12", "00000300"]}

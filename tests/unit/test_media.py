@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from mova_eval import media
-from mova_eval.errors import (EmptyMediaError, InvalidAudioError, MediaError, MediaLimitError, MissingStreamError,
-                              UnreadableMediaError)
+from mova_eval.errors import (
+    EmptyMediaError,
+    InvalidAudioError,
+    MediaError,
+    MediaLimitError,
+    MissingStreamError,
+    UnreadableMediaError,
+)
 from mova_eval.media import AudioPreset, MediaLimits, VideoPreset
 
 SR = 16000

@@ -7,9 +7,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mova_eval.summary import (ALL, REASONS, ExclusionReason, SummaryFileError, SummaryRecord, classify_error,
-                               describe_exclusions, frame_to_records, load_summary, records_to_frame,
-                               summarize_items, write_summary)
+from mova_eval.summary import (
+    ALL,
+    REASONS,
+    ExclusionReason,
+    SummaryFileError,
+    SummaryRecord,
+    classify_error,
+    describe_exclusions,
+    frame_to_records,
+    load_summary,
+    records_to_frame,
+    summarize_items,
+    write_summary,
+)
 
 
 @pytest.mark.parametrize("error, reason", [
