@@ -66,8 +66,11 @@ weights.register(weights.WeightSpec(
     license="not stated for the weights (Synchformer and av-benchmark code: MIT; MMAudio's own checkpoints: "
             "CC-BY-NC 4.0)",
     used_by=("desync", "desync_avgen"),
-    description="Synchformer 24-01-04T16-39-21 (AudioSet) as a bare state_dict, 513 tensors; MMAudio publishes "
-                "md5 5b2f5594b0730f70e41e549b7c94390c and ~907 MB (no sha256 published)",
+    description="Synchformer 24-01-04T16-39-21 (AudioSet) as a bare state_dict, 513 tensors, ~907 MB; MMAudio "
+                "publishes an md5 and no sha256",
+    md5="5b2f5594b0730f70e41e549b7c94390c",
+    md5_source="hkchengrex/MMAudio mmaudio/utils/download_utils.py, `links` entry 'synchformer_state_dict.pth' "
+               "(read in its fork zsxkib/cog-mmaudio@3cca975)",
 ))
 
 

@@ -218,13 +218,18 @@ def cmd_weights(args) -> int:
             if spec.sha256:
                 pin = f"{spec.sha256} (pinned in the registry)"
             elif weights.local_pins().get(name):
-                pin = f"{weights.local_pins()[name]} (trust on first use: recorded by this machine's first fetch)"
+                pin = f"{weights.local_pins()[name]} (" + ("recorded by this machine's fetch after the publisher's md5 "
+                      "matched" if spec.md5 else "trust on first use: recorded by this machine's first fetch") + ")"
+            elif spec.md5:
+                pin = "none published — checked against the publisher's md5 instead"
             else:
                 pin = "none published — trust on first use: the first fetch records the hash later checks compare to"
             nc = " — NON-COMMERCIAL" if spec.non_commercial else ""
             print(f"{name}\n  file: {spec.filename} ({size}); licence: {spec.license}{nc}; used by: "
                   f"{', '.join(spec.used_by)}")
             print(f"  url: {spec.urls[0]}" + (f" (+{len(spec.urls) - 1} mirror)" if len(spec.urls) > 1 else ""))
+            if spec.md5:
+                print(f"  md5: {spec.md5} (published by {spec.md5_source})")
             print(f"  sha256: {pin}" + (f"; status: {status} {detail}" if status else ""))
         if not weights.registry():
             print("(no checkpoints registered)")

@@ -154,14 +154,13 @@ def select_metrics(mcfg: dict, device: str) -> MetricPlan:
 
 def _unverified_weights(names: Iterable[str]) -> str | None:
     """Why a metric's checkpoints cannot be trusted (a file whose sha256 differs from the pinned or first-fetch
-    hash), or None. Checked before loading, so a swapped or damaged file never produces numbers."""
+    hash, or whose md5 differs from the publisher's), or None. Checked before loading, so a swapped or damaged file never produces numbers."""
     from mova_eval import weights
 
     for w in names:
-        want = weights.expected_sha256(w)
-        have = weights.fingerprint(w)
-        if want is not None and have != "absent" and have != want:
-            return f"weights {w!r} have sha256 {have}, expected {want} (damaged or replaced file)"
+        problem = weights.trust_problem(w)
+        if problem is not None:
+            return problem
     return None
 
 

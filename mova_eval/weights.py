@@ -3,7 +3,9 @@
 Nothing downloads during a run. Files are found in ``$MOVA_EVAL_WEIGHTS`` (a folder of files users already have)
 or in the cache root's ``weights/`` folder, where ``mova-eval weights fetch NAME`` puts them (resumable, checked).
 A sha256 is pinned in the registry once a download was verified; until then the first fetch records the hash it
-saw in ``weights/pins.json`` and later verifications compare against it.
+saw in ``weights/pins.json`` and later verifications compare against it. Where the publisher gives only an md5
+(MMAudio's release files), the spec carries that md5 and where it was published: a fetch, ``weights verify`` and the
+runner's pre-load check all compare against it, so such a file is checked, not trusted on first use.
 """
 from __future__ import annotations
 
@@ -28,6 +30,14 @@ class WeightSpec:
     description: str = ""
     extra_files: tuple[str, ...] = field(default_factory=tuple)  # companions that must sit beside it
     non_commercial: bool = False  # the licence forbids commercial use (shown by `ls`/`weights list`, kept in run.json)
+    md5: str | None = None  # the publisher's md5, where that is the only digest published
+    md5_source: str = ""  # where that md5 is published (repository, file), required with md5
+
+    def __post_init__(self):
+        if self.md5 is not None and (len(self.md5) != 32 or not all(c in "0123456789abcdef" for c in self.md5)):
+            raise ValueError(f"weights {self.name!r}: md5 must be 32 lowercase hex digits, got {self.md5!r}")
+        if self.md5 is not None and not self.md5_source:
+            raise ValueError(f"weights {self.name!r}: an md5 needs md5_source (where the publisher gives it)")
 
 
 _REGISTRY: dict[str, WeightSpec] = {}
@@ -86,11 +96,21 @@ def resolve(name: str) -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
+    return _digests(path)[0]
+
+
+def md5_of(path: Path) -> str:
+    return _digests(path)[1]
+
+
+def _digests(path: Path) -> tuple[str, str]:
+    """(sha256, md5) of a file in one read."""
+    h, m = hashlib.sha256(), hashlib.md5()
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
             h.update(block)
-    return h.hexdigest()
+            m.update(block)
+    return h.hexdigest(), m.hexdigest()
 
 
 def _pins_path() -> Path:
@@ -107,20 +127,43 @@ def expected_sha256(name: str) -> str | None:
     return spec.sha256 or local_pins().get(name)
 
 
-_FINGERPRINTS: dict[tuple[str, float, int], str] = {}
+_FINGERPRINTS: dict[tuple[str, float, int], tuple[str, str]] = {}
+
+
+def _present_digests(name: str) -> tuple[str, str] | None:
+    """(sha256, md5) of the file a metric will load (memoised by path, mtime and size), or None when absent."""
+    try:
+        path = resolve(name)
+    except WeightsMissingError:
+        return None
+    st = path.stat()
+    key = (str(path), st.st_mtime, st.st_size)
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS[key] = _digests(path)
+    return _FINGERPRINTS[key]
 
 
 def fingerprint(name: str) -> str:
     """sha256 of the file a metric will load (memoised by path, mtime and size), or 'absent'."""
-    try:
-        path = resolve(name)
-    except WeightsMissingError:
-        return "absent"
-    st = path.stat()
-    key = (str(path), st.st_mtime, st.st_size)
-    if key not in _FINGERPRINTS:
-        _FINGERPRINTS[key] = sha256_of(path)
-    return _FINGERPRINTS[key]
+    d = _present_digests(name)
+    return "absent" if d is None else d[0]
+
+
+def trust_problem(name: str) -> str | None:
+    """Why a present checkpoint cannot be trusted (its sha256 differs from the pinned or first-fetch hash, or its
+    md5 from the publisher's), or None (also when it is absent or has nothing to compare with)."""
+    d = _present_digests(name)
+    if d is None:
+        return None
+    sha, md5 = d
+    want = expected_sha256(name)
+    if want is not None and sha != want:
+        return f"weights {name!r} have sha256 {sha}, expected {want} (damaged or replaced file)"
+    spec = get(name)
+    if spec.md5 is not None and md5 != spec.md5:
+        return f"weights {name!r} have md5 {md5}, expected the publisher's {spec.md5} ({spec.md5_source}); " \
+               f"damaged or replaced file"
+    return None
 
 
 def verify(name: str) -> tuple[str, str]:
@@ -129,12 +172,18 @@ def verify(name: str) -> tuple[str, str]:
         path = resolve(name)
     except WeightsMissingError:
         return "missing", f"mova-eval weights fetch {name}"
-    digest = sha256_of(path)
+    digest, md5 = _digests(path)
     want = expected_sha256(name)
+    spec = get(name)
+    if want is not None and digest != want:
+        return "mismatch", f"{path} sha256={digest}, expected {want}"
+    if spec.md5 is not None:
+        if md5 != spec.md5:
+            return "mismatch", f"{path} md5={md5}, expected the publisher's {spec.md5} ({spec.md5_source})"
+        if want is None:
+            return "ok", f"{path} (md5 matches the publisher's; sha256={digest})"
     if want is None:
         return "unpinned", f"{path} sha256={digest}"
-    if digest != want:
-        return "mismatch", f"{path} sha256={digest}, expected {want}"
     return "ok", str(path)
 
 
@@ -153,7 +202,7 @@ def fetch(name: str, *, force: bool = False, progress: bool = True, timeout: flo
         raise WeightsChecksumError(f"{name}: {detail}; delete it or pass --force")
     part = dest.with_name(dest.name + ".part")
     want = expected_sha256(name)
-    if part.exists() and want is None:
+    if part.exists() and want is None and spec.md5 is None:
         # Without a known hash a spliced download could not be told from a good one (and would be pinned on first
         # use): a leftover partial file from an earlier attempt is only resumed when the result will be checked.
         part.unlink()
@@ -180,11 +229,16 @@ def fetch(name: str, *, force: bool = False, progress: bool = True, timeout: flo
             errors.append(f"{url}: {e}")
     else:
         raise WeightsMissingError(name, []) from RuntimeError("; ".join(errors))
-    digest = sha256_of(part)
+    digest, md5 = _digests(part)
     if want is not None and digest != want:
         part.unlink(missing_ok=True)  # never resume onto bytes that failed their check
         raise WeightsChecksumError(f"{name}: downloaded file has sha256 {digest}, expected {want}; the partial "
                                    f"file was removed, so the next fetch starts from scratch")
+    if spec.md5 is not None and md5 != spec.md5:
+        part.unlink(missing_ok=True)
+        raise WeightsChecksumError(f"{name}: downloaded file has md5 {md5}, expected the publisher's {spec.md5} "
+                                   f"({spec.md5_source}); the partial file was removed, so the next fetch starts "
+                                   f"from scratch")
     part.replace(dest)
     if want is None:
         pins = local_pins()

@@ -110,6 +110,59 @@ def test_fetch_refuses_a_wrong_checksum(server):
     assert not (weights.weights_dir() / (spec.filename + ".part")).exists()  # the next fetch starts clean
 
 
+def _md5_spec(name, url, md5):
+    return weights.register(weights.WeightSpec(name=name, filename=f"{name}.bin", urls=(url,), license="test",
+                                               used_by=("test",), md5=md5, md5_source="test publisher"))
+
+
+def test_an_md5_only_fetch_is_checked_resumes_and_records_the_sha256(server):
+    _RangeHandler.cut_first, _RangeHandler.ranges = True, []
+    _md5_spec("test-md5", server, hashlib.md5(PAYLOAD).hexdigest())
+    path = _fetch_twice("test-md5")
+    assert path is not None and path.read_bytes() == PAYLOAD
+    assert _RangeHandler.ranges  # a checked download may resume its cut transfer
+    assert weights.local_pins()["test-md5"] == hashlib.sha256(PAYLOAD).hexdigest()
+    status, detail = weights.verify("test-md5")
+    assert status == "ok", detail
+
+
+def test_fetch_refuses_a_file_whose_md5_differs_from_the_publishers(server):
+    _RangeHandler.cut_first = False
+    spec = _md5_spec("test-md5-bad", server, "0" * 32)
+    with pytest.raises(WeightsChecksumError, match="expected the publisher's 0{32} \\(test publisher\\)"):
+        weights.fetch("test-md5-bad", progress=False)
+    assert not (weights.weights_dir() / (spec.filename + ".part")).exists()
+    assert "test-md5-bad" not in weights.local_pins()  # nothing was trusted
+
+
+def test_a_user_file_is_checked_against_the_publishers_md5(monkeypatch, tmp_path):
+    from mova_eval.runner import _unverified_weights
+
+    monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(tmp_path))
+    _md5_spec("test-md5-user", "http://127.0.0.1:9/none", hashlib.md5(b"good").hexdigest())
+    f = tmp_path / "test-md5-user.bin"
+    f.write_bytes(b"good")
+    assert weights.verify("test-md5-user")[0] == "ok"  # checked, not "unpinned"
+    assert weights.trust_problem("test-md5-user") is None and _unverified_weights(["test-md5-user"]) is None
+    f.write_bytes(b"evil")  # a replaced file (new size, so the memo is not reused)
+    status, detail = weights.verify("test-md5-user")
+    assert status == "mismatch" and hashlib.md5(b"evil").hexdigest() in detail
+    reason = _unverified_weights(["test-md5-user"])
+    assert reason is not None and "publisher's " + hashlib.md5(b"good").hexdigest() in reason
+
+
+def test_an_md5_needs_its_source_and_a_valid_form():
+    with pytest.raises(ValueError, match="md5_source"):
+        weights.WeightSpec(name="x", filename="x", urls=(), license="", used_by=(), md5="0" * 32)
+    with pytest.raises(ValueError, match="32 lowercase hex"):
+        weights.WeightSpec(name="x", filename="x", urls=(), license="", used_by=(), md5="ABC", md5_source="s")
+
+
+def test_synchformer_is_pinned_by_mmaudios_published_md5():
+    spec = weights.get("synchformer")
+    assert spec.md5 == "5b2f5594b0730f70e41e549b7c94390c" and "MMAudio" in spec.md5_source
+
+
 def test_every_config_group_option_composes():
     for group in ("suite", "generator", "metrics", "runtime"):
         for option in group_options(group):
