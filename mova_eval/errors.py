@@ -106,6 +106,10 @@ class MediaLimitError(MediaError):
     """Frame size, duration or sample count is outside what the harness accepts."""
 
 
+class AudioTrackError(MediaError):
+    """``media.audio_track=N`` names an audio track the file does not have."""
+
+
 class NotApplicable(MovaEvalError):
     """A metric does not apply to this item (e.g. WER on an item with no speech); recorded, not an error."""
 

@@ -2,6 +2,23 @@
 
 Everything that touches containers goes through here (PyAV), so a clip is decoded exactly once per run and
 each metric asks for the preprocessing it needs (fps, size, filter, sample rate, channels, duration) by preset.
+
+Quirks handled here (each recorded in the Clip's :class:`~mova_eval.spec.DecodeInfo`):
+
+- Several audio tracks: the rule is the first track flagged ``default`` that is not silent, else the longest
+  non-silent track, else (all silent) the first default, else track 0; ``media.audio_track=N`` overrides. A silent
+  default track is passed over on purpose: FFmpeg's mp4 muxer flags the first track of each kind ``default``
+  whether or not it holds anything, so "default first" alone would pick a silent first track over the speech.
+  Silent means a peak below -60 dBFS.
+- Rotation: the display matrix (frame side data; FFmpeg's mp4/mov demuxer exports it) or, without one, a
+  ``rotate`` tag (degrees clockwise, what older FFmpeg wrote) is applied so frames come out upright, and the
+  Clip's size is the displayed size. All eight right-angle orientations (rotations and mirrors) are handled; a
+  matrix that is not a right-angle turn is snapped to the nearest one, with a warning.
+- Clipping: ``clipping_fraction`` is the share of samples with ``|x| >= 0.99``. Above 0.1 % decode warns. Why
+  0.1 %: measured with a speech-like signal, nothing that is peak-normalised but unclipped reaches the level
+  (0 % through AAC and PCM), a hard clip after 1.5x gain reads 0.01-0.2 % and after 3x gain 0.6-5 % (AAC's
+  ripple spreads the plateau, so it reads lower than PCM). A test tone at 0 dBFS is flagged too (it sits at the
+  level by construction).
 """
 from __future__ import annotations
 
@@ -16,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from mova_eval.errors import (
+    AudioTrackError,
     EmptyMediaError,
     InvalidAudioError,
     MediaError,
@@ -23,7 +41,7 @@ from mova_eval.errors import (
     MissingStreamError,
     UnreadableMediaError,
 )
-from mova_eval.spec import Clip
+from mova_eval.spec import Clip, DecodeInfo
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi")
 
@@ -43,6 +61,13 @@ class MediaLimits:
 
 
 DEFAULT_LIMITS = MediaLimits()
+
+#: ``|x|`` at or beyond this counts as a clipped sample (-0.09 dBFS)
+CLIP_LEVEL = 0.99
+#: share of clipped samples above which decode warns (see the module docstring for why 0.1 %)
+CLIP_WARN_FRACTION = 0.001
+#: a track whose peak is below this (-60 dBFS) is silent for the audio-track rule
+SILENCE_PEAK = 10 ** (-60 / 20)
 
 # A stream that decodes to less than this share of what its container declares is truncated or corrupt.
 _COMPLETE_SHARE = 0.98
@@ -147,11 +172,14 @@ def problems(path: str | Path) -> list[str]:
     return out
 
 
-def decode(path: str | Path, *, video: bool = True, audio: bool = True, limits: MediaLimits = DEFAULT_LIMITS) -> Clip:
+def decode(path: str | Path, *, video: bool = True, audio: bool = True, limits: MediaLimits = DEFAULT_LIMITS,
+           audio_track: int | None = None) -> Clip:
     """Decode a file into a :class:`Clip` (video uint8 [T,H,W,3], audio float32 [C,N]).
 
     A file with one of the two streams missing still decodes (the missing one is None); metrics that need it
-    raise MissingStreamError for that item only. A file with neither stream is an error.
+    raise MissingStreamError for that item only. A file with neither stream is an error. Which audio track is
+    used, the orientation applied and the clipped share of samples are in ``Clip.decode`` (module docstring);
+    ``audio_track`` picks a track by its index among the audio streams (AudioTrackError when there is none such).
 
     Timing. Both streams share one time origin, the start of the video stream (the audio's when there is no
     video). ``Clip.fps`` is the video stream's average frame rate (the rate implied by the frame timestamps when
@@ -168,39 +196,94 @@ def decode(path: str | Path, *, video: bool = True, audio: bool = True, limits: 
     path = Path(path)
     container = _open(path)
     content_hash = file_sha256(path)
+    warnings: list[str] = []
+    orient = _Orientation()
     with container:
         vs = container.streams.video[0] if container.streams.video else None
-        as_ = container.streams.audio[0] if container.streams.audio else None
+        tracks = list(container.streams.audio)
+        if audio_track is not None and not 0 <= audio_track < len(tracks):
+            have = f"tracks 0-{len(tracks) - 1}" if tracks else "no audio track"
+            raise AudioTrackError(path, f"media.audio_track={audio_track} does not exist: the file has {have}")
+        as_ = tracks[audio_track if audio_track is not None else 0] if tracks else None
         if vs is None and as_ is None:
             if not container.streams:
                 raise UnreadableMediaError(path, "holds no streams at all (damaged, or not a media file)")
             raise MissingStreamError(path, "video or audio")
         _check_declared(path, container, vs, as_, limits)
-        origin = _origin(vs, as_)
+        origin = _stream_seconds(vs, vs.start_time) if vs is not None else None
+        defaults = [bool(t.disposition & _default_disposition()) for t in tracks]
         frames: np.ndarray | None = None
         fps: float | None = None
         if video and vs is not None:
-            frames, fps = _decode_video(container, vs, path, limits)
-    samples, sr = (None, None)
-    if audio and as_ is not None:
-        samples, sr = _decode_audio(path, origin, limits)
+            frames, fps, orient = _decode_video(container, vs, path, limits)
+            warnings += orient.warnings
+    samples, sr, chosen, rule = (None, None, None, "")
+    if audio and tracks:
+        samples, sr, chosen, rule, track_warnings = _choose_audio(path, origin, limits, defaults, audio_track)
+        warnings += track_warnings
+    clipping = None
+    if samples is not None:
+        clipping = float(np.count_nonzero(np.abs(samples) >= CLIP_LEVEL) / samples.size) if samples.size else 0.0
+        if clipping > CLIP_WARN_FRACTION:
+            warnings.append(f"{path}: {clipping:.2%} of the audio samples are at or beyond {CLIP_LEVEL} of full "
+                            f"scale (clipped audio; over the {CLIP_WARN_FRACTION:.1%} warning threshold), so "
+                            f"speech and audio-quality scores of this clip are unreliable")
     durations = []
     if frames is not None and fps:
         durations.append(frames.shape[0] / fps)
     if samples is not None and sr:
         durations.append(samples.shape[1] / sr)
     duration = max(durations) if durations else 0.0
+    info = DecodeInfo(audio_track=chosen, audio_tracks=len(tracks), audio_track_rule=rule,
+                      rotation=orient.degrees, mirrored=orient.mirrored, orientation_source=orient.source,
+                      width=None if frames is None else int(frames.shape[2]),
+                      height=None if frames is None else int(frames.shape[1]),
+                      clipping_fraction=clipping, warnings=tuple(warnings))
     return Clip(path=str(path), content_hash=content_hash, video=frames, fps=fps, audio=samples, sample_rate=sr,
-                duration=duration)
+                duration=duration, decode=info)
 
 
-def _origin(vs, as_) -> float:
-    """Seconds on the container clock that become t = 0 of the Clip."""
-    for s in (vs, as_):
-        if s is not None:
-            t = _stream_seconds(s, s.start_time)
-            return t if t is not None else 0.0
-    return 0.0
+def _default_disposition():
+    import av
+
+    return av.stream.Disposition.default
+
+
+def _choose_audio(path: Path, origin: float | None, limits: MediaLimits, defaults: list[bool],
+                  override: int | None) -> tuple[np.ndarray, int, int, str, list[str]]:
+    """Decode the audio track the rule picks (module docstring): samples, rate, track index, rule, warnings."""
+    if override is not None:
+        s, sr = _decode_audio(path, origin, limits, override)
+        return s, sr, override, "media.audio_track", []
+    if len(defaults) == 1:
+        s, sr = _decode_audio(path, origin, limits, 0)
+        return s, sr, 0, "only track", []
+    decoded: dict[int, tuple[np.ndarray, int]] = {}
+    failed: dict[int, MediaError] = {}
+    for i in range(len(defaults)):
+        try:
+            decoded[i] = _decode_audio(path, origin, limits, i)
+        except MediaError as e:
+            failed[i] = e
+    if not decoded:
+        raise failed[0]
+    warnings = [f"{path}: audio track {i} is not usable ({e.problem}); the other tracks were considered"
+                for i, e in failed.items()]
+    loud = [i for i, (s, _) in decoded.items() if s.size and float(np.max(np.abs(s))) >= SILENCE_PEAK]
+    loud_defaults = [i for i in loud if defaults[i]]
+    if loud_defaults:
+        pick, rule = loud_defaults[0], "default disposition"
+    elif loud:
+        pick = max(loud, key=lambda i: (decoded[i][0].shape[1] / decoded[i][1], -i))
+        rule = "longest non-silent"
+    else:
+        usable_defaults = [i for i in decoded if defaults[i]]
+        pick = usable_defaults[0] if usable_defaults else min(decoded)
+        rule = "all tracks silent: " + ("default disposition" if usable_defaults else "first track")
+    if len(decoded) > 1:
+        rule += f" (of {len(defaults)} tracks; silent: {sorted(set(decoded) - set(loud)) or 'none'})"
+    s, sr = decoded[pick]
+    return s, sr, pick, rule, warnings
 
 
 def _check_declared(path: Path, container, vs, as_, limits: MediaLimits) -> None:
@@ -266,16 +349,78 @@ class _FrameStore:
         return np.stack(self.frames) if index is None else np.stack([self.frames[i] for i in index])
 
 
-def _decode_video(container, stream, path: Path, limits: MediaLimits) -> tuple[np.ndarray, float]:
+@dataclass
+class _Orientation:
+    """What turns decoded frames upright: ``img = rot90(mirror(img) if mirrored else img, degrees // 90)``."""
+
+    degrees: int = 0          # counter-clockwise
+    mirrored: bool = False    # horizontal mirror, before the turn
+    source: str = ""          # "display matrix" | "rotate tag" | ""
+    warnings: tuple[str, ...] = ()
+
+    def apply(self, img: np.ndarray) -> np.ndarray:
+        if self.mirrored:
+            img = img[:, ::-1]
+        return np.rot90(img, self.degrees // 90) if self.degrees else img
+
+
+#: signs of the display matrix's [a, b, c, d] (FFmpeg layout: 16.16 fixed point, row-major 3x3) → (ccw turn,
+#: mirror), established against the ``ffmpeg`` command line's autorotation for all eight orientations
+_DISPLAY_MATRIX_ORIENTATION = {
+    (1, 0, 0, 1): (0, False), (-1, 0, 0, 1): (0, True), (1, 0, 0, -1): (180, True), (-1, 0, 0, -1): (180, False),
+    (0, -1, 1, 0): (90, False), (0, 1, -1, 0): (270, False), (0, -1, -1, 0): (270, True), (0, 1, 1, 0): (90, True),
+}
+
+
+def _orientation(frame, stream, path: Path) -> _Orientation:
+    """The orientation a file asks for: its display matrix, else a ``rotate`` tag, else upright."""
+    for sd in frame.side_data:
+        if "DISPLAYMATRIX" not in str(sd.type):
+            continue
+        raw = bytes(sd)
+        if len(raw) < 36:
+            break
+        m = np.frombuffer(raw[:36], dtype=np.int32).astype(np.float64).reshape(3, 3) / 65536.0
+        a, b, c, d = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
+        if abs(a) + abs(d) >= abs(b) + abs(c):
+            key = (int(np.sign(a) or 1), 0, 0, int(np.sign(d) or 1))
+        else:
+            key = (0, int(np.sign(b) or 1), int(np.sign(c) or 1), 0)
+        degrees, mirrored = _DISPLAY_MATRIX_ORIENTATION[key]
+        warnings: tuple[str, ...] = ()
+        exact = np.array([[key[0], key[1]], [key[2], key[3]]], dtype=np.float64)
+        if not np.allclose(m[:2, :2] / max(np.hypot(a, c), 1e-9), exact, atol=1e-3):
+            warnings = (f"{path}: the display matrix is not a right-angle turn ({m[:2, :2].round(3).tolist()}); "
+                        f"applied the nearest one ({degrees} degrees{', mirrored' if mirrored else ''})",)
+        return _Orientation(degrees, mirrored, "display matrix", warnings)
+    tag = next((v for k, v in stream.metadata.items() if k.lower() == "rotate"), None)  # Matroska upper-cases tags
+    if tag is not None:
+        try:
+            clockwise = float(tag)
+        except ValueError:
+            return _Orientation(warnings=(f"{path}: rotate tag {tag!r} is not a number; frames left as stored",))
+        if clockwise % 90:
+            return _Orientation(warnings=(f"{path}: rotate tag {tag!r} is not a multiple of 90 degrees; frames "
+                                          f"left as stored",))
+        return _Orientation(int(-clockwise) % 360, False, "rotate tag")
+    return _Orientation()
+
+
+def _decode_video(container, stream, path: Path, limits: MediaLimits) -> tuple[np.ndarray, float, _Orientation]:
     import av
 
     stream.thread_type = "AUTO"  # frame-threaded decoding; the output is the same as single-threaded
-    store = _FrameStore(stream.frames or 0, stream.codec_context.width, stream.codec_context.height)
+    store: _FrameStore | None = None
+    orient = _Orientation()
     times: list[float | None] = []
     budget = limits.max_video_bytes
     try:
         for frame in container.decode(stream):
-            img = frame.to_ndarray(format="rgb24")
+            if store is None:
+                orient = _orientation(frame, stream, path)
+            img = orient.apply(frame.to_ndarray(format="rgb24"))
+            if store is None:  # sized after the turn: a 90-degree file's frames are stored H and W swapped
+                store = _FrameStore(stream.frames or 0, img.shape[1], img.shape[0])
             store.add(img, path)
             times.append(frame.time)
             budget -= img.nbytes
@@ -285,8 +430,8 @@ def _decode_video(container, stream, path: Path, limits: MediaLimits) -> tuple[n
                 raise MediaLimitError(path, f"decoded video exceeds {limits.max_video_bytes / 2**30:.1f} GiB")
     except av.error.FFmpegError as e:
         raise UnreadableMediaError(path, f"video stream is truncated or corrupt: decoding stopped after "
-                                         f"{store.n} frame(s) ({e})") from e
-    n = store.n
+                                         f"{store.n if store else 0} frame(s) ({e})") from e
+    n = store.n if store else 0
     if not n:
         raise EmptyMediaError(path, "video stream has zero decodable frames")
     if stream.frames and n < _COMPLETE_SHARE * stream.frames - 1:
@@ -302,7 +447,7 @@ def _decode_video(container, stream, path: Path, limits: MediaLimits) -> tuple[n
         raise MediaLimitError(path, f"video lasts {n / fps:.1f} s, over the {limits.max_duration_s:.0f} s limit")
     arr = store.array(constant_rate_indices(times, fps))
     arr.setflags(write=False)
-    return arr, fps
+    return arr, fps, orient
 
 
 def _timestamp_fps(times: list[float | None]) -> float | None:
@@ -339,15 +484,21 @@ def _packed_to_planar(frame, channels: int) -> np.ndarray:
     return data.reshape(-1, channels).T
 
 
-def _decode_audio(path: Path, origin: float, limits: MediaLimits) -> tuple[np.ndarray, int]:
-    """Audio as float32 [C, N] at the stream's own rate (no resampling here: presets do that, once)."""
+def _decode_audio(path: Path, origin: float | None, limits: MediaLimits, track: int = 0) -> tuple[np.ndarray, int]:
+    """Audio track ``track`` as float32 [C, N] at its own rate (no resampling here: presets do that, once).
+    ``origin`` is t = 0 on the container clock (the video's start); None: the track's own start."""
     import av
 
     with _open(path) as container:
-        stream = container.streams.audio[0]
+        stream = container.streams.audio[track]
         sr = stream.codec_context.sample_rate
         if not sr:
             raise UnreadableMediaError(path, "audio stream has no sample rate")
+        if not limits.min_sample_rate <= sr <= limits.max_sample_rate:
+            raise MediaLimitError(path, f"audio sample rate {sr} Hz is outside "
+                                        f"[{limits.min_sample_rate}, {limits.max_sample_rate}] Hz")
+        if origin is None:
+            origin = _stream_seconds(stream, stream.start_time) or 0.0
         chunks: list[np.ndarray] = []
         first_time: float | None = None
         resampler = None
@@ -484,8 +635,9 @@ def fit_length(x: np.ndarray, n: int, fit: str) -> np.ndarray:
 
 
 def ffmpeg_audio(path: str | Path, sample_rate: int, channels: int = 1, sample_format: str = "s16",
-                 limits: MediaLimits = DEFAULT_LIMITS) -> np.ndarray:
-    """The first audio track as ``ffmpeg -i PATH -f s16le|f32le -ar RATE -ac CHANNELS`` writes it, as float32 [C, N].
+                 limits: MediaLimits = DEFAULT_LIMITS, track: int = 0) -> np.ndarray:
+    """Audio track ``track`` (the one :func:`decode` chose, so every metric hears the same track; the ``ffmpeg``
+    command line would take the track with the most channels) as ``ffmpeg -i PATH -f s16le|f32le -ar RATE -ac CHANNELS`` writes it, as float32 [C, N].
 
     This is the MOVA toolkit's decode (DNSMOS, IS/CLAP, AV-Align, LSE and cpCER all shell out to that command),
     reproduced through PyAV: the decoded frames go through FFmpeg's own resampler (``AudioResampler``, an
@@ -512,7 +664,9 @@ def ffmpeg_audio(path: str | Path, sample_rate: int, channels: int = 1, sample_f
     with _open(path) as container:
         if not container.streams.audio:
             raise MissingStreamError(path, "audio")
-        stream = container.streams.audio[0]
+        if not 0 <= track < len(container.streams.audio):
+            raise AudioTrackError(path, f"audio track {track} does not exist")
+        stream = container.streams.audio[track]
         resampler = av.AudioResampler(format=sample_format, layout=layout, rate=sample_rate)
         try:
             for frame in container.decode(stream):
@@ -539,7 +693,8 @@ def apply_audio_preset(clip: Clip, preset: AudioPreset) -> np.ndarray:
     if not clip.has_audio:
         raise MissingStreamError(clip.path, "audio")
     if preset.decoder == "ffmpeg":
-        x = ffmpeg_audio(clip.path, preset.sample_rate, preset.ffmpeg_channels, preset.sample_format)
+        x = ffmpeg_audio(clip.path, preset.sample_rate, preset.ffmpeg_channels, preset.sample_format,
+                         track=clip.decode.audio_track or 0)
         x = x.mean(axis=0) if preset.mono else x
         if preset.duration is not None:
             x = fit_length(x, int(round(preset.duration * preset.sample_rate)), preset.fit)

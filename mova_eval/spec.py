@@ -103,6 +103,37 @@ class GenResult:
         return self.path is not None and self.error is None
 
 
+@dataclass(frozen=True)
+class DecodeInfo:
+    """How :func:`mova_eval.media.decode` turned a file into a Clip: the choices it made, for the run log.
+
+    ``audio_track`` indexes the file's audio streams (what ``media.audio_track=N`` names), None when no audio was
+    decoded; ``audio_track_rule`` says why that track. ``rotation`` is the counter-clockwise turn (degrees) applied
+    to make frames upright, after a horizontal mirror when ``mirrored``; ``width``/``height`` are the displayed
+    size. ``clipping_fraction`` is the share of audio samples at or beyond 0.99 of full scale."""
+
+    audio_track: int | None = None
+    audio_tracks: int = 0
+    audio_track_rule: str = ""
+    rotation: int = 0
+    mirrored: bool = False
+    orientation_source: str = ""
+    width: int | None = None
+    height: int | None = None
+    clipping_fraction: float | None = None
+    warnings: tuple[str, ...] = ()
+
+    def cache_token(self) -> str:
+        """What, beyond the file's bytes, decides the decoded content: empty for a single-track, upright file (so
+        cache keys of such files are unchanged), else the track and orientation."""
+        parts = []
+        if self.audio_tracks > 1:
+            parts.append(f"audio_track={self.audio_track}")
+        if self.rotation or self.mirrored:
+            parts.append(f"orientation={self.rotation}{'m' if self.mirrored else ''}")
+        return ";".join(parts)
+
+
 @dataclass
 class Clip:
     """A decoded clip, shared by every metric. Arrays are read-only views; presets are memoised per clip.
@@ -117,6 +148,7 @@ class Clip:
     audio: np.ndarray | None
     sample_rate: int | None
     duration: float
+    decode: DecodeInfo = field(default_factory=DecodeInfo)
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property

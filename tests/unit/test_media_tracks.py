@@ -1,0 +1,164 @@
+"""Audio track choice, rotation metadata and clipping in media.decode (issue 15 item 2), on files made here."""
+from __future__ import annotations
+
+import subprocess
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from mova_eval import media
+from mova_eval.errors import AudioTrackError
+
+SR = 16_000
+
+
+def _tone(n: int, amp: float, freq: float = 440.0) -> np.ndarray:
+    return (amp * np.sin(2 * np.pi * freq * np.arange(n) / SR)).astype(np.float32)[None]
+
+
+def _write_tracks(path, tracks, dispositions=None, fmt="mp4"):
+    """An audio-only file with one AAC (mp4) or PCM (mkv) track per array in ``tracks``."""
+    import av
+
+    with av.open(str(path), "w", format=fmt) as out:
+        streams = [out.add_stream("aac" if fmt == "mp4" else "pcm_s16le", rate=SR) for _ in tracks]
+        for i, s in enumerate(streams):
+            s.layout = "mono"
+            if dispositions is not None:
+                s.disposition = dispositions[i]
+        for s, x in zip(streams, tracks):
+            for start in range(0, x.shape[1], 1024):
+                block = np.ascontiguousarray(x[:, start:start + 1024])
+                if fmt == "mp4":
+                    f = av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")
+                else:
+                    f = av.AudioFrame.from_ndarray((block * 32767).astype(np.int16), format="s16", layout="mono")
+                f.sample_rate, f.pts, f.time_base = SR, start, Fraction(1, SR)
+                for p in s.encode(f):
+                    out.mux(p)
+            for p in s.encode(None):
+                out.mux(p)
+    return path
+
+
+def test_silent_first_track_does_not_hide_the_speech_track(tmp_path):
+    # FFmpeg's mp4 muxer flags the first (silent) track default by itself: the rule must pass it over.
+    p = _write_tracks(tmp_path / "two.mp4", [np.zeros((1, SR), np.float32), _tone(SR, 0.3)])
+    clip = media.decode(p)
+    assert clip.decode.audio_tracks == 2
+    assert clip.decode.audio_track == 1, clip.decode
+    assert clip.decode.audio_track_rule.startswith("longest non-silent")
+    assert np.abs(clip.audio).max() > 0.2
+    assert clip.decode.cache_token() == "audio_track=1"
+
+
+def test_default_disposition_wins_over_a_longer_track(tmp_path):
+    import av
+
+    D = av.stream.Disposition
+    p = _write_tracks(tmp_path / "d.mkv", [_tone(2 * SR, 0.3), _tone(SR, 0.3, 880.0)], [D(0), D.default], "matroska")
+    clip = media.decode(p)
+    assert (clip.decode.audio_track, clip.decode.audio_track_rule.split(" (")[0]) == (1, "default disposition")
+    assert clip.audio.shape[1] == SR
+    # without any default flag, the longest non-silent track
+    q = _write_tracks(tmp_path / "n.mkv", [_tone(SR, 0.3), _tone(2 * SR, 0.3, 880.0)], [D(0), D(0)], "matroska")
+    assert media.decode(q).decode.audio_track == 1
+
+
+def test_audio_track_override_and_its_error(tmp_path):
+    p = _write_tracks(tmp_path / "two.mp4", [np.zeros((1, SR), np.float32), _tone(SR, 0.3)])
+    clip = media.decode(p, audio_track=0)
+    assert (clip.decode.audio_track, clip.decode.audio_track_rule) == (0, "media.audio_track")
+    assert np.abs(clip.audio).max() < 1e-3
+    with pytest.raises(AudioTrackError, match=r"media.audio_track=2 does not exist: the file has tracks 0-1") as e:
+        media.decode(p, audio_track=2)
+    assert str(p) in str(e.value)
+    # the toolkit-style decode reads the same track as the Clip
+    x = media.apply_audio_preset(media.decode(p), media.AudioPreset(SR, decoder="ffmpeg"))
+    assert np.abs(x).max() > 0.2
+
+
+def test_single_track_file_keeps_its_cache_token_empty(tmp_path):
+    p = tmp_path / "one.mp4"
+    media.encode(p, np.zeros((4, 16, 16, 3), np.uint8), 8.0, _tone(SR // 2, 0.3), SR)
+    clip = media.decode(p)
+    assert (clip.decode.audio_track, clip.decode.audio_track_rule, clip.decode.cache_token()) == (0, "only track", "")
+    assert (clip.decode.width, clip.decode.height, clip.decode.rotation) == (16, 16, 0)
+
+
+def _pattern(h=16, w=32):
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:8, :8] = 255
+    img[8:, 24:, 0] = 200
+    img[:4, 16:20, 1] = 255
+    return img
+
+
+def _rotated_file(path, degrees, hflip=False):
+    import av
+
+    img = _pattern()
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt, s.options = 32, 16, "yuv444p", {"qp": "0"}
+        s.set_display_rotation(degrees, hflip=hflip)
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("degrees,hflip", [(90, False), (180, False), (270, False), (0, True), (90, True)])
+def test_display_matrix_is_applied_like_ffmpeg_autorotate(tmp_path, degrees, hflip):
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    p = _rotated_file(tmp_path / "r.mp4", degrees, hflip)
+    clip = media.decode(p)
+    # the reference: the ffmpeg command line, which autorotates by default
+    r = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(p), "-frames:v", "1", "-f",
+                        "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True)
+    h, w = clip.video.shape[1:3]
+    assert (clip.decode.width, clip.decode.height) == (w, h)
+    assert (h, w) == ((32, 16) if degrees in (90, 270) else (16, 32))
+    ref = np.frombuffer(r.stdout, np.uint8).reshape(h, w, 3)
+    assert np.abs(clip.video[0].astype(int) - ref).max() <= 2
+    assert not np.array_equal(clip.video[0], _pattern()[:h, :w])  # non-vacuity: the frame did change
+    assert clip.decode.orientation_source == "display matrix"
+    assert clip.decode.cache_token().startswith("orientation=")
+
+
+def test_rotate_tag_is_applied(tmp_path):
+    import av
+
+    p = tmp_path / "tag.mkv"
+    img = _pattern()
+    with av.open(str(p), "w") as out:
+        s = out.add_stream("libx264rgb", rate=10)
+        s.width, s.height, s.pix_fmt, s.options = 32, 16, "rgb24", {"qp": "0"}
+        s.metadata["rotate"] = "90"   # degrees clockwise, as older FFmpeg wrote it
+        f = av.VideoFrame.from_ndarray(img, format="rgb24")
+        f.pts = 0
+        for pk in [*s.encode(f), *s.encode()]:
+            out.mux(pk)
+    clip = media.decode(p)
+    assert clip.decode.orientation_source == "rotate tag"
+    assert np.array_equal(clip.video[0], np.rot90(img, -1))
+
+
+def test_clipping_fraction_and_warning(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(2 * SR).astype(np.float32)
+    x /= np.abs(x).max()
+    clean, clipped = tmp_path / "clean.mkv", tmp_path / "clipped.mkv"
+    media.encode(clean, None, None, 0.999 * x, SR, lossless=True)
+    media.encode(clipped, None, None, np.clip(3 * x, -1, 1), SR, lossless=True)
+    c, k = media.decode(clean).decode, media.decode(clipped).decode
+    assert c.clipping_fraction < media.CLIP_WARN_FRACTION and not c.warnings
+    expected = float(np.mean(np.abs(np.clip(3 * x, -1, 1)) >= media.CLIP_LEVEL))
+    assert k.clipping_fraction == pytest.approx(expected, abs=2e-4)
+    assert k.clipping_fraction > media.CLIP_WARN_FRACTION
+    assert any("clipped audio" in w and str(clipped) in w for w in k.warnings)
