@@ -158,6 +158,11 @@ class RunLog(BaseModel):
     summary: list[SummaryRow] = Field(default_factory=list)
     failures: list[RuleFailure] = Field(default_factory=list)  # why status is "failed" (empty when complete)
     generation: dict[str, dict[str, Any]] = Field(default_factory=dict)  # request id -> provenance / error
+    #: request id -> how its clip was decoded (``mova_eval.spec.DecodeInfo``: audio track and why, orientation applied,
+    #: displayed size, clipping_fraction); requests scored in an attempt that was killed before it ended are missing
+    decode: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: what decode warned about (clipped audio, an unusable extra audio track, an odd display matrix), one line each
+    warnings: list[str] = Field(default_factory=list)
     #: a run written by ``mova-eval merge``: the shard run directories it joined, in shard order (empty otherwise)
     merged_from: list[str] = Field(default_factory=list)
 

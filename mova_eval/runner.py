@@ -19,7 +19,7 @@ import platform
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -53,12 +53,13 @@ from mova_eval.results import (
     SummaryRow,
     features_frame,
     items_frame,
+    nan_to_null,
     now,
     read_run_json,
     write_run_json,
 )
 from mova_eval.run_checks import check_run
-from mova_eval.spec import GenRequest, GenResult, Suite, SuiteItem
+from mova_eval.spec import DecodeInfo, GenRequest, GenResult, Suite, SuiteItem
 from mova_eval.summary import records_for_run, write_summary
 
 #: bump when the pickled per-item score layout changes (ItemScore gained ``counts`` in schema 2)
@@ -90,6 +91,8 @@ def resolve_device(spec: str) -> str:
 def config_hash(cfg: dict) -> str:
     """Hash of what determines results (runtime knobs such as workers or progress bars excluded)."""
     relevant = {k: v for k, v in cfg.items() if k not in ("runtime", "run_id", "output_dir")}
+    if relevant.get("media") == {"audio_track": None}:
+        del relevant["media"]  # the default decode: runs made before the media group existed keep their hash
     return make_key(relevant)[:12]
 
 
@@ -285,6 +288,9 @@ class ScoreContext:
     score_cache: Cache
     feature_cache: Cache
     tokens: dict[str, str]
+    audio_track: int | None = None    # media.audio_track: None = media.decode's rule
+    #: how each scored clip was decoded (request id -> DecodeInfo), for run.json ``decode`` and ``warnings``
+    decodes: dict[str, DecodeInfo] = field(default_factory=dict)
 
 
 def _item_row(ctx: ScoreContext, req: GenRequest, family: str, metric: str, value: float, error: str | None, *,
@@ -342,11 +348,14 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
     if not (want_video or want_audio):
         want_video = want_audio = True
     try:
-        clip = media.decode(res.path, video=want_video, audio=want_audio)
+        clip = media.decode(res.path, video=want_video, audio=want_audio, audio_track=ctx.audio_track)
     except MediaError as e:
         for m in active:
             rows.extend(_error_rows(ctx, req, type(m), _format_error(e), res.path))
         return rows
+    ctx.decodes[req.request_id] = clip.decode
+    # the track and orientation decode chose decide the content as much as the bytes do (empty for plain files)
+    decode_token = [clip.decode.cache_token()] if clip.decode.cache_token() else []
     for m in active:
         info = m.info
         missing = [k for k in ("video", "audio") if k in info.needs and not getattr(clip, f"has_{k}")]
@@ -357,11 +366,12 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
         token = ctx.tokens[info.name]
         try:
             if isinstance(m, SetLevelMetric):
-                key = make_key("features", clip.content_hash, info.name, token)
+                key = make_key("features", clip.content_hash, *decode_token, info.name, token)
                 ctx.feature_cache.get_or_compute(key, lambda m=m: np.asarray(m.features(clip, item)), expect=np.ndarray)
                 rows.features.append(_feature_row(ctx, req, info.name, key, None, clip.path, clip.content_hash))
             else:
-                key = make_key("score", SCORE_CACHE_LAYOUT, clip.content_hash, info.name, token, item.fingerprint())
+                key = make_key("score", SCORE_CACHE_LAYOUT, clip.content_hash, *decode_token, info.name, token,
+                               item.fingerprint())
                 s: ItemScore = ctx.score_cache.get_or_compute(key, lambda m=m: _checked(m, clip, item),
                                                               expect=ItemScore)
                 for out in m.requested_outputs():
@@ -573,6 +583,23 @@ def _setting_fraction(rt: dict, key: str) -> float:
     return x
 
 
+def media_audio_track(mcfg) -> int | None:
+    """``media.audio_track``: None (media.decode's rule) or a track index ≥ 0; anything else is a ConfigError."""
+    v = (mcfg or {}).get("audio_track")
+    if v is None:
+        return None
+    try:
+        if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+            raise ValueError
+        n = int(v)
+    except (TypeError, ValueError):
+        raise ConfigError(f"media.audio_track={v!r} is not a track index; give media.audio_track=1 (0 is the "
+                          f"first audio track) or null for the default rule") from None
+    if n < 0:
+        raise ConfigError(f"media.audio_track={n} must be 0 or more (0 is the first audio track)")
+    return n
+
+
 def parse_seeds(value) -> list[int]:
     """``seeds`` as a list of ints: a list, or one int. Anything else is a ConfigError naming ``seeds``."""
     if value is None:
@@ -627,7 +654,8 @@ class RunPlan:
                             failed_requested=self.metrics.failed_requested, all_classes=metric_classes(),
                             score_cache=Cache("scores", enabled=self.settings.cache),
                             feature_cache=Cache("features", enabled=True),
-                            tokens={m.info.name: m.cache_token() for m in self.metrics.metrics})
+                            tokens={m.info.name: m.cache_token() for m in self.metrics.metrics},
+                            audio_track=media_audio_track(self.cfg.get("media")))
 
 
 def plan(cfg: dict) -> RunPlan:
@@ -640,6 +668,7 @@ def plan(cfg: dict) -> RunPlan:
     timings: dict[str, float] = {}
     settings = RunSettings.from_config(cfg.get("runtime", {}))
     parse_seeds(cfg.get("seeds"))  # refuse bad seeds before anything is made
+    media_audio_track(cfg.get("media"))
     rt = cfg.get("runtime", {})
     if rt.get("cache_dir"):
         import os
@@ -697,7 +726,9 @@ def _plan_locked(cfg: dict, settings: RunSettings, run_id: str, run_dir: Path, c
                  generator={"name": gcfg["name"], **{k: v for k, v in gcfg.items() if k != "name"}},
                  model=model_label(gcfg), metrics=mplan.statuses, packages=_packages(), git_revision=_git_revision(),
                  python=sys.version.split()[0], platform=platform.platform(), device=device,
-                 generation=dict(prev_log.generation) if prev_log else {})
+                 generation=dict(prev_log.generation) if prev_log else {},
+                 decode=dict(prev_log.decode) if prev_log else {},
+                 warnings=list(prev_log.warnings) if prev_log else [])
     write_run_json(run_dir, log)
 
     item_log = ItemLog(run_dir)
@@ -752,6 +783,8 @@ def score(p: RunPlan, gen_results: dict[str, GenResult]) -> ScoredRows:
                     rows.extend(item_rows)
                     bar.update(1)
     p.timings["score"] = time.perf_counter() - t0
+    p.log.decode.update({rid: nan_to_null(asdict(d)) for rid, d in sorted(ctx.decodes.items())})
+    p.log.warnings = [w for d in p.log.decode.values() for w in d.get("warnings") or ()]
     return rows
 
 
