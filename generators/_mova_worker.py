@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                 peak = round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None
                 write_output(job, video, audio, sr, {"wall_time_s": round(time.perf_counter() - t0, 3),
                                                      "peak_gpu_memory_mb": peak, "writer_rank": rank,
-                                                     "world_size": world, "cp_size": cp})
+                                                     "world_size": world, "cp_size": cp,
+                                                     "python": sys.executable})
         except Exception as e:  # recorded per job; the adapter turns it into that item's error
             if cp_rank == 0:
                 from mova_eval.cache import atomic_write_text

@@ -26,6 +26,9 @@ from mova_eval.spec import GenRequest, GenResult
 INSTALL = ("git clone https://github.com/OpenMOSS/MOVA && pip install -e ./MOVA   "
            "(Python >= 3.12; MOVA is not on PyPI)")
 FETCH = "huggingface-cli download {repo} --local-dir ./weights/{name}"
+WORKER_PYTHON = (3, 12)
+WORKER_INSTALL = ("pip install -e ./MOVA av && pip install --no-deps -e /path/to/mova-eval "
+                  "(docs/generators/mova.md, two environments)")
 
 
 NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，"
@@ -54,7 +57,8 @@ class MovaSettings(ModelSettings):
     gpus: int = runtime(1, ">1: a torchrun worker over the batch")
     cp_size: int | None = runtime(None, "context-parallel degree; null = gpus")
     attn_type: str = runtime("fa", "attention kernel")
-    python: str | None = runtime(None, "interpreter for the torchrun worker (default: this one)")
+    python: str | None = runtime(None, "the MOVA environment's bin/python: the worker runs there, even on one GPU "
+                                       "(default: in this process / this interpreter)")
     worker_timeout_s: float | None = runtime(None, "torchrun timeout (default: one hour per clip)")
 
 
@@ -68,6 +72,29 @@ class MovaGenerator(ModelGenerator):
     Settings = MovaSettings
     requires = (("mova", INSTALL),)
     hf_repo: str = ""
+
+    @classmethod
+    def _availability(cls, s: MovaSettings) -> Availability:
+        """With ``generator.python`` the packages are looked for in that environment, not in this one."""
+        if not s.python:
+            return super()._availability(s)
+        from mova_eval.generators.interpreter import InterpreterError
+
+        try:
+            cls.probe_worker_python(s)
+        except InterpreterError as e:
+            return Availability(False, str(e), INSTALL)
+        return cls._more_availability(s)
+
+    @classmethod
+    def probe_worker_python(cls, s: MovaSettings):
+        """Check ``generator.python`` for the worker: Python >= 3.12 for the real MOVA (its pyproject), and the
+        packages the worker imports there (``mova_eval`` writes the clip through its media module)."""
+        from mova_eval.generators.interpreter import probe
+
+        model = (s.pipeline_factory or "mova").split(":")[0].split(".")[0]
+        return probe(s.python, min_version=None if s.pipeline_factory else WORKER_PYTHON, needed_by="the MOVA worker",
+                     modules=(model, "torch", "numpy", "av", "mova_eval"), install=WORKER_INSTALL)
 
     @classmethod
     def _more_availability(cls, s: MovaSettings) -> Availability:
@@ -90,7 +117,10 @@ class MovaGenerator(ModelGenerator):
     def _load(self) -> None:
         s = self.settings
         self._factory = s.pipeline_factory
-        if not self._factory:  # the real pipeline: the package must be importable
+        self._python = sys.executable
+        if s.python:  # the model's own environment: checked there, nothing of MOVA is imported here
+            self._python = self.probe_worker_python(s).path
+        elif not self._factory:  # the real pipeline: the package must be importable
             require("mova.diffusion.pipelines.pipeline_mova", "MOVA", INSTALL)
         ckpt = self.checkpoint_ref()
         self._ckpt_path = ckpt if self._factory and not Path(ckpt).exists() else \
@@ -99,7 +129,8 @@ class MovaGenerator(ModelGenerator):
             self.record_fingerprint("checkpoint", self._ckpt_path)
         self._gpus = int(s.gpus or 1)
         self._pipe = self._mesh = None
-        if self._gpus == 1:
+        self._worker = self._gpus > 1 or bool(s.python)
+        if not self._worker:
             from mova_eval.generators import _mova_worker as w
 
             w.init_distributed()
@@ -144,7 +175,7 @@ class MovaGenerator(ModelGenerator):
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         if not self._loaded:
             self.load()
-        if self._load_error or self._gpus == 1:
+        if self._load_error or not self._worker:
             return [self._one(r) for r in requests]
         return self._generate_torchrun(requests)
 
@@ -171,7 +202,7 @@ class MovaGenerator(ModelGenerator):
             for r, plan, job in pending:
                 rec = _read(w.record_path(r.out_path))
                 if rec is None or rec.get("fingerprint") != job["fingerprint"]:
-                    results[r.request_id] = GenResult(r.request_id, None, f"torchrun worker wrote no result: {error}")
+                    results[r.request_id] = GenResult(r.request_id, None, f"the worker wrote no result: {error}")
                 elif not rec.get("ok"):
                     results[r.request_id] = GenResult(r.request_id, None, rec.get("error", "worker failed"))
                 else:
@@ -180,7 +211,8 @@ class MovaGenerator(ModelGenerator):
 
     def _from_record(self, req: GenRequest, plan: Plan, rec: dict, resumed: bool) -> GenResult:
         prov = self.provenance(req, plan, rec.get("wall_time_s") or 0.0, rec.get("peak_gpu_memory_mb"))
-        prov.update({k: rec[k] for k in ("writer_rank", "world_size", "cp_size", "sample_rate") if k in rec})
+        prov.update({k: rec[k] for k in ("writer_rank", "world_size", "cp_size", "sample_rate", "python")
+                     if k in rec})
         prov["negative_prompt"] = self.settings.negative_prompt or ""
         if resumed:
             prov["resumed_from_worker_record"] = True
@@ -192,7 +224,7 @@ class MovaGenerator(ModelGenerator):
         with tempfile.TemporaryDirectory(prefix="mova-jobs-") as d:
             path = Path(d) / "jobs.json"
             path.write_text(json.dumps(spec))
-            cmd = [self.settings.python or sys.executable, "-m", "torch.distributed.run", "--standalone",
+            cmd = [self._python, "-m", "torch.distributed.run", "--standalone",
                    f"--nproc_per_node={self._gpus}", "-m", "mova_eval.generators._mova_worker", str(path)]
             timeout = float(self.settings.worker_timeout_s or 3600 * max(1, len(jobs)))
             try:
@@ -200,8 +232,10 @@ class MovaGenerator(ModelGenerator):
             except subprocess.TimeoutExpired:
                 return f"torchrun timed out after {timeout:.0f} s"
             if p.returncode:
-                tail = (p.stderr or p.stdout)[-1500:]
-                return f"torchrun exited with {p.returncode}: {tail}"
+                from mova_eval.generators.interpreter import crash_message
+
+                return crash_message(f"the worker ({self._python} -m torch.distributed.run)", p.returncode,
+                                     p.stderr, p.stdout)
         return ""
 
     def close(self) -> None:
