@@ -120,9 +120,11 @@ class Generator:
         registry name (directory: the clip folder's name); None keeps the registry name."""
         return None
 
-    def validate(self, suite: Suite, seeds: Sequence[int] | None = None) -> list[Problem]:
+    def validate(self, suite: Suite, seeds: Sequence[int] | None = None, *, decode: bool | None = None,
+                 audio_track: int | None = None) -> list[Problem]:
         """Problems `mova-eval validate` reports for running ``suite`` with ``seeds`` (default [0]) through this
-        generator, before any model loads. The default reports an unavailable generator."""
+        generator, before any model loads. The default reports an unavailable generator. ``decode`` and
+        ``audio_track`` concern generators that read existing files (directory: decode each one as a run would)."""
         av = self.availability(self.config)
         if not av.ok:
             return [Problem("unavailable", f"{self.name}: {av.reason}" + (f" (fix: {av.command})" if av.command else ""))]
@@ -306,7 +308,8 @@ class ModelGenerator(Generator):
         return Plan(mode=mode, width=width, height=height, fps=fps, num_frames=num_frames, seed=self.seed_for(req),
                     prompt=self.format_prompt(req), first_frame=first)
 
-    def validate(self, suite: Suite, seeds: Sequence[int] | None = None) -> list[Problem]:
+    def validate(self, suite: Suite, seeds: Sequence[int] | None = None, *, decode: bool | None = None,
+                 audio_track: int | None = None) -> list[Problem]:
         """The base's problems plus every item :meth:`plan` refuses (grouped by reason, with the item ids). Plans
         do not depend on the seed, so one request per item is planned."""
         problems = super().validate(suite, seeds)

@@ -237,6 +237,10 @@ class DirectorySettings(GeneratorSettings):
     manifest: str | None = output(None, "a CSV/JSON mapping item ids to files (relative paths: relative to it)")
 
 
+#: ``mova-eval validate`` decodes every clip by default when the folder holds fewer than this many
+DECODE_CHECK_MAX_FILES = 1000
+
+
 class DirectoryGenerator(Generator):
     name = "directory"
     Settings = DirectorySettings
@@ -310,10 +314,14 @@ class DirectoryGenerator(Generator):
             out.append(GenResult(r.request_id, str(path) if path else None, error, prov))
         return out
 
-    def validate(self, suite: Suite, seeds: Sequence[int] | None = None) -> list[Problem]:
+    def validate(self, suite: Suite, seeds: Sequence[int] | None = None, *, decode: bool | None = None,
+                 audio_track: int | None = None) -> list[Problem]:
         """Every problem with the folder/manifest for this suite: missing, unknown and unused files, and files
         that cannot be scored fully (unreadable, truncated, no audio or video stream, zero duration).
-        ``seeds`` are the run's seeds (default [0]): they decide which samples count as used."""
+        ``seeds`` are the run's seeds (default [0]): they decide which samples count as used. ``decode`` also
+        decodes every file as a run would (``media.problems``; None: when the folder holds fewer than
+        ``DECODE_CHECK_MAX_FILES`` clips), reporting decode failures as ``bad file`` and decode warnings as
+        ``note`` (notes do not fail validation)."""
         from mova_eval import media
 
         seeds = list(seeds) if seeds else [0]
@@ -341,8 +349,12 @@ class DirectoryGenerator(Generator):
                 problems.append(Problem("unused", f"item {item.id} has {len(entries)} clips, seeds {seeds} score "
                                                   f"{len(used)}; not scored: {names}", (item.id,)))
         problems += [Problem("unknown", u) for u in index.unknown]
+        n_files = sum(len(entries) for entries in index.files.values())
+        deep = n_files < DECODE_CHECK_MAX_FILES if decode is None else decode
         for item_id, entries in index.files.items():
             for e in entries:
-                for p in media.problems(e.path):
+                notes: list[str] = []
+                for p in media.problems(e.path, deep_decode=deep, audio_track=audio_track, notes=notes):
                     problems.append(Problem("bad file", f"{e.path} (item {item_id}): {p}", (item_id,)))
+                problems += [Problem("note", f"{e.path} (item {item_id}): {n}", (item_id,)) for n in notes]
         return problems

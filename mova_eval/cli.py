@@ -198,7 +198,16 @@ def cmd_validate(args) -> int:
     if any(o.split("=")[0] == "generator" for o in args.overrides):
         gcls = get_generator_class(cfg["generator"]["name"])
         gen = gcls(cfg["generator"])
-        problems += gen.validate(suite, seeds=cfg.get("seeds"))
+        from mova_eval.runner import media_audio_track
+
+        problems += gen.validate(suite, seeds=cfg.get("seeds"), decode=args.decode,
+                                 audio_track=media_audio_track(cfg.get("media")))
+    notes = [p for p in problems if p.kind == "note"]
+    problems = [p for p in problems if p.kind != "note"]
+    if notes:
+        print(f"\n{len(notes)} note(s) (these clips score, but look at them):")
+        for p in notes:
+            print(f"  - {p}")
     if problems:
         print(f"\n{len(problems)} problem(s):")
         for p in problems:
@@ -272,12 +281,20 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check a suite, and what a generator makes of it, without generating or scoring",
                        description="Reports the suite, then (with generator=NAME) the generator's problems: whether it "
-                                   "can run here, items it cannot serve, a clip folder's missing/unused/bad files.\n"
+                                   "can run here, items it cannot serve, a clip folder's missing/unused/bad files (decoding each clip "
+                                   "as a run would, unless --no-decode or the folder holds 1,000 clips or more).\n"
                                    "Examples:\n  mova-eval validate suite=verse suite.path=FILE\n"
                                    "  mova-eval validate suite=smoke generator=ltx2\n"
                                    "  mova-eval validate suite=verse suite.path=FILE generator=directory generator.path=DIR",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("overrides", nargs="*", help="Hydra overrides selecting the suite (and generator=NAME)")
+    dec = v.add_mutually_exclusive_group()
+    dec.add_argument("--decode", dest="decode", action="store_true", default=None,
+                     help="decode every clip of generator=directory as a run would (finds corrupt middles, 1x1 "
+                          "frames, streams without packets, NaN samples; notes clipping and many channels); the "
+                          "default for folders of fewer than 1,000 clips")
+    dec.add_argument("--no-decode", dest="decode", action="store_false",
+                     help="only read headers and packets (fast, for large folders)")
     v.set_defaults(func=cmd_validate)
 
     mg = sub.add_parser("merge", help="join static shards (suite.shard=I/N) into one run directory",

@@ -154,12 +154,19 @@ def probe(path: str | Path, *, deep: bool = False) -> dict:
     return info
 
 
-def problems(path: str | Path) -> list[str]:
-    """Every reason a clip could not be scored fully, found without decoding (for `mova-eval validate`)."""
+def problems(path: str | Path, *, deep_decode: bool = False, audio_track: int | None = None,
+             notes: list[str] | None = None) -> list[str]:
+    """Every reason a clip could not be scored fully (for `mova-eval validate`): from the headers and packets, and
+    with ``deep_decode`` also from running :func:`decode` exactly as a run would (a corrupt middle, a 1x1 frame, a
+    stream without packets, NaN samples are found only then). ``notes``, when given, receives what a successful
+    decode warns about (clipping, an unusable extra track, an odd rotation) and audio of more than two channels
+    (scored through a downmix): worth knowing, not a reason the clip cannot be scored. Never raises."""
     try:
         info = probe(path, deep=True)
     except MediaError as e:
         return [e.problem]
+    except Exception as e:  # noqa: BLE001 - validate reports, it must not crash on any file
+        return [f"cannot be probed ({type(e).__name__}: {e})"]
     out = []
     if not info["has_video"]:
         out.append("has no video stream")
@@ -169,6 +176,20 @@ def problems(path: str | Path) -> list[str]:
         out.append("has zero duration")
     if not info["complete"]:
         out.append(info["problem"])
+    if deep_decode:
+        try:
+            clip = decode(path, audio_track=audio_track)
+        except MediaError as e:
+            out.append(f"decoding as a run would fails: {e.problem}")
+        except Exception as e:  # noqa: BLE001
+            out.append(f"decoding as a run would fails unexpectedly ({type(e).__name__}: {e})")
+        else:
+            if notes is not None:
+                notes += [w.replace(f"{path}: ", "", 1) for w in clip.decode.warnings]
+                if clip.audio is not None and clip.audio.shape[0] > 2:
+                    notes.append(f"audio has {clip.audio.shape[0]} channels (track {clip.decode.audio_track}); "
+                                 f"metrics hear a downmix (the channel mean, or FFmpeg's -ac matrix for the "
+                                 f"toolkit decoder)")
     return out
 
 
