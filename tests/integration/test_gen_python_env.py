@@ -96,3 +96,49 @@ def test_generator_python_is_a_runtime_setting_not_part_of_the_identity(second_e
     b = Mova360p(_cfg(python=str(second_env))).identity()
     assert a == b and "python" not in json.dumps(a["settings"])
     assert os.fspath(second_env) not in json.dumps(b)
+
+
+@pytest.mark.slow
+def test_a_clip_made_by_the_worker_in_the_second_interpreter(tmp_path, monkeypatch):
+    """End to end: MOVA's worker runs under a second venv's python and writes the clip; the result records that
+    interpreter. That venv borrows torch/numpy/av/mova_eval from the harness's environment through a .pth line
+    (no network to install them) and holds the stand-in ``mova`` package, which the harness itself cannot import.
+    The stand-in is named by pipeline_factory, which skips the Python >= 3.12 check (this venv is the harness's
+    Python); the real-MOVA version refusal is checked above."""
+    import sysconfig
+
+    from mova_eval import media
+    from mova_eval.spec import GenRequest, SuiteItem
+
+    env = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=120)
+    py = env / "bin" / "python"
+    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "harness.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+    pkg = site / "mova" / "diffusion" / "pipelines"
+    pkg.mkdir(parents=True)
+    for d in (site / "mova", site / "mova" / "diffusion", pkg):
+        (d / "__init__.py").write_text("")
+    tiny = (Path(__file__).parent / "tiny_mova.py").read_text()
+    (pkg / "pipeline_mova.py").write_text(tiny + "\n\nMOVA = TinyMova\n")
+    assert importlib_spec("mova") is None  # the harness has no mova
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    cfg = _cfg(python=str(py), checkpoint=str(tmp_path), num_frames=9, worker_timeout_s=240,
+               pipeline_factory="mova.diffusion.pipelines.pipeline_mova:MOVA.from_pretrained")
+    assert Mova360p.availability(cfg).ok
+    gen = Mova360p(cfg)
+    gen.load()
+    item = SuiteItem(id="a", category="set3", prompt="A man says hi.")
+    (res,) = gen.generate([GenRequest("a#s0", item, 0, width=640, height=352, fps=24.0,
+                                      out_path=str(tmp_path / "a.mp4"))])
+    assert res.ok, res.error
+    assert res.provenance["python"] == str(py) != sys.executable
+    assert media.decode(res.path).video.shape == (9, 352, 640, 3)
+
+
+def importlib_spec(name):
+    import importlib.util
+
+    return importlib.util.find_spec(name)
