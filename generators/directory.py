@@ -9,6 +9,10 @@ Layouts (``generator.path=DIR``; the first that applies is used):
 - **manifest** (``generator.manifest=FILE``): a CSV with columns ``item_id,path[,seed]`` or a JSON object
   ``{item_id: path | [path, …]}``. Relative paths are relative to the manifest's folder.
 
+- **numbered** (suites with ``file_match: mova_numbered``, i.e. MyBench): MOVA's ``eval_cpcer.py`` rule, see
+  :func:`index_numbered` — ``*.mp4`` named ``^(\\d+)_`` in ``DIR/multi-speaker/`` (or ``DIR/step_N/…``, or ``DIR``),
+  sorted by number, the k-th file for the k-th reference; a count other than the references' is an error.
+
 A file belongs to an item when its name (without extension) is the item id, or starts with the id followed by a
 non-alphanumeric character (``00000017_video_step1_seed0.mp4``); when several ids match (``a1`` and ``a1_b`` both
 prefix ``a1_b_video.mp4``) the longest wins, and ``a10.mp4`` never matches ``a1``. Extensions: mp4, mkv, webm,
@@ -17,7 +21,7 @@ mov, avi (any case).
 Several files for one item are several samples: the request with seed ``k`` takes the ``k``-th file (0-based)
 sorted by file name (then by full path) (manifest: listed order; a CSV ``seed`` column instead pins each file to
 that seed value). So ``seeds=[0,1,2]`` scores the first three samples of every item. When every file of an item
-names its seed as the toolkit's convention does (``_seed(\d+)``, ``{id}_video_{prompt}_step{N}_seed{S}.mp4``) and
+names its seed as the toolkit's convention does (``_seed(\\d+)``, ``{id}_video_{prompt}_step{N}_seed{S}.mp4``) and
 no seed repeats, the files are ordered by that seed's value instead (``seed42`` before ``seed100``, which sorts
 first by name), and the file's seed is recorded in the provenance (``seed``, ``seed_source: file name``).
 """
@@ -74,7 +78,7 @@ class Entry:
 class ClipIndex:
     """Which files belong to which item, and what was found that belongs to none."""
 
-    layout: str                                   # "sets", "flat" or "manifest"
+    layout: str                                   # "sets", "flat", "numbered" (MyBench) or "manifest"
     root: Path                                    # where relative names in messages start
     files: dict[str, list[Entry]] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)    # one line per file that matches no item
@@ -84,6 +88,8 @@ class ClipIndex:
             return f"expected {self.root / item.category}/{item.id}*.mp4"
         if self.layout == "flat":
             return f"expected {self.root}/{item.id}*.mp4"
+        if self.layout == "numbered":
+            return f"expected the numbered clip #{int(item.extra.get('mova_index', 0)) + 1} in {self.root}"
         return f"expected a row for {item.id!r} in {self.root}"
 
     def pick(self, item: SuiteItem, seed: int) -> tuple[int | None, str | None]:
@@ -171,6 +177,72 @@ def index_folder(root: Path, suite_items: list[SuiteItem]) -> ClipIndex:
         index.unknown += [f"{p} lies in a sub-folder that is no set of the suite "
                           f"(sets: {', '.join(categories)})" for p in deeper]
     _seeds_from_names(index)
+    return index
+
+
+_MOVA_NUMBER = re.compile(r"(\d+)_")
+
+
+def _ranges(nums: list[int]) -> str:
+    """[1, 2, 3, 5, 7, 8] → '1–3, 5, 7–8'."""
+    out, start = [], None
+    for i, n in enumerate(nums):
+        if start is None:
+            start = n
+        if i + 1 == len(nums) or nums[i + 1] != n + 1:
+            out.append(str(start) if start == n else f"{start}–{n}")
+            start = None
+    return ", ".join(out)
+
+
+def index_numbered(root: Path, suite_items: list[SuiteItem]) -> ClipIndex:
+    """MOVA's ``eval_cpcer.py`` pairing (MyBench): the ``*.mp4`` files directly in ``ROOT/<category>/`` (or
+    ``ROOT/step_N/<category>/``, or ``ROOT`` itself) whose names start with ``(\\d+)_``, sorted by that number; the
+    k-th file belongs to the item whose ``extra["mova_index"]`` is k. MOVA asserts that the file count equals the
+    number of references; here a different count (or a number used twice, which makes the order ambiguous) is a
+    ConfigError naming the folder, the numbers found and the ones missing, before anything is scored."""
+    categories = list(dict.fromkeys(it.category for it in suite_items))
+    sets_root = _sets_root(root, categories)
+    folder = sets_root / categories[0] if sets_root is not None else root
+    index = ClipIndex("numbered", folder)
+    numbered: list[tuple[int, Path]] = []
+    for p in sorted((p for p in folder.iterdir() if p.is_file()), key=lambda p: p.name):
+        m = _MOVA_NUMBER.match(p.name)
+        if p.suffix.lower() != ".mp4" or p.name.startswith("."):
+            if is_video(p):
+                index.unknown.append(f"{p} is not .mp4 (MOVA's cpCER reads only *.mp4)")
+        elif m is None:
+            index.unknown.append(f"{p} does not start with a number and '_' (MOVA's cpCER pairs files named "
+                                 f"^(\\d+)_ with the references in number order)")
+        else:
+            numbered.append((int(m.group(1)), p))
+    numbered.sort(key=lambda x: x[0])
+    counts = {int(it.extra.get("mova_count", len(suite_items))) for it in suite_items}
+    expected = max(counts) if counts else 0
+    nums = [n for n, _ in numbered]
+    repeated = sorted({n for n in nums if nums.count(n) > 1})
+    where = f"{folder} (MOVA's eval_cpcer.py pairs the k-th *.mp4 named ^(\\d+)_, by number, with reference line k)"
+    if repeated:
+        names = ", ".join(p.name for n, p in numbered if n in repeated)
+        raise ConfigError(f"{where}: number(s) {_ranges(repeated)} are used by several files ({names}); each "
+                          f"reference needs exactly one clip")
+    if len(numbered) != expected:
+        have = _ranges(sorted(set(nums))) or "none"
+        base = 0 if nums and min(nums) == 0 else 1
+        gaps = sorted(set(range(base, base + expected)) - set(nums))
+        extra = sorted(n for n in nums if not base <= n < base + expected)
+        detail = [f"{len(numbered)} numbered clip(s) for {expected} references; numbers found: {have}"]
+        if gaps:
+            detail.append(f"missing (numbering {base}–{base + expected - 1}): {_ranges(gaps)}")
+        if extra:
+            detail.append(f"outside {base}–{base + expected - 1}: {_ranges(extra)}")
+        if index.unknown:
+            detail.append(f"not counted: {len(index.unknown)} file(s), e.g. {index.unknown[0]}")
+        raise ConfigError(f"{where}: " + "; ".join(detail))
+    by_index = {int(it.extra["mova_index"]): it.id for it in suite_items if "mova_index" in it.extra}
+    for k, (_, p) in enumerate(numbered):
+        if k in by_index:
+            index.files[by_index[k]] = [Entry(p)]
     return index
 
 
@@ -285,9 +357,18 @@ class DirectoryGenerator(Generator):
     def bind_suite(self, suite: Suite) -> None:
         super().bind_suite(suite)
         self._items, self._index = list(suite.items), None
+        self._file_match = suite.file_match
+        if suite.file_match == "mova_numbered" and not self.manifest:
+            self._index = self.build_index(self._items)  # a count that differs from MOVA's refuses the run now
 
-    def build_index(self, items: list[SuiteItem]) -> ClipIndex:
-        return read_manifest(self.manifest, items) if self.manifest else index_folder(self.path, items)
+    _file_match = "id"
+
+    def build_index(self, items: list[SuiteItem], file_match: str | None = None) -> ClipIndex:
+        if self.manifest:
+            return read_manifest(self.manifest, items)
+        if (file_match or self._file_match) == "mova_numbered":
+            return index_numbered(self.path, items)
+        return index_folder(self.path, items)
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         if self._index is None:
@@ -326,7 +407,7 @@ class DirectoryGenerator(Generator):
 
         seeds = list(seeds) if seeds else [0]
         try:
-            index = self.build_index(list(suite.items))
+            index = self.build_index(list(suite.items), suite.file_match)
         except ConfigError as e:
             return [Problem("config", str(e))]
         problems: list[Problem] = []

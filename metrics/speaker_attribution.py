@@ -23,7 +23,12 @@ the assignment (edits never cross speakers; an unmatched hypothesis speaker's wo
 reference speaker's are deletions), the denominator is the reference length. English is scored in words after the
 Whisper English normaliser, Chinese in characters without punctuation or spaces (MOVA's normalisation). Corpus
 level as MOVA: Σ errors / Σ reference length (``ItemScore.counts``: the ``numerator``/``denominator`` columns). MOVA prints cpCER in percent; we
-report the fraction (MOVA's README also quotes 0.156 as a fraction).
+report the fraction (MOVA's README also quotes 0.156 as a fraction). ``cpcer_mova`` is MOVA's protocol itself
+(MyBench, paper Table 4): every multi-speaker item whatever its language, characters after MOVA's ``remove_punct``
+(spaces and MOVA's punctuation list deleted, lower case), in percent.
+
+Missing speech (option ``empty_hypothesis``, as WER/CER): silence, no VAD segment or an empty transcript scores
+every reference unit as deleted (1.0; ``cpcer_mova`` 100) and 0 speakers found; ``nan`` keeps the old NaN.
 """
 from __future__ import annotations
 
@@ -260,13 +265,17 @@ class CpErrorRateOptions(AsrOptions):
     t2s: bool = option(False, help="convert traditional to simplified Chinese before scoring")
     split_turns: bool = option(True, help="split VAD segments at speaker changes")
     min_turn_s: float = option(0.5, help="shortest speaker turn kept when splitting")
+    empty_hypothesis: Literal["score", "nan"] = option("score", help="a silent clip or no recognised speech: score "
+                                                                      "it as all deletions, or nan (excluded)")
 
 
 class _CpErrorRate(Metric):
     __abstract__ = True
     Options = CpErrorRateOptions
-    language: str = "en"
+    language: str = "en"   # the items' language ("any": every multi-speaker item, transcribed in its own)
     unit: str = "word"
+    #: per-item value and corpus numerator are errors × scale / reference length (cpcer_mova: 100, percent)
+    scale: float = 1.0
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
@@ -277,52 +286,67 @@ class _CpErrorRate(Metric):
         self.mode = o.num_speakers
         self.threshold, self.min_silence_ms, self.vad_threshold = o.distance_threshold, o.min_silence_ms, o.vad_threshold
         self.t2s, self.split_turns, self.min_turn_s = o.t2s, o.split_turns, o.min_turn_s
+        self.empty = o.empty_hypothesis
         if self.min_turn_s < 0:
             raise ConfigError(f"{self.info.name}: min_turn_s must be ≥ 0, got {self.min_turn_s}")
 
     def applies(self, item: SuiteItem) -> bool:
-        return item.has_speech and item.language == self.language and (item.num_speakers or 0) >= 2
+        return (item.has_speech and (self.language == "any" or item.language == self.language)
+                and (item.num_speakers or 0) >= 2)
+
+    def item_language(self, item: SuiteItem) -> str:
+        return item.language if self.language == "any" else self.language
+
+    def normalize_speaker(self, text: str, language: str) -> str:
+        from mova_eval.metrics.features.text_norm import normalize
+
+        return normalize(text, language, self.t2s)
 
     def load(self) -> None:
         from mova_eval.metrics.features import asr
 
         _vad()
         _encoder()
-        if self.language == "en" or not asr.is_english_only(self.asr.model):
+        if self.language != "zh" or not asr.is_english_only(self.asr.model):
             asr.get_model(self.asr)
 
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
         from mova_eval.metrics.features import asr
-        from mova_eval.metrics.features.text_norm import normalize, split_speakers
+        from mova_eval.metrics.features.text_norm import split_speakers
         from mova_eval.metrics.wer import ASR_PRESET, silence_reason
 
         out, cnt = (o.name for o in self.info.outputs)
         names = (out, cnt)
+        language = self.item_language(item)
         ref_spk = split_speakers(item.speech_text)
         n_ref = len(ref_spk)
         details: dict = {"reference_speakers": ref_spk, "speakers_reference": n_ref, "asr_model": self.asr.model,
-                         "clustering": self.mode, "distance_threshold": self.threshold}
+                         "clustering": self.mode, "distance_threshold": self.threshold, "language": language}
         audio = clip.audio_for(ASR_PRESET)
         quiet = silence_reason(audio)
         segs = [] if quiet else speech_segments(audio, self.vad_threshold, self.min_silence_ms)
+        no_speech = None
         if not segs:
-            reason = quiet or "no speech: silero-vad found no speech segment"
-            return ItemScore({n: math.nan for n in names}, details, {n: reason for n in names})
-        k_ref = None if self.mode == "estimate" else n_ref
-        details["vad_segments"] = len(segs)
-        if self.split_turns:
-            segs = split_at_speaker_changes(audio, segs, k_ref, self.threshold, self.min_turn_s)
-        labels, n_est = cluster(embed_segments(audio, segs), k_ref, self.threshold)
-        details.update(speakers_estimated=n_est, segments=[
-            {"start": round(s / SR, 3), "end": round(e / SR, 3), "speaker": int(k)} for (s, e), k in zip(segs, labels)])
+            no_speech = quiet or "no speech: silero-vad found no speech segment"
+            if self.empty == "nan":
+                return ItemScore({n: math.nan for n in names}, details, {n: no_speech for n in names})
+            labels, n_est, texts = np.zeros(0, int), 0, []
+            details.update(vad_segments=0, speakers_estimated=0, segments=[], no_speech=no_speech)
+        else:
+            k_ref = None if self.mode == "estimate" else n_ref
+            details["vad_segments"] = len(segs)
+            if self.split_turns:
+                segs = split_at_speaker_changes(audio, segs, k_ref, self.threshold, self.min_turn_s)
+            labels, n_est = cluster(embed_segments(audio, segs), k_ref, self.threshold)
+            details.update(speakers_estimated=n_est, segments=[
+                {"start": round(s / SR, 3), "end": round(e / SR, 3), "speaker": int(k)}
+                for (s, e), k in zip(segs, labels)])
         values = {cnt: float(abs(n_est - n_ref))}
         counts = {cnt: Ratio(abs(n_est - n_ref), 1)}
         errors: dict = {}
         try:
-            asr.check_language(self.asr, self.language, self.info.name)
-            texts = []
-            for s, e in segs:
-                texts.append(asr.transcribe(audio[s:e], self.language, self.asr)["text"])
+            asr.check_language(self.asr, language, self.info.name)
+            texts = [asr.transcribe(audio[s:e], language, self.asr)["text"] for s, e in segs]
         except asr.EnglishOnlyModel as e:
             msg = str(e) if str(e).startswith("unavailable") else f"unavailable: {e}"
             return ItemScore({out: math.nan, **values}, details, {out: msg}, counts)
@@ -333,23 +357,32 @@ class _CpErrorRate(Metric):
             hyp_spk.setdefault(int(k), []).append(t)
         hyp_list = [" ".join(hyp_spk[k]) for k in sorted(hyp_spk)]
         ref_keys = list(ref_spk)
-        ref_n = [normalize(ref_spk[k], self.language, self.t2s) for k in ref_keys]
-        hyp_n = [normalize(h, self.language, self.t2s) for h in hyp_list]
+        ref_n = [self.normalize_speaker(ref_spk[k], language) for k in ref_keys]
+        hyp_n = [self.normalize_speaker(h, language) for h in hyp_list]
+        if no_speech is None and not any(hyp_n):
+            no_speech = "no speech: the transcript is empty (nothing recognised)"
+            if self.empty == "nan":
+                return ItemScore({out: math.nan, **values}, details, {out: no_speech}, counts)
+            details["no_speech"] = no_speech
+        if no_speech is not None:
+            details["scored_as"] = "all deletions (empty_hypothesis: score)"
         r = cp_error(ref_n, hyp_n, self.unit)
         details.update(hypothesis_speakers={f"H{i}": h for i, h in enumerate(hyp_list)},
+                       reference_normalized=ref_n, hypothesis_normalized=hyp_n, errors=r["errors"],
+                       reference_length=r["length"],
                        assignment={ref_keys[i]: (None if j is None else f"H{j}") for i, j in enumerate(r["assignment"])})
-        counts[out] = Ratio(r["errors"], r["length"])
+        counts[out] = Ratio(self.scale * r["errors"], r["length"])
         if r["length"] == 0:
             values[out] = math.nan
             errors[out] = "reference is empty after normalisation"
         else:
-            values[out] = r["errors"] / r["length"]
+            values[out] = self.scale * r["errors"] / r["length"]
         return ItemScore(values, details, errors, counts)
 
 
 _COMMON = dict(needs=frozenset({"audio", "speech"}), extra="speech",
                packages=("faster_whisper", "jiwer", "silero_vad", "resemblyzer", "scipy"), aggregation=CORPUS,
-               version="2")
+               version="3")
 
 
 class CpWerMetric(_CpErrorRate):
@@ -403,5 +436,50 @@ class CpCerMetric(_CpErrorRate):
                 "0.218",
             ),
             docs='docs/metrics/speaker_attribution.md',
+        ),
+    )
+
+
+class CpCerMovaMetric(_CpErrorRate):
+    """cpCER in MOVA's protocol (``eval_cpcer.py`` + ``speaker_metrics.cp_cer``), for MyBench's 27 dialogues."""
+
+    language, unit, scale = "any", "char", 100.0
+
+    def normalize_speaker(self, text: str, language: str) -> str:
+        from mova_eval.metrics.features.text_norm import _t2s, mova_remove_punct
+
+        return mova_remove_punct(_t2s().convert(text) if self.t2s else text)
+
+    info = MetricInfo(
+        name="cpcer_mova",
+        outputs=(Output("cpcer_mova", "lower", "percent",
+                        "cpCER as MOVA's eval_cpcer.py computes it: every multi-speaker item (English and Chinese), "
+                        "characters after MOVA's remove_punct, in percent"),
+                 Output("cpcer_mova_speaker_count_error", "lower", "speakers",
+                        "|speakers found by clustering − speakers in the reference| (cpcer_mova's items)")),
+        description="MOVA's cpCER (MyBench): all languages per character, MOVA normalisation, corpus percent; local "
+                    "diarizing ASR instead of the closed MOSS-Transcribe-Diarize API",
+        reference="OpenMOSS/MOVA evaluation/metrics/cpcer/eval_cpcer.py, speaker_metrics.py cp_cer, "
+                  "speaker_timestamp_utils.py remove_punct",
+        **_COMMON,
+        card=Card(
+            ranges=(
+                ("cpcer_mova", "[0, ∞) percent (insertions can push it above 100)"),
+                ("cpcer_mova_speaker_count_error", "[0, ∞) speakers (|estimated − reference|)"),
+            ),
+            scale="×100 (percent, as eval_cpcer.py prints and writes it); the paper and the mova_table4 layout "
+                  "print the fraction (÷100)",
+            tables=(
+                "MOVA paper Table 4, column cpCER ('ASR Acc'): suite=mybench, corpus over the 27 multi-speaker "
+                "clips, MOSS-Transcribe-Diarize ASR (ours: silero-vad + resemblyzer + Whisper, so values differ "
+                "with the ASR)",
+            ),
+            reference_values=(
+                "MOVA-360p: 15.6 % with the public MTD API (toolkit README: 0.156), paper 0.177 (internal beta)",
+                "Table 4 (fractions): LTX-2 0.220, Ovi 0.436, MOVA-720p 0.149",
+            ),
+            notes="Chinese items need a multilingual ASR model (metrics.options.cpcer_mova.model=…); with the "
+                  "English-only default they are NaN (unsupported language) and only the English items score.",
+            docs="docs/metrics/speaker_attribution.md",
         ),
     )

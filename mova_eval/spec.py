@@ -63,6 +63,10 @@ class Suite:
     aggregation: str = "category_mean"  # how `all` is formed from categories (MOVA: mean of category means)
     description: str = ""
     references: Mapping[str, str] = field(default_factory=dict)  # named reference statistics the suite uses
+    #: how a folder of clips is matched to the items: ``id`` (a file name starts with the item id) or
+    #: ``mova_numbered`` (MyBench, as MOVA's eval_cpcer.py: files ``^(\d+)_…`` sorted by that number pair with the
+    #: items in suite order, and their count must equal the number of items)
+    file_match: str = "id"
 
     def categories(self) -> list[str]:
         seen: dict[str, None] = {}

@@ -1,6 +1,7 @@
-"""Prompt suites: Verse-Bench (file, folder, or the Hugging Face dataset) and the embedded smoke suite.
+"""Prompt suites: Verse-Bench (file, folder, or the Hugging Face dataset), the embedded smoke suite, and MOVA's
+MyBench multi-speaker set (the toolkit's ``references.txt``, see :func:`load_mybench`).
 
-Both use the Verse-Bench JSON shape ``{set: {item_id: {prompt, video_prompt, audio_prompt, speech_prompt, …}}}``,
+Verse-Bench and smoke use the Verse-Bench JSON shape ``{set: {item_id: {prompt, video_prompt, audio_prompt, speech_prompt, …}}}``,
 so one validating loader serves them. A malformed file raises SuiteError naming the item and the field.
 """
 from __future__ import annotations
@@ -184,6 +185,62 @@ def load_smoke() -> Suite:
                                    "sound effects, music and ambience")
 
 
+MYBENCH_CATEGORY = "multi-speaker"
+MYBENCH_FILES = ("references.txt", "mybench_multispeaker_references.txt")
+_TAG = re.compile(r"\[S(\d+)\]")
+
+
+def load_mybench(path: str | None, *, name: str = "mybench", version: int = 1) -> Suite:
+    """MOVA's MyBench multi-speaker set: one item per non-blank line of the toolkit's ``references.txt``
+    (OpenMOSS/MOVA ``evaluation/metrics/cpcer/references.txt``: 27 lines, turns tagged ``[S01] … [S02] …``).
+
+    Item ``NN`` (two digits, 1-based) is line NN, in the category ``multi-speaker`` (MOVA's folder and JSON key).
+    As in the toolkit's ``read_txt_lines``, lines are stripped and blank lines skipped. The generation prompts of
+    MyBench are not published with the toolkit, so an item's ``prompt`` is its transcript without the tags (marked
+    in ``extra["prompt_source"]``); score existing clips with ``generator=directory``, which pairs files with items
+    as ``eval_cpcer.py`` does (``Suite.file_match = "mova_numbered"``)."""
+    if not path:
+        raise SuiteError("suite mybench", "needs suite.path=FILE: MOVA's references.txt (OpenMOSS/MOVA "
+                                          "evaluation/metrics/cpcer/references.txt), or the folder holding it")
+    p = Path(path).expanduser()
+    if p.is_dir():
+        found = [p / f for f in MYBENCH_FILES if (p / f).is_file()]
+        if not found:
+            raise SuiteError(p, f"holds no MyBench references (expected one of {', '.join(MYBENCH_FILES)})")
+        p = found[0]
+    elif not p.is_file():
+        raise SuiteError(p, "does not exist (suite.path must be MOVA's references.txt or the folder holding it)")
+    try:
+        raw = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise SuiteError(p, f"is not UTF-8 text (byte {e.start}); MyBench references are one transcript per "
+                            f"line") from e
+    except PermissionError as e:
+        raise SuiteError(p, "cannot be read (permission denied)") from e
+    items: list = []
+    for lineno, line in enumerate(raw, start=1):
+        text = line.strip()
+        if not text:
+            continue
+        tags = _TAG.findall(text)
+        if not tags or not text.startswith("["):
+            raise SuiteError(p, f"line {lineno} is not a speaker-tagged transcript (each line must start with a "
+                                f"tag such as [S01] and tag every turn): {text[:60]!r}")
+        plain = " ".join(_TAG.sub(" ", text).split())
+        items.append((lineno, text, plain))
+    if not items:
+        raise SuiteError(p, "contains no reference lines")
+    # mova_index / mova_count: the item's 0-based position among the references and their number, so the
+    # directory generator pairs the k-th numbered clip with the k-th line even under suite.limit or suite.shard
+    items = [SuiteItem(
+        id=f"{k:02d}", category=MYBENCH_CATEGORY, prompt=plain, language=detect_language(plain), speech_text=text,
+        extra={"prompt_source": "reference transcript (MyBench prompts are not in the toolkit)",
+               "reference_line": lineno, "mova_index": k - 1, "mova_count": len(items)})
+        for k, (lineno, text, plain) in enumerate(items, start=1)]
+    return Suite(name=name, version=version, items=tuple(items), source=str(p), file_match="mova_numbered",
+                 description="MOVA MyBench multi-speaker subset (cpCER references of the OpenMOSS/MOVA toolkit)")
+
+
 def load_suite(cfg: Mapping[str, Any]) -> Suite:
     """Build a suite from its config group (``conf/suite/*.yaml``), applying ``limit``."""
     kind = cfg.get("loader", cfg.get("name"))
@@ -194,8 +251,10 @@ def load_suite(cfg: Mapping[str, Any]) -> Suite:
     elif kind == "verse":
         suite = load_verse(cfg.get("path"), name=cfg.get("name", "verse"), sets=cfg.get("sets"),
                            hf_dataset=cfg.get("hf_dataset", VERSE_HF_DATASET), version=int(cfg.get("version", 1)))
+    elif kind == "mybench":
+        suite = load_mybench(cfg.get("path"), name=cfg.get("name", "mybench"), version=int(cfg.get("version", 1)))
     else:
-        raise SuiteError(str(kind), "unknown suite loader (known: verse, smoke)")
+        raise SuiteError(str(kind), "unknown suite loader (known: verse, smoke, mybench)")
     from dataclasses import replace
 
     refs = cfg.get("references") or {}

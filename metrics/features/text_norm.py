@@ -54,6 +54,22 @@ def normalize_zh(text: str, t2s: bool = False) -> str:
     return "".join(ch for ch in text.lower() if not ch.isspace() and unicodedata.category(ch)[0] not in "PSZ")
 
 
+#: MOVA's ``speaker_timestamp_utils.remove_punct``: these characters are deleted, then the text is lower-cased
+#: (nothing else: ASCII ``;`` ``:`` ``%`` and digits stay and count as characters)
+MOVA_SPACES = (" ", "\t", "\r", "\n")
+MOVA_PUNCTS = ("!", ",", "?", "、", "。", "！", "，", "；", "？", "：", "「", "」", "︰", "『", "』", "《", "》", ".",
+               "-", "|", "(", ")", "[", "]", "{", "}", '"', "'", "…", "·", "—", "～", "【", "】", "〔", "〕", "〈",
+               "〉", "﹃", "﹄", "﹁", "﹂", "‘", "’", "“", "”")
+
+
+def mova_remove_punct(text: str) -> str:
+    """MOVA cpCER's normalisation of one speaker's text, for every language (English is then scored per letter,
+    spaces removed): the toolkit's space and punctuation list deleted, then lower case."""
+    for p in MOVA_SPACES + MOVA_PUNCTS:
+        text = text.replace(p, "")
+    return text.lower()
+
+
 def normalize(text: str, language: str, t2s: bool = False) -> str:
     return normalize_zh(text, t2s) if language == "zh" else normalize_en(text)
 

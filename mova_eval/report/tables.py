@@ -300,6 +300,8 @@ def layout_table(data: ReportData, name: str, *, published: bool = False) -> Tab
         proto = f"{c['category']}" if "category" in c else "mean of " + ", ".join(c["over"])
         direction = c.get("direction") or (known[c["metric"]][1].direction if c["metric"] in known else "none")
         unit = known[c["metric"]][1].unit if c["metric"] in known else ""
+        if c.get("scale") is not None:
+            unit = c.get("unit", f"{unit} × {c['scale']}")
         cols.append(Column(key=c["id"], header=c.get("header", c["id"]), metric=c["metric"], direction=direction,
                            unit=unit, digits=c.get("digits"), protocol=f"{c['suite']} {proto}", suite=c["suite"]))
     t = Table(name, spec.get("title", name), cols, [], caption=spec.get("caption", ""))
@@ -325,6 +327,10 @@ def layout_table(data: ReportData, name: str, *, published: bool = False) -> Tab
                             why = f"`{c['metric']}` has no value on {c['category']} ({model}): {rec.note or 'no items'}"
                         else:
                             cell = _value_cell(rec)
+            if cell is not None and c.get("scale") is not None:
+                # the paper prints another unit than the metric's (cpCER: MOVA writes percent, Table 4 a fraction)
+                k = float(c["scale"])
+                cell.mean, cell.ci_low, cell.ci_high = cell.mean * k, cell.ci_low * k, cell.ci_high * k
             cells[col.key] = cell if cell is not None else Cell(footnotes=[t.footnote(why)])
         t.rows.append(Row(model, "ours", cells, model=model))
     if published:

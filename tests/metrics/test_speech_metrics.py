@@ -224,9 +224,70 @@ def test_cpwer_rises_when_the_voices_swap_lines(clips, cpwer_metric):
     assert est.details["clustering"] == "estimate" and math.isfinite(est.values["cpwer"])
 
 
-def test_cpwer_silence_is_no_speech(clips, cpwer_metric):
+def test_cpwer_silence_is_the_models_error(clips, cpwer_metric):
+    """As WER: a silent clip for a dialogue scores 1.0 (every reference word of every speaker deleted, counted in
+    the corpus ratio) and no speaker found (count error = the reference's 2), with the reason in details;
+    ``empty_hypothesis: nan`` keeps the old NaN-with-reason behaviour."""
+    from mova_eval.metrics.speaker_attribution import CpWerMetric
+
     s = cpwer_metric.score(clips["silent"], item(DIALOGUE))
-    assert math.isnan(s.values["cpwer"]) and s.errors["cpwer"].startswith("no speech")
+    n_words = len(f"{L1} {L2} {L3} {L4}".split())
+    assert s.values["cpwer"] == 1.0 and not s.errors
+    assert s.counts["cpwer"].numerator == s.counts["cpwer"].denominator == n_words
+    assert s.values["cpwer_speaker_count_error"] == 2.0
+    assert s.details["no_speech"].startswith("no speech: the audio track is silent")
+    old = CpWerMetric({"empty_hypothesis": "nan"}).score(clips["silent"], item(DIALOGUE))
+    assert math.isnan(old.values["cpwer"]) and old.errors["cpwer"].startswith("no speech")
+    assert math.isnan(old.values["cpwer_speaker_count_error"])
+
+
+def _mova_cp_cer_counts(ref_speakers: list[str], hyp_speakers: list[str]) -> tuple[int, int]:
+    """MOVA's speaker_metrics.cp_cer for one sample, written from its definition for this test: MOVA's
+    remove_punct on each speaker's text, the best of all speaker permutations (shorter side padded with ""), then
+    character errors S+D+I over reference characters H+S+D (jiwer.process_characters)."""
+    import jiwer
+
+    drop = str.maketrans("", "", " \t\r\n!,?、。！，；？：「」︰『』《》.-|()[]{}\"'…·—～【】〔〕〈〉﹃﹄﹁﹂‘’“”")
+    refs = [r.translate(drop).lower() for r in ref_speakers]
+    hyps = [h.translate(drop).lower() for h in hyp_speakers]
+    n = max(len(refs), len(hyps))
+    refs, hyps = refs + [""] * (n - len(refs)), hyps + [""] * (n - len(hyps))
+    best = None
+    for perm in itertools.permutations(range(n)):
+        errs = 0
+        for i, j in enumerate(perm):
+            if not refs[i]:
+                errs += len(hyps[j])
+            elif not hyps[j]:
+                errs += len(refs[i])
+            else:
+                o = jiwer.process_characters(refs[i], hyps[j])
+                errs += o.substitutions + o.deletions + o.insertions
+        best = errs if best is None else min(best, errs)
+    return best, sum(len(r) for r in refs)
+
+
+def test_cpcer_mova_is_movas_character_protocol_in_percent(clips):
+    """cpcer_mova scores English dialogues too (MOVA's cpCER covers all 27 MyBench items), per character after
+    MOVA's remove_punct, in percent; equals MOVA's cp_cer on the same per-speaker hypotheses; silence is 100 %."""
+    from mova_eval.metrics.speaker_attribution import CpCerMovaMetric
+
+    m = CpCerMovaMetric()
+    m.load()
+    it = item(DIALOGUE)
+    assert m.applies(it) and m.applies(item("[S01] 你好。 [S02] 再见。", "zh")) and not m.applies(item(EN1))
+    s = m.score(clips["dialogue"], it)
+    assert not s.errors, s.errors
+    errs, chars = _mova_cp_cer_counts([f"{L1} {L3}", f"{L2} {L4}"], list(s.details["hypothesis_speakers"].values()))
+    assert chars == s.counts["cpcer_mova"].denominator == len("".join(c for c in f"{L1}{L2}{L3}{L4}" if c.isalnum()))
+    assert s.values["cpcer_mova"] == pytest.approx(100.0 * errs / chars)
+    assert 0 < s.values["cpcer_mova"] < 60, s.details["hypothesis_speakers"]
+    assert s.counts["cpcer_mova"].numerator / s.counts["cpcer_mova"].denominator == pytest.approx(s.values["cpcer_mova"])
+    quiet = m.score(clips["silent"], it)
+    assert quiet.values["cpcer_mova"] == 100.0 and quiet.details["no_speech"]
+    # Chinese items with the English-only default model: NaN with the option to set (not a silent 100 %)
+    zh = m.score(clips["silent"], item("[S01] 你好。 [S02] 再见。", "zh"))
+    assert math.isnan(zh.values["cpcer_mova"]) and "English-only" in zh.errors["cpcer_mova"]
 
 
 # ----------------------------------------------------------------------------------------------- DNSMOS

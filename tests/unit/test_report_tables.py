@@ -20,9 +20,9 @@ GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("MOVA_EVAL_UPDATE_GOLDEN") == "1"
 
 DIRECTION = {"is": "higher", "dnsmos_p808": "higher", "desync": "lower", "ib_score": "higher", "lse_d": "lower",
-             "lse_c": "higher", "cpcer": "lower", "av_align": "higher"}
+             "lse_c": "higher", "cpcer": "lower", "cpcer_mova": "lower", "av_align": "higher"}
 FAMILY = {"is": "is", "dnsmos_p808": "dnsmos", "desync": "desync", "ib_score": "imagebind", "lse_d": "lse",
-          "lse_c": "lse", "cpcer": "cpcer", "av_align": "av_align"}
+          "lse_c": "lse", "cpcer": "cpcer", "cpcer_mova": "cpcer_mova", "av_align": "av_align"}
 
 
 def rec(model, metric, category, mean, ci=None, n=20, suite="verse", language=ALL, missing=0, agg="pooled_mean"):
@@ -94,6 +94,20 @@ def test_table4_places_cells_in_the_papers_protocol(data):
     b = _row(t, "ours-B").cells
     assert b["DeSync"].rank == 1 and a["DeSync"].rank == 2
     assert b["IS"].rank == 1 and a["IS"].rank == 2
+
+
+def test_table4_cpcer_comes_from_the_mybench_run_in_percent_printed_as_the_papers_fraction(data):
+    """MOVA's cpCER is written in percent (cpcer_mova); Table 4 prints the fraction: the cell is the mybench run's
+    corpus value ÷ 100, CI included, and a verse-only model still shows the dash with its reason."""
+    mb = [rec("ours-A", "cpcer_mova", "multi-speaker", 17.7, ci=(12.0, 24.0), n=27, suite="mybench", agg="corpus"),
+          rec("ours-A", "cpcer_mova", ALL, 17.7, ci=(12.0, 24.0), n=27, suite="mybench", agg="corpus")]
+    runs = data.models + [ModelRuns("mybench", "ours-A", [info("ours-A", "mybench", ("cpcer_mova",))], mb)]
+    t = layout_table(ReportData(runs), "mova_table4")
+    cell = _row(t, "ours-A").cells["cpCER"]
+    assert cell.mean == pytest.approx(0.177) and (cell.ci_low, cell.ci_high) == pytest.approx((0.12, 0.24))
+    assert cell.record is mb[1] and cell.n == 27
+    assert not _row(t, "ours-B").cells["cpCER"].has_value
+    assert next(c for c in t.columns if c.key == "cpCER").unit == "fraction"
 
 
 def test_table4_published_rows_beside_ours(data):
