@@ -2,7 +2,7 @@
 
 ``plan(cfg) -> RunPlan`` (suite, generator, metrics, requests still to do, run directory, what a previous attempt
 left) → ``generate_stage(plan) -> dict[request id, GenResult]`` (cached clips) → ``score(plan, results) ->
-ScoredRows`` (decode once; per-item :class:`ItemRow` values and set-level :class:`FeatureRow` records, appended to
+ScoredRows`` (decode once, and not at all when every metric's score/features for the clip's bytes are cached; per-item :class:`ItemRow` values and set-level :class:`FeatureRow` records, appended to
 the item log as each item finishes) → ``aggregate(plan, rows) -> list[SummaryRow]`` (bootstrap CIs; set-level
 metrics computed from the cached features) → ``finalise(...) -> RunOutcome`` (items.parquet, features.parquet,
 run.json). ``run()`` only sequences them.
@@ -36,6 +36,7 @@ from mova_eval.errors import (
     MissingDependencyError,
     MovaEvalError,
     RegistryKeyError,
+    StorageError,
     WeightsMissingError,
     storage_error,
 )
@@ -327,7 +328,8 @@ def _format_error(e: BaseException) -> str:
 
 
 def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredRows:
-    """All metrics on one clip: decode once, share the Clip, record NaN + reason on every failure."""
+    """All metrics on one clip: decode once (never when all are cached), share the Clip, record NaN + reason on
+    every failure."""
     item = req.item
     rows = ScoredRows()
     for name, reason in ctx.failed_requested.items():
@@ -347,6 +349,10 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
     want_audio = any("audio" in m.info.needs for m in active)
     if not (want_video or want_audio):
         want_video = want_audio = True
+    cached = _rows_from_cache(ctx, req, res, active, want_video, want_audio)
+    if cached is not None:  # every active metric already has its score/features for these bytes: no decode
+        rows.extend(cached)
+        return rows
     try:
         clip = media.decode(res.path, video=want_video, audio=want_audio, audio_track=ctx.audio_track)
     except MediaError as e:
@@ -354,6 +360,10 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
             rows.extend(_error_rows(ctx, req, type(m), _format_error(e), res.path))
         return rows
     ctx.decodes[req.request_id] = clip.decode
+    try:  # what a later cache-first re-run needs to rebuild the keys without decoding (best effort)
+        Cache("decode").put(_decode_key(clip.content_hash, want_video, want_audio, ctx.audio_track), clip.decode)
+    except StorageError:
+        pass
     # the track and orientation decode chose decide the content as much as the bytes do (empty for plain files)
     decode_token = [clip.decode.cache_token()] if clip.decode.cache_token() else []
     for m in active:
@@ -363,32 +373,86 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
             rows.extend(_error_rows(ctx, req, type(m), f"MissingStreamError: {clip.path}: has no {missing[0]} stream",
                                     clip.path, clip.content_hash))
             continue
-        token = ctx.tokens[info.name]
         try:
+            key = _cache_key(ctx, m, clip.content_hash, decode_token, item)
             if isinstance(m, SetLevelMetric):
-                key = make_key("features", clip.content_hash, *decode_token, info.name, token)
                 ctx.feature_cache.get_or_compute(key, lambda m=m: np.asarray(m.features(clip, item)), expect=np.ndarray)
                 rows.features.append(_feature_row(ctx, req, info.name, key, None, clip.path, clip.content_hash))
             else:
-                key = make_key("score", SCORE_CACHE_LAYOUT, clip.content_hash, *decode_token, info.name, token,
-                               item.fingerprint())
                 s: ItemScore = ctx.score_cache.get_or_compute(key, lambda m=m: _checked(m, clip, item),
                                                               expect=ItemScore)
-                for out in m.requested_outputs():
-                    v = s.values.get(out.name, math.nan)
-                    err = s.errors.get(out.name)
-                    if not math.isfinite(v) and err is None:
-                        err = "no value (metric gave no reason)"
-                    ratio = s.counts.get(out.name)
-                    rows.items.append(_item_row(
-                        ctx, req, info.name, out.name, v, err, details=s.details,
-                        numerator=None if ratio is None else float(ratio.numerator),
-                        denominator=None if ratio is None else float(ratio.denominator),
-                        clip_path=clip.path, clip_hash=clip.content_hash))
+                rows.items.extend(_score_rows(ctx, req, m, s, clip.path, clip.content_hash))
         except KeyboardInterrupt:
             raise
         except Exception as e:  # one metric failing on one clip must not stop the run
             rows.extend(_error_rows(ctx, req, type(m), _format_error(e), clip.path, clip.content_hash))
+    return rows
+
+
+def _cache_key(ctx: ScoreContext, m: Metric, content_hash: str, decode_token: list[str], item) -> str:
+    """The feature-cache key (set-level metric) or score-cache key (per-item metric) of ``m`` on these bytes, as
+    decoded (``decode_token``: the track/orientation token, empty for plain files)."""
+    token = ctx.tokens[m.info.name]
+    if isinstance(m, SetLevelMetric):
+        return make_key("features", content_hash, *decode_token, m.info.name, token)
+    return make_key("score", SCORE_CACHE_LAYOUT, content_hash, *decode_token, m.info.name, token, item.fingerprint())
+
+
+def _decode_key(content_hash: str, video: bool, audio: bool, audio_track: int | None) -> str:
+    """Key of the :class:`DecodeInfo` that ``media.decode`` gave for these bytes and arguments."""
+    return make_key("decode-info", 1, content_hash, video, audio, audio_track)
+
+
+def _score_rows(ctx: ScoreContext, req: GenRequest, m: Metric, s: ItemScore, clip_path: str,
+                clip_hash: str) -> list[ItemRow]:
+    """One row per requested output of a per-item metric's cached or fresh :class:`ItemScore`."""
+    out_rows = []
+    for out in m.requested_outputs():
+        v = s.values.get(out.name, math.nan)
+        err = s.errors.get(out.name)
+        if not math.isfinite(v) and err is None:
+            err = "no value (metric gave no reason)"
+        ratio = s.counts.get(out.name)
+        out_rows.append(_item_row(
+            ctx, req, m.info.name, out.name, v, err, details=s.details,
+            numerator=None if ratio is None else float(ratio.numerator),
+            denominator=None if ratio is None else float(ratio.denominator),
+            clip_path=clip_path, clip_hash=clip_hash))
+    return out_rows
+
+
+def _rows_from_cache(ctx: ScoreContext, req: GenRequest, res: GenResult, active: list[Metric], want_video: bool,
+                     want_audio: bool) -> ScoredRows | None:
+    """The rows of every active metric read from the caches alone, or None as soon as one is missing (then the
+    clip is decoded and scored as usual). Keys depend only on the file's bytes (sha256), so a fully cached re-run
+    hashes each clip but decodes none; the decode's choices (track, orientation: part of the keys, and recorded
+    in run.json) come from the DecodeInfo cached when the clip was last decoded with the same arguments. Nothing that failed is ever cached, so a hit implies the clip decoded and
+    had the streams the metric needs; an unreadable file is left to the decode path to report."""
+    if not ctx.score_cache.enabled and any(not isinstance(m, SetLevelMetric) for m in active):
+        return None
+    try:
+        content_hash = media.file_sha256(res.path)
+    except OSError:
+        return None
+    decode = Cache("decode").get(_decode_key(content_hash, want_video, want_audio, ctx.audio_track),
+                                 expect=DecodeInfo)
+    if decode is None:
+        return None
+    decode_token = [decode.cache_token()] if decode.cache_token() else []
+    path = str(Path(res.path))  # as media.decode records it
+    rows = ScoredRows()
+    for m in active:
+        key = _cache_key(ctx, m, content_hash, decode_token, req.item)
+        if isinstance(m, SetLevelMetric):
+            if ctx.feature_cache.get(key, expect=np.ndarray) is None:  # also drops a torn entry, to be recomputed
+                return None
+            rows.features.append(_feature_row(ctx, req, m.info.name, key, None, path, content_hash))
+        else:
+            s = ctx.score_cache.get(key, expect=ItemScore)
+            if s is None:
+                return None
+            rows.items.extend(_score_rows(ctx, req, m, s, path, content_hash))
+    ctx.decodes[req.request_id] = decode  # the run log records the same decode as a decoding run would
     return rows
 
 
