@@ -237,3 +237,14 @@ def test_card_states_directions_and_pc_is_not_a_quality():
     assert dirs == {"aes_ce": "higher", "aes_cu": "higher", "aes_pc": "none", "aes_pq": "higher"}
     assert "not a quality" in info.output("aes_pc").description
     assert any("AVGen-Bench" in t for t in info.card.tables)
+
+
+def test_the_hf_safetensors_layout_loads_to_the_same_network(reference, tmp_path):
+    from safetensors.torch import save_file
+
+    ref, ours, *_ = reference
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(tmp_path / "model.safetensors"))
+    hf, tt = ab.load(tmp_path / "model.safetensors")
+    assert tt == ab.TARGET_TRANSFORM
+    a, b = ab.state_dict_keys(hf), ab.state_dict_keys(ours)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
