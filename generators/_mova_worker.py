@@ -147,6 +147,16 @@ def write_output(job: dict[str, Any], video, audio, sample_rate: int, extra: dic
                                                                 "sample_rate": sample_rate, **extra}))
 
 
+def _mova_version() -> str | None:
+    """The installed MOVA's version in the worker's own environment (``generator.python`` may differ from ours)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mova")
+    except PackageNotFoundError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(argv[0]).read_text())
@@ -173,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                 write_output(job, video, audio, sr, {"wall_time_s": round(time.perf_counter() - t0, 3),
                                                      "peak_gpu_memory_mb": peak, "writer_rank": rank,
                                                      "world_size": world, "cp_size": cp,
-                                                     "python": sys.executable})
+                                                     "python": sys.executable,
+                                                     "package_version": _mova_version()})
         except Exception as e:  # recorded per job; the adapter turns it into that item's error
             if cp_rank == 0:
                 from mova_eval.cache import atomic_write_text

@@ -213,6 +213,8 @@ class MovaGenerator(ModelGenerator):
         prov = self.provenance(req, plan, rec.get("wall_time_s") or 0.0, rec.get("peak_gpu_memory_mb"))
         prov.update({k: rec[k] for k in ("writer_rank", "world_size", "cp_size", "sample_rate", "python")
                      if k in rec})
+        if rec.get("package_version"):  # MOVA's version where the worker ran (the harness may have none)
+            prov["package_version"] = rec["package_version"]
         prov["negative_prompt"] = self.settings.negative_prompt or ""
         if resumed:
             prov["resumed_from_worker_record"] = True

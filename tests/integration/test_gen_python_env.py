@@ -122,6 +122,9 @@ def test_a_clip_made_by_the_worker_in_the_second_interpreter(tmp_path, monkeypat
         (d / "__init__.py").write_text("")
     tiny = (Path(__file__).parent / "tiny_mova.py").read_text()
     (pkg / "pipeline_mova.py").write_text(tiny + "\n\nMOVA = TinyMova\n")
+    meta = site / "mova-0.0.1+standin.dist-info"
+    meta.mkdir()
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: mova\nVersion: 0.0.1+standin\n")
     assert importlib_spec("mova") is None  # the harness has no mova
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -135,6 +138,7 @@ def test_a_clip_made_by_the_worker_in_the_second_interpreter(tmp_path, monkeypat
                                       out_path=str(tmp_path / "a.mp4"))])
     assert res.ok, res.error
     assert res.provenance["python"] == str(py) != sys.executable
+    assert res.provenance["package_version"] == "0.0.1+standin"  # read in that environment, not in the harness
     assert media.decode(res.path).video.shape == (9, 352, 640, 3)
 
 
