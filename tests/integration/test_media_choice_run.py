@@ -47,6 +47,17 @@ def test_run_records_the_track_and_warns_about_clipping(tmp_path, monkeypatch, c
     merged = out.items.merge(out0.items, on="metric", suffixes=("_1", "_0"))
     assert (merged["value_1"].fillna(-1) != merged["value_0"].fillna(-1)).any()
 
+    # both decodes are cached now: a re-run of each decodes nothing, with the same values and decode record
+    calls = []
+    real = media.decode
+    monkeypatch.setattr(media, "decode", lambda path, **kw: calls.append(path) or real(path, **kw))
+    for prev, extra in ((out, ()), (out0, ("media.audio_track=0",))):
+        again = _run(tmp_path, clips, *extra, f"run_id=again{len(calls)}{len(extra)}")
+        assert calls == [], calls
+        assert again.items["value"].fillna(-1).tolist() == prev.items["value"].fillna(-1).tolist()
+        assert json.loads((again.run_dir / "run.json").read_text())["decode"] == \
+            json.loads((prev.run_dir / "run.json").read_text())["decode"]
+
 
 def test_missing_track_is_an_item_error_and_bad_values_are_refused(tmp_path, monkeypatch, clips):
     monkeypatch.setenv("MOVA_EVAL_CACHE", str(tmp_path / "cache"))
