@@ -21,13 +21,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from mova_eval import media, references, stats
+from mova_eval import engines, media, references, stats
 from mova_eval.cache import Cache, atomic_write_text, make_key
 from mova_eval.errors import (
     ConfigError,
@@ -198,7 +198,14 @@ def plan_requests(suite: Suite, seeds: Iterable[int], gen_cfg: dict) -> list[Gen
 def generate(generator, requests: list[GenRequest], *, cache_enabled: bool, progress: bool) -> dict[str, GenResult]:
     """Run the generator over requests in batches; clips made by a generator are cached by what determines them
     (generator identity, item, seed, size), so an unchanged request is never generated twice."""
-    results: dict[str, GenResult] = {}
+    return {res.request_id: res
+            for res in iter_generate(generator, requests, cache_enabled=cache_enabled, progress=progress)}
+
+
+def iter_generate(generator, requests: list[GenRequest], *, cache_enabled: bool,
+                  progress: bool) -> Iterator[GenResult]:
+    """:func:`generate` as a stream: each result is yielded as soon as it exists (clips found in the clip cache
+    first, then each generated batch as it ends), so a consumer can score a clip while the next is being made."""
     clip_cache = Cache("clips", enabled=cache_enabled)
     todo: list[GenRequest] = []
     if generator.capabilities.makes_clips:
@@ -208,7 +215,7 @@ def generate(generator, requests: list[GenRequest], *, cache_enabled: bool, prog
             out = clip_cache.path(key, suffix=str(generator.config.get("container", ".mp4")))
             cached = _trusted_cached_clip(out) if cache_enabled else None
             if cached is not None:
-                results[r.request_id] = GenResult(r.request_id, str(out), None, {**cached, "cached": True})
+                yield GenResult(r.request_id, str(out), None, {**cached, "cached": True})
             else:
                 try:
                     out.parent.mkdir(parents=True, exist_ok=True)
@@ -236,9 +243,8 @@ def generate(generator, requests: list[GenRequest], *, cache_enabled: bool, prog
                 res.provenance.setdefault("seed", req.seed)
                 if res.ok and req.out_path and Path(req.out_path).is_file():
                     _write_clip_sidecar(Path(req.out_path), res.provenance)
-                results[res.request_id] = res
             bar.update(len(chunk))
-    return results
+            yield from out
 
 
 def _write_clip_sidecar(clip: Path, provenance: dict) -> None:
@@ -597,6 +603,7 @@ class RunSettings:
     bootstrap: int = 1000
     fail_on_error: float | None = None
     allow_unavailable: bool = False
+    engine: str = "local"
 
     @classmethod
     def from_config(cls, rt: dict) -> "RunSettings":
@@ -608,7 +615,8 @@ class RunSettings:
                    retry_errors=_setting_bool(rt, "retry_errors", False),
                    bootstrap=_setting_int(rt, "bootstrap", 1000, minimum=0),
                    fail_on_error=None if fail_on is None else _setting_fraction(rt, "fail_on_error"),
-                   allow_unavailable=_setting_bool(rt, "allow_unavailable", False))
+                   allow_unavailable=_setting_bool(rt, "allow_unavailable", False),
+                   engine=engines.check_engine(rt))
 
 
 def _setting_bool(rt: dict, key: str, default: bool) -> bool:
@@ -912,14 +920,13 @@ def write_results(item_log: ItemLog, log: RunLog, rows: ScoredRows, summary: lis
 
 
 def run(cfg: dict) -> RunOutcome:
-    """Execute a composed config (a plain dict, see conf/config.yaml): plan → generate → score → aggregate →
-    finalise."""
+    """Execute a composed config (a plain dict, see conf/config.yaml): plan → generate + score (overlapped by the
+    engine, :mod:`mova_eval.engines`) → aggregate → finalise."""
     p = plan(cfg)
     try:
-        gen_results = generate_stage(p)
-        record_generation(p, gen_results)
+        gen_results, new_rows = engines.generate_and_score(p)  # the two stages overlapped (runtime.engine)
         rows = ScoredRows(list(p.previous.items), list(p.previous.features))
-        rows.extend(score(p, gen_results))
+        rows.extend(new_rows)
         summary = aggregate(p, rows)
         return finalise(p, gen_results, rows, summary)
     finally:
