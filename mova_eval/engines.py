@@ -69,7 +69,7 @@ def generate_and_score(p: RunPlan) -> tuple[dict[str, GenResult], ScoredRows]:
     Returns the generation results by request id and this attempt's rows in request order. An exception of the
     generator's (not a per-request failure, which is a GenResult with an error) is raised here once the items
     scored before it are in the item log."""
-    from mova_eval.runner import iter_generate, record_generation, score_request
+    from mova_eval.runner import iter_generate, record_decodes, record_generation, score_request
 
     ctx = p.score_context()
     workers = p.settings.workers
@@ -160,6 +160,7 @@ def generate_and_score(p: RunPlan) -> tuple[dict[str, GenResult], ScoredRows]:
     producer.join()
     if unrecorded:
         record_generation(p, dict(unrecorded))
+    record_decodes(p, ctx)
     if failure:
         raise failure[0]
     p.timings["score"] = time.perf_counter() - t_start

@@ -855,9 +855,14 @@ def score(p: RunPlan, gen_results: dict[str, GenResult]) -> ScoredRows:
                     rows.extend(item_rows)
                     bar.update(1)
     p.timings["score"] = time.perf_counter() - t0
+    record_decodes(p, ctx)
+    return rows
+
+
+def record_decodes(p: RunPlan, ctx: ScoreContext) -> None:
+    """Put how each scored clip was decoded, and the decode warnings, into the run log (written with run.json)."""
     p.log.decode.update({rid: nan_to_null(asdict(d)) for rid, d in sorted(ctx.decodes.items())})
     p.log.warnings = [w for d in p.log.decode.values() for w in d.get("warnings") or ()]
-    return rows
 
 
 def aggregate(p: RunPlan, rows: ScoredRows) -> list[SummaryRow]:

@@ -49,7 +49,10 @@ def test_overlapped_run_equals_generate_then_score(tmp_path, workers):
     assert a_items["value"].notna().all()
     pd.testing.assert_frame_equal(a_items, b_items)
     pd.testing.assert_frame_equal(a_sum, b_sum)
-    gen = json.loads((tmp_path / "ovl" / "run.json").read_text())["generation"]
+    seq_log, ovl_log = (json.loads((tmp_path / r / "run.json").read_text()) for r in ("seq", "ovl"))
+    assert len(ovl_log["decode"]) == 4 and ovl_log["decode"] == seq_log["decode"]
+    assert ovl_log["warnings"] == seq_log["warnings"]
+    gen = ovl_log["generation"]
     assert len(gen) == 4 and all("error" not in g for g in gen.values())
 
 
