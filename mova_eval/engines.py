@@ -157,6 +157,9 @@ def generate_and_score(p: RunPlan) -> tuple[dict[str, GenResult], ScoredRows]:
             stop.set()
             if pool is not None:
                 pool.shutdown(wait=not failure, cancel_futures=True)
+            if unrecorded:  # also when scoring was interrupted: a resumed run keeps these clips' provenance
+                record_generation(p, dict(unrecorded))
+                unrecorded.clear()
     producer.join()
     if unrecorded:
         record_generation(p, dict(unrecorded))
