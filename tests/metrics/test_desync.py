@@ -293,6 +293,14 @@ def test_run_records_values_and_short_clip_reasons(tiny_metric, tmp_path, monkey
 
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / "synchformer_state_dict.pth").write_bytes(b"stand-in; the network is patched")
+    # the registry carries MMAudio's md5, which the run's pre-load check would hold against this stand-in (that
+    # check is tested in tests/unit/test_weights_and_config.py); here only the network's values are under test
+    import dataclasses
+
+    from mova_eval import weights
+
+    spec = weights.get("synchformer")
+    monkeypatch.setitem(weights._REGISTRY, "synchformer", dataclasses.replace(spec, md5=None, md5_source=None))
     monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(tmp_path / "w"))
     base = ["metrics.only=[desync,desync_avgen]", "runtime.progress=false", "runtime.bootstrap=0"]
     for run_id, seconds in (("long", 8.0), ("short", 4.0)):
