@@ -16,6 +16,9 @@ What a subclass declares, and what the base derives from it:
   cascade's stages).
 - ``availability(config) -> Availability`` (the metrics' type) — can it run here, without loading anything.
 - ``validate(suite, seeds) -> list[Problem]`` — what `mova-eval validate` reports before any model loads.
+- ``list_samples(suite) -> {item id: [seed, …]}`` — the samples that already exist per item, for ``seeds=all``.
+  Only a generator that reads existing clips has them (directory); every other generator refuses with a
+  ConfigError, since for a model "all" seeds is no finite list.
 
 :class:`ModelGenerator` adds what every adapter of a real model shares: request planning against declared
 :class:`Capabilities` (:class:`Plan`), per-item failure, checkpoint fingerprints, provenance, and ``load()`` that
@@ -120,15 +123,24 @@ class Generator:
         registry name (directory: the clip folder's name); None keeps the registry name."""
         return None
 
-    def validate(self, suite: Suite, seeds: Sequence[int] | None = None, *, decode: bool | None = None,
+    def validate(self, suite: Suite, seeds: Sequence[int] | str | None = None, *, decode: bool | None = None,
                  audio_track: int | None = None) -> list[Problem]:
-        """Problems `mova-eval validate` reports for running ``suite`` with ``seeds`` (default [0]) through this
-        generator, before any model loads. The default reports an unavailable generator. ``decode`` and
-        ``audio_track`` concern generators that read existing files (directory: decode each one as a run would)."""
+        """Problems `mova-eval validate` reports for running ``suite`` with ``seeds`` (default [0]; ``"all"`` for
+        ``seeds=all``, which the caller checks with :meth:`list_samples`) through this generator, before any model
+        loads. The default reports an unavailable generator. ``decode`` and ``audio_track`` concern generators that
+        read existing files (directory: decode each one as a run would)."""
         av = self.availability(self.config)
         if not av.ok:
             return [Problem("unavailable", f"{self.name}: {av.reason}" + (f" (fix: {av.command})" if av.command else ""))]
         return []
+
+    def list_samples(self, suite: Suite) -> dict[str, list[int]]:
+        """For ``seeds=all``: item id → the seeds whose requests pick each sample that exists for that item (an item
+        with none may be left out or given []). The base has no samples to list: a generator that makes clips can
+        make any number, so "all" is refused with a ConfigError that says what to give instead."""
+        raise ConfigError(f"seeds=all scores every clip that already exists for an item, which only a generator that "
+                          f"reads existing clips can list (generator=directory); generator {self.name!r} makes "
+                          f"clips: give the seeds to make, e.g. seeds=[0,1,2]")
 
     def bind_suite(self, suite: Suite) -> None:
         """Receive the run's whole suite before any ``generate()`` call. Lets a generator resolve references
@@ -308,12 +320,12 @@ class ModelGenerator(Generator):
         return Plan(mode=mode, width=width, height=height, fps=fps, num_frames=num_frames, seed=self.seed_for(req),
                     prompt=self.format_prompt(req), first_frame=first)
 
-    def validate(self, suite: Suite, seeds: Sequence[int] | None = None, *, decode: bool | None = None,
+    def validate(self, suite: Suite, seeds: Sequence[int] | str | None = None, *, decode: bool | None = None,
                  audio_track: int | None = None) -> list[Problem]:
         """The base's problems plus every item :meth:`plan` refuses (grouped by reason, with the item ids). Plans
         do not depend on the seed, so one request per item is planned."""
         problems = super().validate(suite, seeds)
-        seed = int((list(seeds) if seeds else [0])[0])
+        seed = int(seeds[0]) if seeds and not isinstance(seeds, str) else 0
         s = self.settings
         by_reason: dict[str, list[str]] = {}
         for item in suite.items:

@@ -91,7 +91,7 @@ class Cascade(ModelGenerator):
         """A cascade's models are its two stages: their identities (each by the same rule) stand in."""
         return {"video": self.video.identity(), "audio": self.stage.identity()}
 
-    def validate(self, suite: Suite, seeds: Sequence[int] | None = None, *, decode: bool | None = None,
+    def validate(self, suite: Suite, seeds: Sequence[int] | str | None = None, *, decode: bool | None = None,
                  audio_track: int | None = None) -> list[Problem]:
         """The video stage's problems (its availability, the items it cannot serve) and the audio stage's."""
         problems = list(self.video.validate(suite, seeds))

@@ -24,6 +24,12 @@ that seed value). So ``seeds=[0,1,2]`` scores the first three samples of every i
 names its seed as the toolkit's convention does (``_seed(\\d+)``, ``{id}_video_{prompt}_step{N}_seed{S}.mp4``) and
 no seed repeats, the files are ordered by that seed's value instead (``seed42`` before ``seed100``, which sorts
 first by name), and the file's seed is recorded in the provenance (``seed``, ``seed_source: file name``).
+
+``seeds=all`` scores every file, as the MOVA toolkit does (it walks each set folder and scores every ``.mp4``):
+:meth:`DirectoryGenerator.list_samples` gives each item the seeds that pick its files — ``0 … n-1`` for the n files
+of an item (the sample index, whatever seed the names carry; the name's seed is in the provenance), or the manifest's
+``seed`` values — so items with different numbers of files get different numbers of requests, and an item with no
+file gets one request that fails with the reason.
 """
 from __future__ import annotations
 
@@ -370,6 +376,22 @@ class DirectoryGenerator(Generator):
             return index_numbered(self.path, items)
         return index_folder(self.path, items)
 
+    def list_samples(self, suite: Suite) -> dict[str, list[int]]:
+        """``seeds=all``: for every item, the seeds whose requests pick each of its files (see the module docstring);
+        items without a file are left out (the runner plans one failing request for them)."""
+        index = self._index if self._index is not None else self.build_index(list(suite.items), suite.file_match)
+        self._index = index
+        out: dict[str, list[int]] = {}
+        for item in suite.items:
+            entries = index.files.get(item.id, [])
+            if not entries:
+                continue
+            if any(e.seed is not None for e in entries):  # a manifest's seed column pins each file to its value
+                out[item.id] = [int(e.seed) for e in entries if e.seed is not None]
+            else:
+                out[item.id] = list(range(len(entries)))
+        return out
+
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         if self._index is None:
             # Match against the whole suite when the runner bound one, else against the requested items.
@@ -395,17 +417,18 @@ class DirectoryGenerator(Generator):
             out.append(GenResult(r.request_id, str(path) if path else None, error, prov))
         return out
 
-    def validate(self, suite: Suite, seeds: Sequence[int] | None = None, *, decode: bool | None = None,
+    def validate(self, suite: Suite, seeds: Sequence[int] | str | None = None, *, decode: bool | None = None,
                  audio_track: int | None = None) -> list[Problem]:
         """Every problem with the folder/manifest for this suite: missing, unknown and unused files, and files
         that cannot be scored fully (unreadable, truncated, no audio or video stream, zero duration).
-        ``seeds`` are the run's seeds (default [0]): they decide which samples count as used. ``decode`` also
+        ``seeds`` are the run's seeds (default [0]; ``"all"``: every file is used): they decide which samples count
+        as used. ``decode`` also
         decodes every file as a run would (``media.problems``; None: when the folder holds fewer than
         ``DECODE_CHECK_MAX_FILES`` clips), reporting decode failures as ``bad file`` and decode warnings as
         ``note`` (notes do not fail validation)."""
         from mova_eval import media
 
-        seeds = list(seeds) if seeds else [0]
+        every = isinstance(seeds, str) and seeds.lower() == "all"
         try:
             index = self.build_index(list(suite.items), suite.file_match)
         except ConfigError as e:
@@ -418,7 +441,9 @@ class DirectoryGenerator(Generator):
                                                    f"({index.expected(item)})", (item.id,)))
                 continue
             used: set[int] = set()
-            for s in seeds:
+            item_seeds = ([int(e.seed) if e.seed is not None else i for i, e in enumerate(entries)] if every
+                          else list(seeds) if seeds and not isinstance(seeds, str) else [0])
+            for s in item_seeds:
                 k, error = index.pick(item, s)
                 if error or k is None:
                     problems.append(Problem("missing", str(error), (item.id,)))
@@ -427,8 +452,9 @@ class DirectoryGenerator(Generator):
             extra = [e.path for i, e in enumerate(entries) if i not in used]
             if extra:
                 names = ", ".join(str(p) for p in extra[:5]) + (" …" if len(extra) > 5 else "")
-                problems.append(Problem("unused", f"item {item.id} has {len(entries)} clips, seeds {seeds} score "
-                                                  f"{len(used)}; not scored: {names}", (item.id,)))
+                problems.append(Problem("unused", f"item {item.id} has {len(entries)} clips, seeds {item_seeds} "
+                                                  f"score {len(used)}; not scored: {names} (seeds=all scores "
+                                                  f"every file)", (item.id,)))
         problems += [Problem("unknown", u) for u in index.unknown]
         n_files = sum(len(entries) for entries in index.files.values())
         deep = n_files < DECODE_CHECK_MAX_FILES if decode is None else decode

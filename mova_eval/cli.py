@@ -18,6 +18,11 @@ Overrides use Hydra syntax (key=value, group=option). Examples:
   mova-eval run metrics.only=[loudness] output_dir=runs run_id=my-run   # re-run the same run_id to resume
   mova-eval run runtime.device=cuda runtime.workers=4 suite.limit=20
   mova-eval run generator=directory generator.path=clips/MOVA-360p   # results labelled MOVA-360p (+generator.label=…)
+  mova-eval run suite=verse suite.path=FILE generator=directory generator.path=DIR seeds=all   # every clip per item
+
+seeds: a list (seeds=[0,1,2]: that many clips per item; for generator=directory the k-th file of each item), one
+number, or seeds=all: every clip a clip folder holds for each item, as the MOVA toolkit scores every .mp4 (items
+may then have different numbers of samples; run.json `samples` lists them; generators that make clips refuse it).
 
 Exit status: 0 complete; 1 a rule fired (the summary says which): a metric in metrics.only cannot run here (unless
 runtime.allow_unavailable=true), a metric has no finite value at all, or the fraction of item rows with errors
@@ -198,9 +203,17 @@ def cmd_validate(args) -> int:
     if any(o.split("=")[0] == "generator" for o in args.overrides):
         gcls = get_generator_class(cfg["generator"]["name"])
         gen = gcls(cfg["generator"])
-        from mova_eval.runner import media_audio_track
+        from mova_eval.errors import ConfigError
+        from mova_eval.generators.base import Problem
+        from mova_eval.runner import SEEDS_ALL, media_audio_track, parse_seeds
 
-        problems += gen.validate(suite, seeds=cfg.get("seeds"), decode=args.decode,
+        seeds = parse_seeds(cfg.get("seeds"))
+        if seeds == SEEDS_ALL:
+            try:
+                gen.list_samples(suite)  # a generator that makes clips has no samples to list
+            except ConfigError as e:
+                problems.append(Problem("config", str(e)))
+        problems += gen.validate(suite, seeds=seeds, decode=args.decode,
                                  audio_track=media_audio_track(cfg.get("media")))
     notes = [p for p in problems if p.kind == "note"]
     problems = [p for p in problems if p.kind != "note"]

@@ -4,7 +4,8 @@ Each shard is an ordinary run of part of the suite (see :func:`mova_eval.suites.
 array. Merging checks that the shards are one experiment — the same configuration apart from ``suite.shard`` (and
 ``run_id``, ``output_dir`` and the runtime knobs, of which only ``runtime.bootstrap`` must agree, since it changes
 the CIs), every shard index 0…N-1 present once, the same metrics available — and that together they cover the
-suite's requests (item × seed) exactly once. It then writes run.json, items.parquet, features.parquet and
+suite's requests (item × seed; with ``seeds=all`` each item's seeds as its own shard listed them in run.json
+``samples``) exactly once. It then writes run.json, items.parquet, features.parquet and
 summary.parquet as a single run of the unsharded configuration writes them: the rows are the shards' rows (with the
 merged ``run_id``), and the summary is recomputed from them by the runner's own :func:`~mova_eval.runner.aggregate_rows`
 and :func:`~mova_eval.runner.write_results` — set-level metrics (FVD, FAD, IS) from the features cache, through the
@@ -119,8 +120,25 @@ def merge_runs(run_dirs: Sequence[str | Path], out: str | Path):
         os.environ["MOVA_EVAL_CACHE"] = str(Path(rt["cache_dir"]).expanduser())
     suite = load_suite(cfg["suite"])
     seeds = runner.parse_seeds(cfg.get("seeds"))
-    expected = {(it.id, s) for it in suite.items for s in seeds}
     owner = shard_of(suite.items, count)
+    samples: dict[str, list[int]] = {}  # seeds=all: each item's seeds, as its own shard listed them
+    if seeds == runner.SEEDS_ALL:
+        for i, d in sorted(shards.items()):
+            log = logs[dirs.index(d)]
+            stray_items = sorted(k for k in log.samples if owner.get(k) != i)
+            if stray_items:
+                raise ResultsError(d, f"lists samples (seeds=all) for items that are not in shard {i}/{count}: "
+                                      f"{', '.join(stray_items[:5])}")
+            samples.update(log.samples)
+        unlisted = [it.id for it in suite.items if it.id not in samples]
+        if unlisted:
+            raise ResultsError(out, f"the shards do not cover the suite: {len(unlisted)} item(s) have no samples "
+                                    f"listed (seeds=all), e.g. {unlisted[0]} (shard {owner[unlisted[0]]}/{count}: "
+                                    f"{shards[owner[unlisted[0]]]})")
+        samples = {it.id: list(samples[it.id]) for it in suite.items}  # suite order, as a single run writes it
+        expected = {(k, s) for k, ss in samples.items() for s in ss}
+    else:
+        expected = {(it.id, s) for it in suite.items for s in seeds}
 
     # the suite's requests exactly once
     rows = ScoredRows()
@@ -183,7 +201,7 @@ def merge_runs(run_dirs: Sequence[str | Path], out: str | Path):
                      generator=dict(logs[0].generator), model=logs[0].model, metrics=logs[0].metrics,
                      packages=logs[0].packages, git_revision=logs[0].git_revision, python=logs[0].python,
                      platform=logs[0].platform, device=logs[0].device, generation=generation,
-                     merged_from=[str(p.resolve()) for _, p in sorted(shards.items())])
+                     merged_from=[str(p.resolve()) for _, p in sorted(shards.items())], samples=samples)
         log.timings = {"merge": round(time.perf_counter() - started, 3),
                        **{f"shard{i}.total": float(logs[dirs.index(p)].timings.get("total", 0.0))
                           for i, p in sorted(shards.items())}}

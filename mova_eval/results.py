@@ -165,6 +165,9 @@ class RunLog(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     #: a run written by ``mova-eval merge``: the shard run directories it joined, in shard order (empty otherwise)
     merged_from: list[str] = Field(default_factory=list)
+    #: ``seeds=all``: item id -> the seeds planned for it (the samples the generator listed; one seed 0 for an item
+    #: with none, which then fails with the reason); empty for an explicit seed list (every item: ``config.seeds``)
+    samples: dict[str, list[int]] = Field(default_factory=dict)
 
 
 def now() -> str:

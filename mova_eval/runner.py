@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -180,10 +180,15 @@ def _names(value, key: str) -> list[str] | None:
     raise ConfigError(f"{key} must be a metric name or a list of names (e.g. {key}=[loudness,wer]), got {value!r}")
 
 
-def plan_requests(suite: Suite, seeds: Iterable[int], gen_cfg: dict) -> list[GenRequest]:
+def plan_requests(suite: Suite, seeds: Iterable[int] | Mapping[str, Sequence[int]],
+                  gen_cfg: dict) -> list[GenRequest]:
+    """One request per item and seed: ``seeds`` is one list for every item, or (``seeds=all``, see
+    :func:`resolve_samples`) each item's own list, keyed by item id."""
+    per_item = seeds if isinstance(seeds, Mapping) else None
+    fixed = None if per_item is not None else list(seeds)
     reqs = []
     for item in suite.items:
-        for seed in seeds:
+        for seed in (per_item[item.id] if per_item is not None else fixed):
             reqs.append(GenRequest(
                 request_id=f"{item.id}#s{seed}", item=item, seed=int(seed),
                 duration_s=gen_cfg.get("duration"), fps=gen_cfg.get("fps"), width=gen_cfg.get("width"),
@@ -672,10 +677,17 @@ def media_audio_track(mcfg) -> int | None:
     return n
 
 
-def parse_seeds(value) -> list[int]:
-    """``seeds`` as a list of ints: a list, or one int. Anything else is a ConfigError naming ``seeds``."""
+#: ``seeds=all``: every sample the generator can list for an item (:meth:`Generator.list_samples`)
+SEEDS_ALL: Literal["all"] = "all"
+
+
+def parse_seeds(value) -> list[int] | Literal["all"]:
+    """``seeds`` as a list of ints (a list, or one int), or :data:`SEEDS_ALL` for ``seeds=all`` (any case). Anything
+    else is a ConfigError naming ``seeds``."""
     if value is None:
         return [0]
+    if isinstance(value, str) and value.strip().lower() == SEEDS_ALL:
+        return SEEDS_ALL
     items = value if isinstance(value, (list, tuple)) else [value]
     out: list[int] = []
     for v in items:
@@ -684,12 +696,24 @@ def parse_seeds(value) -> list[int]:
                 raise ValueError
             out.append(int(v))
         except (TypeError, ValueError):
-            raise ConfigError(f"seeds={value!r}: {v!r} is not a whole number; give seeds=[0,1,2] or seeds=42") from None
+            raise ConfigError(f"seeds={value!r}: {v!r} is not a whole number; give seeds=[0,1,2], seeds=42 or "
+                              f"seeds=all (every sample a clip folder holds)") from None
     if not out:
         raise ConfigError("seeds=[] asks for no sample per item; give at least one seed, e.g. seeds=[0]")
     if len(set(out)) != len(out):
         raise ConfigError(f"seeds={value!r} repeats a seed; each seed makes one sample per item")
     return out
+
+
+def resolve_samples(generator, suite: Suite, seeds: list[int] | Literal["all"]) -> dict[str, list[int]]:
+    """The seeds to request for each item (item id → seeds, in suite order). An explicit list applies to every
+    item. ``seeds=all`` asks the generator which samples exist (:meth:`Generator.list_samples`; a generator that
+    makes clips has no such list and refuses with a ConfigError); an item with no sample still gets one request
+    (seed 0), which fails with the generator's reason, so a missing clip is counted, never silently dropped."""
+    if seeds != SEEDS_ALL:
+        return {it.id: list(seeds) for it in suite.items}
+    listed = generator.list_samples(suite)
+    return {it.id: list(listed.get(it.id) or [0]) for it in suite.items}
 
 
 @dataclass
@@ -714,6 +738,7 @@ class RunPlan:
     lock: RunLock | None = None   # held from plan() until run() ends (released by ``close()``)
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    samples: dict[str, list[int]] = field(default_factory=dict)  # item id → the seeds planned (resolve_samples)
 
     def close(self) -> None:
         """Release the run directory for other processes."""
@@ -761,6 +786,7 @@ def plan(cfg: dict) -> RunPlan:
     gen_cls = get_generator_class(gcfg["name"])
     generator = gen_cls(gcfg, device=device)
     generator.bind_suite(suite)
+    samples = resolve_samples(generator, suite, parse_seeds(cfg.get("seeds")))  # seeds=all: the generator lists them
     timings["plan"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -775,7 +801,7 @@ def plan(cfg: dict) -> RunPlan:
     lock = RunLock(run_dir).acquire()  # refuses, naming the holder, while another process writes this run
     try:
         return _plan_locked(cfg, settings, run_id, run_dir, chash, device, suite, generator, mplan, lock, timings,
-                            started)
+                            started, samples)
     except BaseException:
         lock.release()
         raise
@@ -783,7 +809,7 @@ def plan(cfg: dict) -> RunPlan:
 
 def _plan_locked(cfg: dict, settings: RunSettings, run_id: str, run_dir: Path, chash: str, device: str,
                  suite: Suite, generator, mplan: MetricPlan, lock: RunLock, timings: dict[str, float],
-                 started: float) -> RunPlan:
+                 started: float, samples: dict[str, list[int]]) -> RunPlan:
     """The part of :func:`plan` that reads and writes the run directory, done while holding its lock (so what a
     previous attempt left is read only once no other process can still be adding to it)."""
     from mova_eval.suites import summarize
@@ -800,7 +826,8 @@ def _plan_locked(cfg: dict, settings: RunSettings, run_id: str, run_dir: Path, c
                  python=sys.version.split()[0], platform=platform.platform(), device=device,
                  generation=dict(prev_log.generation) if prev_log else {},
                  decode=dict(prev_log.decode) if prev_log else {},
-                 warnings=list(prev_log.warnings) if prev_log else [])
+                 warnings=list(prev_log.warnings) if prev_log else [],
+                 samples=samples if parse_seeds(cfg.get("seeds")) == SEEDS_ALL else {})
     write_run_json(run_dir, log)
 
     item_log = ItemLog(run_dir)
@@ -811,12 +838,11 @@ def _plan_locked(cfg: dict, settings: RunSettings, run_id: str, run_dir: Path, c
         previous = ScoredRows([r for r in previous.items if (r.item_id, r.seed, r.family) not in failed],
                               [r for r in previous.features if (r.item_id, r.seed, r.extractor) not in failed])
     done = previous.done_requests()
-    requests = [r for r in plan_requests(suite, parse_seeds(cfg.get("seeds")), gcfg)
-                if (r.item.id, r.seed) not in done]
+    requests = [r for r in plan_requests(suite, samples, gcfg) if (r.item.id, r.seed) not in done]
     return RunPlan(cfg=cfg, settings=settings, run_id=run_id, run_dir=run_dir, config_hash=chash, device=device,
                    suite=suite, generator=generator, gen_cfg=gcfg, model=model_label(gcfg), metrics=mplan,
                    requests=requests, previous=previous, log=log, item_log=item_log, timings=timings, started=started,
-                   lock=lock)
+                   lock=lock, samples=samples)
 
 
 def generate_stage(p: RunPlan) -> dict[str, GenResult]:
@@ -908,7 +934,7 @@ def write_results(item_log: ItemLog, log: RunLog, rows: ScoredRows, summary: lis
     items, feats = item_log.finalize(rows)
     errors = int(items["error"].notna().sum())
     log.summary = summary
-    log.counts = {"items": n_items, "requests": n_items * len(parse_seeds(log.config.get("seeds"))),
+    log.counts = {"items": n_items, "requests": planned_requests(log, n_items),
                   "clips_failed": sum(1 for g in log.generation.values() if "error" in g), "rows": len(items),
                   "feature_rows": len(feats), "errors": errors,
                   "feature_errors": int(feats["error"].notna().sum()), "resumed_rows": resumed_rows}
@@ -922,6 +948,15 @@ def write_results(item_log: ItemLog, log: RunLog, rows: ScoredRows, summary: lis
     log.finished = now()
     write_run_json(item_log.run_dir, log)
     return items, feats
+
+
+def planned_requests(log: RunLog, n_items: int) -> int:
+    """How many requests (item × seed) the run planned: each item's own samples under ``seeds=all`` (recorded in
+    run.json ``samples``), else items × seeds."""
+    seeds = parse_seeds(log.config.get("seeds"))
+    if seeds == SEEDS_ALL:
+        return sum(len(v) for v in log.samples.values())
+    return n_items * len(seeds)
 
 
 def run(cfg: dict) -> RunOutcome:

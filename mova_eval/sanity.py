@@ -244,7 +244,8 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
     timings["load"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    requests = runner.plan_requests(suite, cfg.get("seeds") or [0], gcfg)
+    samples = runner.resolve_samples(generator, suite, runner.parse_seeds(cfg.get("seeds")))
+    requests = runner.plan_requests(suite, samples, gcfg)
     generator.load()
     gen = runner.generate(generator, requests, cache_enabled=use_cache, progress=progress)
     generator.close()
@@ -336,7 +337,7 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
               "cache_hits": counter["cached"], "variants": len(records), "skipped_variants": len(skipped),
               "metrics": len(metrics)}
     meta = {"suite": {"name": suite.name, "version": suite.version, "items": len(suite)},
-            "generator": generator.identity(), "seeds": list(cfg.get("seeds") or [0]), "defect_seed": seed,
+            "generator": generator.identity(), "seeds": runner.parse_seeds(cfg.get("seeds")), "defect_seed": seed,
             "battery": [{"defect": k, "strength": s} for k, s in battery], "defects_version": D.VERSION,
             "bootstrap": n_boot, "clip_errors": clip_errors, "skipped": skipped, "device": device,
             "ci": "95% percentile bootstrap over prompts of the mean paired change (defected − clean)"}
