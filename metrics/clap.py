@@ -5,7 +5,13 @@ Two registered metrics, one network:
 ``clap_mova`` — MOVA's number, quirks included (``metrics/audio_is_clap/eval_audio_is_clap.py``): the soundtrack as
 mono **32 kHz** samples fed to the 48 kHz model unchanged (an 8 s clip is heard as 5.3 s, sped up ×1.5, then zero
 padded), peak-normalised to −1 dBFS (``pyloudnorm.normalize.peak``), int16 round-trip, and the item's full
-``prompt`` as text, cut at 77 RoBERTa tokens.
+``prompt`` as text, cut at 77 RoBERTa tokens. Decode (option ``decode``): ``mova`` (default) is the toolkit's own,
+the array it also gives IS (:data:`mova_eval.metrics.inception_score.MOVA_PRESET`): ``ffmpeg -i CLIP -f wav -acodec
+pcm_s16le -ar 32000 -ac 2`` then ``librosa.load(mono=True)`` — FFmpeg's resampler, a mono source forced to stereo
+at −3 dB (×√½) before the channel mean, s16 samples, AAC end padding kept, the whole track (no cut). ``corrected``:
+our Clip's track (aligned, padding cut), channel mean, soxr VHQ; its output is ``clap_mova_corrected``. Parity with
+the toolkit's ``extract_audio_from_video_memory`` + ``clap_single_score`` (LAION's own CLAP_Module, same seeded
+random weights): tests/metrics/test_mova_decode_parity.py.
 
 ``clap`` — the model used as intended (and as Verse-Bench's own tool does): mono **48 kHz**, the same peak
 normalisation and int16 round-trip, and the item's first non-empty ``audio_prompt`` as text. Items with no audio
@@ -27,12 +33,14 @@ divides by zero there), ``clap`` scores the silent track as it is.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -345,6 +353,14 @@ class ClapOptions:
     tokenizer: str | None = option(None, help="a roberta-base tokenizer folder instead of the default")
 
 
+@dataclass(frozen=True)
+class ClapMovaOptions(ClapOptions):
+    """``metrics.options.clap_mova.*``."""
+
+    decode: Literal["mova", "corrected"] = option("mova", help="mova: the toolkit's ffmpeg 32 kHz stereo s16 decode; "
+                                                              "corrected: our soxr decode (output clap_mova_corrected)")
+
+
 class ClapScore(Metric):
     Options = ClapOptions
     """``clap``: 48 kHz audio and the audio prompt (LAION-CLAP as intended)."""
@@ -375,6 +391,7 @@ class ClapScore(Metric):
     #: rate the soundtrack is resampled to before being handed to the 48 kHz model
     input_rate = SAMPLE_RATE
     silence = "score"
+    decode = "corrected"
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
@@ -408,14 +425,19 @@ class ClapScore(Metric):
                 self._text_cache[text] = hit
         return hit
 
+    def audio_preset(self) -> AudioPreset:
+        """How the soundtrack is decoded before the peak normalisation (here: our track, soxr, channel mean)."""
+        return AudioPreset(self.input_rate, mono=True, name=f"clap{self.input_rate // 1000}k")
+
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
         if self._enc is None:
             self.load()
         text = self.text_for(item)
-        x = clip.audio_for(AudioPreset(self.input_rate, mono=True, name=f"clap{self.input_rate // 1000}k"))
+        x = clip.audio_for(self.audio_preset())
         if x.shape[-1] == 0:
             raise MediaError(clip.path, "audio track has no samples")
-        details = {"text": text, "input_rate": self.input_rate, "seconds_as_heard": x.shape[-1] / SAMPLE_RATE}
+        details = {"text": text, "input_rate": self.input_rate, "seconds_as_heard": x.shape[-1] / SAMPLE_RATE,
+                   "decode": self.decode}
         if float(np.max(np.abs(x))) == 0.0:
             if self.silence == "nan":
                 return ItemScore({self.info.outputs[0].name: math.nan}, details,
@@ -432,24 +454,32 @@ class ClapScore(Metric):
         return ItemScore({self.info.outputs[0].name: cos}, details)
 
 
-class ClapMova(ClapScore):
-    """``clap_mova``: MOVA's quirks — 32 kHz samples into the 48 kHz model, full prompt as text."""
+_CLAP_MOVA_CORRECTED = Output("clap_mova_corrected", "higher", "cosine",
+                              "clap_mova on our corrected decode (soxr, channel mean), not the toolkit's ffmpeg decode")
 
+
+class ClapMova(ClapScore):
+    """``clap_mova``: MOVA's quirks — its ffmpeg decode, 32 kHz samples into the 48 kHz model, full prompt as text."""
+
+    Options = ClapMovaOptions
     info = MetricInfo(
         name="clap_mova",
         outputs=(Output("clap_mova", "higher", "cosine",
                         "MOVA's CLAP score: 32 kHz audio read as 48 kHz, text = full prompt (77 tokens)"),),
+        variant_outputs=(_CLAP_MOVA_CORRECTED,),
         description="LAION-CLAP fusion cosine computed as the MOVA toolkit does (comparable with its tables)",
         needs=frozenset({"audio", "text"}),
         extra="audio",
         packages=("torch", "transformers"),
         weights=(CKPT,),
         aggregation=CATEGORY_MEAN,
-        version="1",
-        reference="OpenMOSS/MOVA evaluation/metrics/audio_is_clap/eval_audio_is_clap.py (clip_single_score)",
+        version="2",
+        reference="OpenMOSS/MOVA evaluation/metrics/audio_is_clap/eval_audio_is_clap.py (extract_audio_from_video_"
+                  "memory, clap_single_score)",
         card=Card(
             ranges=(
                 ('clap_mova', '[-1, 1] (cosine)'),
+                ('clap_mova_corrected', '[-1, 1] (cosine)'),
             ),
             scale='×1 (cosine)',
             tables=(
@@ -464,6 +494,19 @@ class ClapMova(ClapScore):
     )
     input_rate = 32000
     silence = "nan"
+
+    def __init__(self, options=None, device="cpu"):
+        super().__init__(options, device)
+        self.decode = self.opts.decode
+        if self.decode == "corrected":  # its own output name: two decodes never share one
+            self.info = dataclasses.replace(type(self).info, outputs=(_CLAP_MOVA_CORRECTED,))
+
+    def audio_preset(self) -> AudioPreset:
+        if self.decode == "mova":
+            from mova_eval.metrics.inception_score import MOVA_PRESET
+
+            return MOVA_PRESET
+        return super().audio_preset()
 
     def text_for(self, item: SuiteItem) -> str:
         return item.prompt

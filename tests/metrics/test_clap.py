@@ -163,10 +163,13 @@ def metrics_with(models, monkeypatch):
     _, enc, _ = models
     monkeypatch.setattr(clap, "load_encoder", lambda *a, **k: enc)
     out = {}
-    for cls in (clap.ClapScore, clap.ClapMova):
-        m = cls({})
+    # in-memory clips have no file for the toolkit's ffmpeg decode: clap_mova runs on the corrected decode here
+    # (its own output name); the default decode is tested on a real file below and against the toolkit in
+    # test_mova_decode_parity.py
+    for cls, opts in ((clap.ClapScore, {}), (clap.ClapMova, {"decode": "corrected"})):
+        m = cls(opts)
         m.load()
-        out[m.info.name] = m
+        out[cls.info.name] = m
     return out, enc
 
 
@@ -178,6 +181,7 @@ def test_modes_choose_rate_and_text(metrics_with):
     clip = _clip(x, sr)
     s48 = ms["clap"].score(clip, ITEM)
     s32 = ms["clap_mova"].score(clip, ITEM)
+    assert set(s32.values) == {"clap_mova_corrected"} and s32.details["decode"] == "corrected"
     assert s48.details["text"] == "The sound of chalk writing." and s48.details["input_rate"] == 48000
     assert s32.details["text"] == ITEM.prompt and s32.details["input_rate"] == 32000
     assert s32.details["seconds_as_heard"] == pytest.approx(8 * 32000 / 48000, abs=1e-3)
@@ -187,8 +191,8 @@ def test_modes_choose_rate_and_text(metrics_with):
     y = clap.int16_roundtrip(clap.peak_normalize(clip.audio_for(AudioPreset(32000, mono=True)), -1.0))
     a, _ = enc.audio_embedding(y)
     want = float(np.dot(a, enc.text_embeddings([ITEM.prompt])[0]))
-    assert s32.values["clap_mova"] == pytest.approx(want, abs=1e-6)
-    assert s48.values["clap"] != pytest.approx(s32.values["clap_mova"], abs=1e-4)
+    assert s32.values["clap_mova_corrected"] == pytest.approx(want, abs=1e-6)
+    assert s48.values["clap"] != pytest.approx(s32.values["clap_mova_corrected"], abs=1e-4)
     assert len(enc.tokenizer(ITEM.prompt)["input_ids"]) > 77  # the prompt really is truncated
 
 
@@ -196,11 +200,39 @@ def test_silence_and_applicability(metrics_with):
     ms, _ = metrics_with
     silent = _clip(np.zeros(48000 * 2), 48000, "silent")
     s = ms["clap_mova"].score(silent, ITEM)
-    assert math.isnan(s.values["clap_mova"]) and "silence" in s.errors["clap_mova"]
+    assert math.isnan(s.values["clap_mova_corrected"]) and "silence" in s.errors["clap_mova_corrected"]
     s2 = ms["clap"].score(silent, ITEM)
     assert math.isfinite(s2.values["clap"]) and s2.details["silent"]
     no_audio_prompt = SuiteItem(id="b", category="set1", prompt="x", audio_prompts=("",))
     assert not ms["clap"].applies(no_audio_prompt) and ms["clap_mova"].applies(no_audio_prompt)
+
+
+def test_clap_mova_default_decode_is_the_toolkits(models, monkeypatch, tmp_path):
+    """Default ``decode: mova``: the file read again as ffmpeg -ar 32000 -ac 2 s16 writes it, then the channel mean
+    (a mono source comes out ×√½, AAC padding kept); the output is ``clap_mova``, never the corrected one's name."""
+    from mova_eval import media
+    from mova_eval.metrics.inception_score import MOVA_PRESET
+
+    _, enc, _ = models
+    monkeypatch.setattr(clap, "load_encoder", lambda *a, **k: enc)
+    t = np.arange(44100 * 3) / 44100
+    x = (0.3 * np.sin(2 * np.pi * 330 * t) * (1 + np.sin(2 * np.pi * 2 * t))).astype(np.float32)
+    path = media.encode(tmp_path / "mono.mp4", np.zeros((72, 16, 16, 3), np.uint8), 24, x, 44100)
+    clip = media.decode(path)
+    m = clap.ClapMova({})
+    m.load()
+    s = m.score(clip, ITEM)
+    assert set(s.values) == {"clap_mova"} and s.details["decode"] == "mova"
+    want_audio = media.ffmpeg_audio(path, 32000, 2, "s16").mean(axis=0)
+    np.testing.assert_array_equal(clip.audio_for(MOVA_PRESET), want_audio)
+    a, _ = enc.audio_embedding(clap.int16_roundtrip(clap.peak_normalize(want_audio, -1.0)))
+    assert s.values["clap_mova"] == pytest.approx(float(np.dot(a, enc.text_embeddings([ITEM.prompt])[0])), abs=1e-6)
+    # the two decodes differ: level (mono forced to stereo at −3 dB), length (AAC padding kept) and resampler
+    corrected = clip.audio_for(media.AudioPreset(32000, mono=True))
+    assert len(want_audio) > len(corrected)
+    assert np.max(np.abs(want_audio)) == pytest.approx(np.max(np.abs(corrected)) * np.sqrt(0.5), rel=0.02)
+    with pytest.raises(Exception, match="clap_mova.decode"):
+        clap.ClapMova({"decode": "ffmpeg"})
 
 
 def test_weights_missing_reports_fetch_command(monkeypatch, tmp_path):

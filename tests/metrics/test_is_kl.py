@@ -116,7 +116,7 @@ def _tones(n, sr, seconds):
 
 
 def test_is_mova_mode_pads_to_10s_and_matches_formula(patched):
-    m = inception_score.InceptionScore({})
+    m = inception_score.InceptionScore({"decode": "corrected"})  # in-memory clips: our decode, its own names
     m.load()
     assert m.all_is_category_mean
     clips = [_clip(x, 48000, f"c{k}") for k, x in enumerate(_tones(3, 48000, 1.0))]
@@ -129,12 +129,36 @@ def test_is_mova_mode_pads_to_10s_and_matches_formula(patched):
         direct = patched[32000](torch.from_numpy(x))["clipwise_output"].numpy()
     np.testing.assert_allclose(np.stack(feats), direct, atol=1e-6)
     out = m.compute(feats, [_item(k) for k in range(3)])
-    assert abs(out.values["is"] - _mova_is_reference(torch.from_numpy(direct))) < 1e-6
-    assert math.isnan(out.values["is_std"])
+    assert set(out.values) == {"is_corrected", "is_std_corrected"}
+    assert abs(out.values["is_corrected"] - _mova_is_reference(torch.from_numpy(direct))) < 1e-6
+    assert math.isnan(out.values["is_std_corrected"])
     # silence is scored, a clip longer than 10 s is cut
     assert np.isfinite(m.features(_clip(np.zeros(48000), 48000, "silent"), _item(9))).all()
     long = m.features(_clip(np.tile(_tones(1, 48000, 1.0)[0], 12), 48000, "long"), _item(10))
     assert long.shape == (527,)
+
+
+def test_is_mova_default_decode_reads_the_file_as_the_toolkit(patched, tmp_path):
+    """Default decode in mode mova: ffmpeg 32 kHz stereo s16 then the channel mean, padded to 10 s; outputs ``is``."""
+    from mova_eval import media
+    from mova_eval.errors import ConfigError
+
+    x = _tones(1, 48000, 2.0)[0].astype(np.float32)
+    path = media.encode(tmp_path / "a.mp4", np.zeros((48, 16, 16, 3), np.uint8), 24, np.stack([x, 0.5 * x]), 48000)
+    clip = media.decode(path)
+    m = inception_score.InceptionScore({})
+    m.load()
+    want = media.fit_length(media.ffmpeg_audio(path, 32000, 2, "s16").mean(axis=0), 320000, "pad")
+    np.testing.assert_array_equal(m._audio(clip), want)
+    with torch.no_grad():
+        direct = patched[32000](torch.from_numpy(want[None]))["clipwise_output"].numpy()[0]
+    np.testing.assert_allclose(m.features(clip, _item(0)), direct, atol=1e-6)
+    assert not np.array_equal(want, inception_score.InceptionScore({"decode": "corrected"})._audio(clip))
+    assert set(m.compute([direct, direct], [_item(0), _item(1)]).values) == {"is", "is_std"}
+    assert m.cache_token() == inception_score.InceptionScore({"decode": "mova"}).cache_token()
+    assert m.cache_token() != inception_score.InceptionScore({"decode": "corrected"}).cache_token()
+    with pytest.raises(ConfigError, match="mode mova only"):
+        inception_score.InceptionScore({"mode": "av_bench", "decode": "mova"})
 
 
 def test_is_av_bench_mode(patched):
