@@ -151,6 +151,8 @@ def cmd_ls(args) -> int:
     from mova_eval.config import compose, group_options
     from mova_eval.registry import generator_classes, get_metric_class, metric_classes
 
+    if args.overrides:
+        compose(args.overrides, require_all=False)  # registers the plugins=[package.module:ClassName] it names
     if getattr(args, "metric", None):
         from mova_eval import cards
 
@@ -200,7 +202,7 @@ def cmd_validate(args) -> int:
     print(f"suite {suite.name} (v{suite.version}) from {suite.source}: {s['items']} items, {s['with_speech']} with speech")
     for cat, c in s["categories"].items():
         print(f"  {cat:<12} {c['items']:>4} items  (speech en {c['en']}, zh {c['zh']}, none {c['none']})")
-    if any(o.split("=")[0] == "generator" for o in args.overrides):
+    if any(o.lstrip("~+").split("=")[0].split(".")[0] == "generator" for o in args.overrides):
         gcls = get_generator_class(cfg["generator"]["name"])
         gen = gcls(cfg["generator"])
         from mova_eval.errors import ConfigError
@@ -290,6 +292,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list suites, generators and metrics, and whether each can run here")
     ls.add_argument("--metric", metavar="NAME", help="print one metric's card: unit, range, direction, scale, the "
                     "published tables that use it (and which variant), reference values, weights and licence")
+    ls.add_argument("overrides", nargs="*", help="Hydra overrides; plugins=[package.module:ClassName,...] lists "
+                    "plug-in metrics and generators too")
     ls.set_defaults(func=cmd_ls)
 
     v = sub.add_parser("validate", help="check a suite, and what a generator makes of it, without generating or scoring",

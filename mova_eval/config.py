@@ -35,6 +35,9 @@ def compose(overrides: list[str] | tuple[str, ...] = (), *, require_all: bool = 
         GlobalHydra.instance().clear()
     if require_all:
         _check_required(data)
+    from mova_eval.registry import use_plugins
+
+    use_plugins(data.get("plugins"))  # a bad package.module:ClassName is refused here, before anything runs
     return data
 
 

@@ -12,6 +12,15 @@ class ConfigError(MovaEvalError):
     """A configuration value is missing or inconsistent; raised before any model loads."""
 
 
+class PluginError(ConfigError):
+    """A plug-in path (``package.module:ClassName``, from the config's ``plugins`` or an entry point) cannot be
+    used: it does not import, names nothing, or names something that is not a concrete Metric/Generator."""
+
+    def __init__(self, origin: str, path: object, problem: str):
+        self.origin, self.path, self.problem = origin, path, problem
+        super().__init__(f"{origin}: {path!r} {problem}")
+
+
 class RegistryKeyError(MovaEvalError, KeyError):
     """An unknown generator, metric, suite or weights name, with did-you-mean suggestions."""
 

@@ -119,6 +119,7 @@ def merge_runs(run_dirs: Sequence[str | Path], out: str | Path):
     if rt.get("cache_dir"):
         os.environ["MOVA_EVAL_CACHE"] = str(Path(rt["cache_dir"]).expanduser())
     suite = load_suite(cfg["suite"])
+    runner.use_plugins(cfg.get("plugins"))  # the shards' package.module:ClassName metrics, for their set-level stage
     seeds = runner.parse_seeds(cfg.get("seeds"))
     owner = shard_of(suite.items, count)
     samples: dict[str, list[int]] = {}  # seeds=all: each item's seeds, as its own shard listed them

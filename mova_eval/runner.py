@@ -41,7 +41,7 @@ from mova_eval.errors import (
     storage_error,
 )
 from mova_eval.metrics.base import CORPUS, ItemScore, Metric, SetLevelMetric, SetResult
-from mova_eval.registry import get_generator_class, get_metric_class, metric_classes
+from mova_eval.registry import get_generator_class, get_metric_class, metric_classes, use_plugins
 from mova_eval.results import (
     FeatureRow,
     ItemLog,
@@ -94,6 +94,8 @@ def config_hash(cfg: dict) -> str:
     relevant = {k: v for k, v in cfg.items() if k not in ("runtime", "run_id", "output_dir")}
     if relevant.get("media") == {"audio_track": None}:
         del relevant["media"]  # the default decode: runs made before the media group existed keep their hash
+    if not relevant.get("plugins", True):
+        del relevant["plugins"]  # no plug-ins: runs made before the plugins key existed keep their hash
     return make_key(relevant)[:12]
 
 
@@ -765,6 +767,7 @@ def plan(cfg: dict) -> RunPlan:
     timings: dict[str, float] = {}
     settings = RunSettings.from_config(cfg.get("runtime", {}))
     parse_seeds(cfg.get("seeds"))  # refuse bad seeds before anything is made
+    use_plugins(cfg.get("plugins"))  # the configuration's package.module:ClassName metrics and generators
     media_audio_track(cfg.get("media"))
     rt = cfg.get("runtime", {})
     if rt.get("cache_dir"):
