@@ -325,15 +325,19 @@ def _feature_row(ctx: ScoreContext, req: GenRequest, extractor: str, cache_key: 
                       cache_key=cache_key, error=error, clip_path=clip_path, clip_hash=clip_hash)
 
 
-def _error_rows(ctx: ScoreContext, req: GenRequest, metric_cls: type[Metric], error: str, clip_path=None,
+def _error_rows(ctx: ScoreContext, req: GenRequest, metric: Metric | type[Metric], error: str, clip_path=None,
                 clip_hash=None) -> ScoredRows:
     """The record of a metric that could not run on this request: a feature record for a set-level metric (the
-    item is excluded from its sets), NaN + reason for every output of a per-item metric."""
-    info = metric_cls.info
-    if issubclass(metric_cls, SetLevelMetric):
+    item is excluded from its sets), NaN + reason for every output of a per-item metric. Given the instance, the
+    rows carry the outputs it reports (an option can rename them: ``clap_mova`` ``decode: corrected`` →
+    ``clap_mova_corrected``, ``ib_score`` ``scale: 100`` → ``ib_score_x100``); a class (a metric that could not be
+    built) gives its declared outputs."""
+    info = metric.info
+    if isinstance(metric, SetLevelMetric) or (isinstance(metric, type) and issubclass(metric, SetLevelMetric)):
         return ScoredRows(features=[_feature_row(ctx, req, info.name, None, error, clip_path, clip_hash)])
+    outputs = metric.requested_outputs() if isinstance(metric, Metric) else info.outputs
     return ScoredRows(items=[_item_row(ctx, req, info.name, o.name, math.nan, error, clip_path=clip_path,
-                                       clip_hash=clip_hash) for o in info.outputs])
+                                       clip_hash=clip_hash) for o in outputs])
 
 
 def _format_error(e: BaseException) -> str:
@@ -354,7 +358,7 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
         return rows
     if not res.ok:
         for m in active:
-            rows.extend(_error_rows(ctx, req, type(m), f"GenerationError: {res.error}"))
+            rows.extend(_error_rows(ctx, req, m, f"GenerationError: {res.error}"))
         return rows
     # Decode only the streams the active metrics need: an audio-only metric set (DNSMOS, WER, IS…) never pays for
     # decoding every frame to RGB.
@@ -370,7 +374,7 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
         clip = media.decode(res.path, video=want_video, audio=want_audio, audio_track=ctx.audio_track)
     except MediaError as e:
         for m in active:
-            rows.extend(_error_rows(ctx, req, type(m), _format_error(e), res.path))
+            rows.extend(_error_rows(ctx, req, m, _format_error(e), res.path))
         return rows
     ctx.decodes[req.request_id] = clip.decode
     try:  # what a later cache-first re-run needs to rebuild the keys without decoding (best effort)
@@ -383,7 +387,7 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
         info = m.info
         missing = [k for k in ("video", "audio") if k in info.needs and not getattr(clip, f"has_{k}")]
         if missing:
-            rows.extend(_error_rows(ctx, req, type(m), f"MissingStreamError: {clip.path}: has no {missing[0]} stream",
+            rows.extend(_error_rows(ctx, req, m, f"MissingStreamError: {clip.path}: has no {missing[0]} stream",
                                     clip.path, clip.content_hash))
             continue
         try:
@@ -398,7 +402,7 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
         except KeyboardInterrupt:
             raise
         except Exception as e:  # one metric failing on one clip must not stop the run
-            rows.extend(_error_rows(ctx, req, type(m), _format_error(e), clip.path, clip.content_hash))
+            rows.extend(_error_rows(ctx, req, m, _format_error(e), clip.path, clip.content_hash))
     return rows
 
 
