@@ -2,6 +2,10 @@
 
 Every clip is labelled synthetic (provenance ``synthetic: true`` and the container's ``comment`` tag) and is a
 pure function of (item, seed, config): the random streams are seeded from the item fingerprint and the seed.
+The decoded frames and samples are that pure function; the file's bytes are not quite: now and then (about one
+encode in a hundred, only in a process that has already encoded clips) libx264 ends the first frame's slice with
+different final bytes that decode to the very same picture. Caches are keyed by bytes, so such a clip is a cache
+miss and is scored again, never a wrong score; tests compare two generations by their scores, not their hashes.
 
 - Speech items: the speech text spoken by espeak-ng (English voice for ``en``, Mandarin ``cmn`` for ``zh``) over
   a drawn face whose mouth opening follows that voice's loudness. ``[S01] … [S02] …`` dialogues give each speaker
