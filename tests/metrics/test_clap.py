@@ -160,7 +160,7 @@ ITEM = SuiteItem(id="a", category="set1", prompt="A woman writes on a chalkboard
 
 @pytest.fixture
 def metrics_with(models, monkeypatch):
-    _, enc, _ = models
+    ref, enc, _ = models
     monkeypatch.setattr(clap, "load_encoder", lambda *a, **k: enc)
     out = {}
     # in-memory clips have no file for the toolkit's ffmpeg decode: clap_mova runs on the corrected decode here
@@ -170,11 +170,11 @@ def metrics_with(models, monkeypatch):
         m = cls(opts)
         m.load()
         out[cls.info.name] = m
-    return out, enc
+    return out, enc, ref
 
 
 def test_modes_choose_rate_and_text(metrics_with):
-    ms, enc = metrics_with
+    ms, enc, ref = metrics_with
     sr = 44100
     t = np.arange(int(sr * 8)) / sr
     x = 0.2 * np.sin(2 * np.pi * 330 * t)
@@ -185,19 +185,24 @@ def test_modes_choose_rate_and_text(metrics_with):
     assert s48.details["text"] == "The sound of chalk writing." and s48.details["input_rate"] == 48000
     assert s32.details["text"] == ITEM.prompt and s32.details["input_rate"] == 32000
     assert s32.details["seconds_as_heard"] == pytest.approx(8 * 32000 / 48000, abs=1e-3)
-    # clap_mova by hand: 32 kHz samples, peak −1 dBFS, int16, as if 48 kHz; text = full prompt (cut at 77 tokens)
+    # clap_mova through the reference packages: the 32 kHz samples peak-normalised to −1 dBFS by pyloudnorm, handed
+    # to LAION's CLAP_Module as if 48 kHz (it does the int16 round trip itself), the full prompt as text (LAION's
+    # tokenizer cuts it at 77 tokens); the cosine of the two normalised embeddings
+    pyln = pytest.importorskip("pyloudnorm")
     from mova_eval.media import AudioPreset
 
-    y = clap.int16_roundtrip(clap.peak_normalize(clip.audio_for(AudioPreset(32000, mono=True)), -1.0))
-    a, _ = enc.audio_embedding(y)
-    want = float(np.dot(a, enc.text_embeddings([ITEM.prompt])[0]))
-    assert s32.values["clap_mova_corrected"] == pytest.approx(want, abs=1e-6)
+    y = pyln.normalize.peak(clip.audio_for(AudioPreset(32000, mono=True)), -1.0)
+    with torch.no_grad():
+        a = ref.get_audio_embedding_from_data(np.asarray(y, np.float64)[None], use_tensor=False)[0]
+        t = ref.get_text_embedding([ITEM.prompt])[0]
+    want = float(np.dot(a, t) / (np.linalg.norm(a) * np.linalg.norm(t)))
+    assert s32.values["clap_mova_corrected"] == pytest.approx(want, abs=1e-5)
     assert s48.values["clap"] != pytest.approx(s32.values["clap_mova_corrected"], abs=1e-4)
     assert len(enc.tokenizer(ITEM.prompt)["input_ids"]) > 77  # the prompt really is truncated
 
 
 def test_silence_and_applicability(metrics_with):
-    ms, _ = metrics_with
+    ms, _, _ = metrics_with
     silent = _clip(np.zeros(48000 * 2), 48000, "silent")
     s = ms["clap_mova"].score(silent, ITEM)
     assert math.isnan(s.values["clap_mova_corrected"]) and "silence" in s.errors["clap_mova_corrected"]
