@@ -172,9 +172,11 @@ def timed_passes(clips, sn, fd, work: Path, repeats: int):
     Returns [(t_ours, t_ref)], the results of the last pass of each side."""
     import shutil
 
-    run_ours(clips[:1], sn, fd)
     bin_dir = work / "bin"
-    run_reference(clips[:1], sn, fd, work / "warmup", bin_dir)
+    w_o, _ = run_ours(clips[:1], sn, fd)
+    w_r, _ = run_reference(clips[:1], sn, fd, work / "warmup", bin_dir)
+    shutil.rmtree(work / "warmup", ignore_errors=True)
+    print(f"  warm-up (one clip, untimed in the result): mova-eval {w_o:.1f} s, syncnet-python {w_r:.1f} s", flush=True)
     times, r_ours, r_ref = [], None, None
     for k in range(repeats):
         ref_dir = work / f"pass{k}"
