@@ -184,7 +184,7 @@ def leaderboard(data: ReportData) -> Table:
                 elif not rec.has_value:
                     cells[col.key] = _value_cell(rec)
                     cells[col.key].footnotes.append(t.footnote(f"`{col.metric}` has no value on {suite} "
-                                                               f"({mr.model}): {rec.note or 'no items'}"))
+                                                               f"({mr.model}): {_no_value_reason(rec)}"))
                 else:
                     cells[col.key] = _value_cell(rec)
             t.rows.append(Row(mr.model, suite, cells, model=mr.model))
@@ -250,6 +250,24 @@ def published_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "results" / "published"
 
 
+def _no_value_reason(*recs: SummaryRecord) -> str:
+    """Why summary rows have no value: their exclusions by reason summed ("every item excluded (4 media error)"),
+    with any other note; "no items" when there were none."""
+    excl: dict = {}
+    for r in recs:
+        for k, v in r.excluded.items():
+            excl[k] = excl.get(k, 0) + v
+    counts = describe_exclusions(excl)
+    notes = []
+    for r in recs:  # a record's note starts with its own exclusion counts (summary.py); keep what follows
+        own = describe_exclusions(r.excluded)
+        rest = r.note[len(own):].lstrip("; ") if own and r.note.startswith(own) else r.note
+        if rest and rest not in notes:
+            notes.append(rest)
+    parts = ([f"every item excluded ({counts})"] if counts else []) + notes
+    return "; ".join(parts) or "no items"
+
+
 def _over_cell(mr: ModelRuns, col: dict) -> tuple[Cell | None, str | None]:
     """The mean of the per-set values; the CI of the run's ``all`` row only when that row is the same statistic."""
     sets = list(col["over"])
@@ -259,9 +277,10 @@ def _over_cell(mr: ModelRuns, col: dict) -> tuple[Cell | None, str | None]:
         have = mr.categories(col["metric"])
         return None, (f"`{col['metric']}`: the paper's value is the mean over {', '.join(sets)}, but the run of "
                       f"{mr.suite} has {', '.join(have) or 'no sets'} ({', '.join(missing)} missing)")
-    empty = [s for s, r in zip(sets, recs) if not r.has_value]
+    empty = [(s, r) for s, r in zip(sets, recs) if not r.has_value]
     if empty:
-        return None, f"`{col['metric']}` has no value on {', '.join(empty)} ({mr.model})"
+        why = _no_value_reason(*(r for _, r in empty))
+        return None, f"`{col['metric']}` has no value on {', '.join(s for s, _ in empty)} ({mr.model}): {why}"
     mean = sum(r.mean for r in recs) / len(recs)
     cell = Cell(mean=mean, n=sum(r.n for r in recs), excluded=sum(r.n_excluded for r in recs))
     excl: dict = {}
@@ -324,7 +343,7 @@ def layout_table(data: ReportData, name: str, *, published: bool = False) -> Tab
                             why = (f"`{c['metric']}`: the paper's value is on {c['category']}, which the run of "
                                    f"{c['suite']} does not have (it has {', '.join(have) or 'no sets'})")
                         elif not rec.has_value:
-                            why = f"`{c['metric']}` has no value on {c['category']} ({model}): {rec.note or 'no items'}"
+                            why = f"`{c['metric']}` has no value on {c['category']} ({model}): {_no_value_reason(rec)}"
                         else:
                             cell = _value_cell(rec)
             if cell is not None and c.get("scale") is not None:
