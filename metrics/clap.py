@@ -64,7 +64,16 @@ weights.register(WeightSpec(
     size=None,
     description="LAION-CLAP HTSAT-tiny + RoBERTa, fusion, trained on LAION-Audio-630K + AudioSet (1.86 GB); "
                 "contains the fine-tuned RoBERTa text tower",
+    # the Git LFS pointer's oid, shown as "Git LFS Details · SHA256" on Hugging Face: read on
+    # huggingface.co/lukewys/laion_clap/blob/8281cd0/audioset_fusion_epoch_20_esc_86.8_map_36.22.pt (the same
+    # bytes under LAION's training name) and huggingface.co/spaces/nvidia/audio-flamingo-demo/blob/main/
+    # 630k-audioset-fusion-best.pt
+    sha256="fb171dd9b608aebdac3d89286cd7615c5100af4cc7dc37797c7fb8d3cc15e3a5",
+    sha256_source="Hugging Face Git LFS pointer (lukewys/laion_clap, 630k-audioset-fusion-best.pt = "
+                  "audioset_fusion_epoch_20_esc_86.8_map_36.22.pt)",
 ))
+# roberta-base's vocab.json (899 kB) and merges.txt (456 kB) are plain git files on Hugging Face, not LFS: no sha256
+# is published for them, so they stay trust on first use (`weights list` says so)
 for _name, _file in TOKENIZER_FILES.items():
     weights.register(WeightSpec(
         name=_name,

@@ -56,6 +56,7 @@ weights.register(weights.WeightSpec(
     license="MIT (OpenAI CLIP)",
     used_by=("clip_video",),
     sha256=_SHA,  # OpenAI's download path is the file's sha256 (clip.load checks it)
+    sha256_source="OpenAI's download path (openai/CLIP clip/clip.py _MODELS['ViT-B/32'])",
     description="OpenAI CLIP ViT-B/32, TorchScript archive with fp16 weights (cast to float32 on load)",
 ))
 

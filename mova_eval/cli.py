@@ -239,22 +239,28 @@ def cmd_weights(args) -> int:
         for name, spec in weights.registry().items():
             status, detail = weights.verify(name) if args.check else ("", "")
             size = f"{spec.size / 1e6:.1f} MB" if spec.size else "size ?"
-            if spec.sha256:
-                pin = f"{spec.sha256} (pinned in the registry)"
-            elif weights.local_pins().get(name):
-                pin = f"{weights.local_pins()[name]} (" + ("recorded by this machine's fetch after the publisher's md5 "
-                      "matched" if spec.md5 else "trust on first use: recorded by this machine's first fetch") + ")"
-            elif spec.md5:
-                pin = "none published — checked against the publisher's md5 instead"
-            else:
-                pin = "none published — trust on first use: the first fetch records the hash later checks compare to"
             nc = " — NON-COMMERCIAL" if spec.non_commercial else ""
             print(f"{name}\n  file: {spec.filename} ({size}); licence: {spec.license}{nc}; used by: "
                   f"{', '.join(spec.used_by)}")
             print(f"  url: {spec.urls[0]}" + (f" (+{len(spec.urls) - 1} mirror)" if len(spec.urls) > 1 else ""))
-            if spec.md5:
-                print(f"  md5: {spec.md5} (published by {spec.md5_source})")
-            print(f"  sha256: {pin}" + (f"; status: {status} {detail}" if status else ""))
+            for pin in spec.pins():
+                print(f"  pin: {pin.kind} {pin.value} (published: {pin.source})")
+            recorded = weights.local_pins().get(name)
+            if spec.sha256:
+                tofu = None
+            elif recorded:
+                tofu = f"{recorded} (recorded by this machine's first fetch" + \
+                       (f" after the published {' and '.join(p.kind for p in spec.pins())} matched)" if spec.pins()
+                        else "; trust on first use)")
+            elif spec.pins():
+                tofu = "not yet recorded — no full sha256 is published; the first fetch records it once the " \
+                       f"published {' and '.join(p.kind for p in spec.pins())} matched"
+            else:
+                tofu = "none published — trust on first use: the first fetch records the hash later checks compare to"
+            if tofu is not None:
+                print(f"  pin: sha256 {tofu}")
+            if status:
+                print(f"  status: {status} {detail}")
         if not weights.registry():
             print("(no checkpoints registered)")
         return 0
@@ -324,12 +330,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     w = sub.add_parser("weights", help="the checkpoint registry: list, fetch, verify")
     wsub = w.add_subparsers(dest="action", metavar="ACTION")
     wsub.required = True
-    wl = wsub.add_parser("list", help="every registered checkpoint with URL, size, sha256 and licence")
+    wl = wsub.add_parser("list", help="every registered checkpoint with URL, size, licence and its pins: a published "
+                         "sha256, sha256 prefix (torch hub file names) or md5, else trust on first use")
     wl.add_argument("--check", action="store_true", help="also hash the files present")
     wf = wsub.add_parser("fetch", help="download checkpoints (resumable, checksum-verified)")
     wf.add_argument("names", nargs="+", metavar="NAME")
     wf.add_argument("--force", action="store_true", help="download again even if a file is present")
-    wv = wsub.add_parser("verify", help="hash present checkpoints and compare with the pinned sha256")
+    wv = wsub.add_parser("verify", help="hash present checkpoints and compare with their pins (published sha256, "
+                         "sha256 prefix or md5, and the sha256 recorded by the first fetch)")
     wv.add_argument("names", nargs="*", metavar="NAME")
     w.set_defaults(func=cmd_weights)
 

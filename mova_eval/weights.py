@@ -2,18 +2,29 @@
 
 Nothing downloads during a run. Files are found in ``$MOVA_EVAL_WEIGHTS`` (a folder of files users already have)
 or in the cache root's ``weights/`` folder, where ``mova-eval weights fetch NAME`` puts them (resumable, checked).
-A sha256 is pinned in the registry once a download was verified; until then the first fetch records the hash it
-saw in ``weights/pins.json`` and later verifications compare against it. Where the publisher gives only an md5
-(MMAudio's release files), the spec carries that md5 and where it was published: a fetch, ``weights verify`` and the
-runner's pre-load check all compare against it, so such a file is checked, not trusted on first use.
+Each entry carries the digests its publisher gives, each with where it is published (never a digest computed
+here and passed off as published):
+
+- ``sha256`` + ``sha256_source``: the full sha256 (a Hugging Face LFS pointer, OpenAI's download path);
+- ``sha256_prefix`` + ``sha256_prefix_source``: the leading hex digits of the sha256 that torch hub's naming convention
+  puts in a file name (``vggish-10086976.pth``: ``torch.hub.load_state_dict_from_url(check_hash=True)`` compares
+  the name's ``-HASH.`` part with the start of the file's sha256);
+- ``md5`` + ``md5_source``: where the publisher gives only an md5 (MMAudio's release files).
+
+A fetch, ``weights verify`` and the runner's pre-load check compare a file with every digest its entry carries and
+refuse it on any difference, naming the file, the digest expected and the one found. Where no full sha256 is
+published, the first fetch records the sha256 it saw in ``weights/pins.json`` (after the prefix or md5 matched, where
+there is one) and later checks compare against it: trust on first use, which ``weights list`` states per entry.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from mova_eval.errors import RegistryKeyError, WeightsChecksumError, WeightsMissingError
 
@@ -25,19 +36,69 @@ class WeightSpec:
     urls: tuple[str, ...]
     license: str
     used_by: tuple[str, ...]
-    sha256: str | None = None  # pinned after a verified download
+    sha256: str | None = None  # the publisher's full sha256, where one is published
     size: int | None = None  # bytes, when known
     description: str = ""
     extra_files: tuple[str, ...] = field(default_factory=tuple)  # companions that must sit beside it
     non_commercial: bool = False  # the licence forbids commercial use (shown by `ls`/`weights list`, kept in run.json)
     md5: str | None = None  # the publisher's md5, where that is the only digest published
-    md5_source: str = ""  # where that md5 is published (repository, file), required with md5
+    md5_source: str | None = ""  # where that md5 is published (repository, file), required with md5
+    sha256_source: str | None = ""  # where the pinned sha256 is published, required with sha256
+    sha256_prefix: str | None = None  # leading hex digits of the sha256 a publisher gives (torch hub file names)
+    sha256_prefix_source: str | None = ""  # where that prefix is published, required with sha256_prefix
 
     def __post_init__(self):
-        if self.md5 is not None and (len(self.md5) != 32 or not all(c in "0123456789abcdef" for c in self.md5)):
-            raise ValueError(f"weights {self.name!r}: md5 must be 32 lowercase hex digits, got {self.md5!r}")
-        if self.md5 is not None and not self.md5_source:
-            raise ValueError(f"weights {self.name!r}: an md5 needs md5_source (where the publisher gives it)")
+        _check_hex(self.name, "sha256", self.sha256, (64,), self.sha256_source)
+        _check_hex(self.name, "sha256_prefix", self.sha256_prefix, range(8, 64), self.sha256_prefix_source)
+        _check_hex(self.name, "md5", self.md5, (32,), self.md5_source)
+        if self.sha256 and self.sha256_prefix and not self.sha256.startswith(self.sha256_prefix):
+            raise ValueError(f"weights {self.name!r}: sha256 {self.sha256} does not start with its sha256_prefix "
+                             f"{self.sha256_prefix}")
+
+    def pins(self) -> tuple[Pin, ...]:
+        """The published digests a file of this entry must match, strongest first."""
+        out: list[Pin] = []
+        if self.sha256:
+            out.append(Pin("sha256", self.sha256, self.sha256_source or ""))
+        if self.sha256_prefix:
+            out.append(Pin("sha256 prefix", self.sha256_prefix, self.sha256_prefix_source or ""))
+        if self.md5:
+            out.append(Pin("md5", self.md5, self.md5_source or ""))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One published digest of a weights file: its kind, value and where the publisher gives it."""
+
+    kind: Literal["sha256", "sha256 prefix", "md5"]
+    value: str
+    source: str
+
+    def matches(self, sha256: str, md5: str) -> bool:
+        if self.kind == "md5":
+            return md5 == self.value
+        if self.kind == "sha256 prefix":
+            return sha256.startswith(self.value)
+        return sha256 == self.value
+
+    def actual(self, sha256: str, md5: str) -> str:
+        """The file's digest in this pin's terms (the prefix's length of its sha256 for a prefix)."""
+        return md5 if self.kind == "md5" else sha256[: len(self.value)] if self.kind == "sha256 prefix" else sha256
+
+    def mismatch(self, path: Path | str, sha256: str, md5: str) -> str:
+        return (f"{path} has {self.kind} {self.actual(sha256, md5)}, expected the publisher's {self.value} "
+                f"({self.source})")
+
+
+def _check_hex(name: str, what: str, value: str | None, lengths: Sequence[int], source: str | None) -> None:
+    if value is None:
+        return
+    if len(value) not in lengths or not all(c in "0123456789abcdef" for c in value):
+        want = f"{lengths[0]}" if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]}"
+        raise ValueError(f"weights {name!r}: {what} must be {want} lowercase hex digits, got {value!r}")
+    if not source:
+        raise ValueError(f"weights {name!r}: a {what} needs {what}_source (where the publisher gives it)")
 
 
 _REGISTRY: dict[str, WeightSpec] = {}
@@ -123,8 +184,21 @@ def local_pins() -> dict[str, str]:
 
 
 def expected_sha256(name: str) -> str | None:
+    """The full sha256 a file must have: the published one, else the one this machine's first fetch recorded."""
     spec = get(name)
     return spec.sha256 or local_pins().get(name)
+
+
+def _problem(name: str, path: Path, sha: str, md5: str) -> str | None:
+    """Why a file cannot be trusted: it differs from a published digest or from the first-fetch sha256, or None."""
+    spec = get(name)
+    for pin in spec.pins():
+        if not pin.matches(sha, md5):
+            return pin.mismatch(path, sha, md5)
+    recorded = local_pins().get(name) if not spec.sha256 else None
+    if recorded is not None and sha != recorded:
+        return f"{path} has sha256 {sha}, expected {recorded} (recorded by this machine's first fetch)"
+    return None
 
 
 _FINGERPRINTS: dict[tuple[str, float, int], tuple[str, str]] = {}
@@ -150,20 +224,14 @@ def fingerprint(name: str) -> str:
 
 
 def trust_problem(name: str) -> str | None:
-    """Why a present checkpoint cannot be trusted (its sha256 differs from the pinned or first-fetch hash, or its
-    md5 from the publisher's), or None (also when it is absent or has nothing to compare with)."""
+    """Why a present checkpoint cannot be trusted (it differs from a published sha256, sha256 prefix or md5, or from
+    the sha256 this machine's first fetch recorded), or None (also when it is absent or has nothing to compare
+    with). The message names the file and both digests."""
     d = _present_digests(name)
     if d is None:
         return None
-    sha, md5 = d
-    want = expected_sha256(name)
-    if want is not None and sha != want:
-        return f"weights {name!r} have sha256 {sha}, expected {want} (damaged or replaced file)"
-    spec = get(name)
-    if spec.md5 is not None and md5 != spec.md5:
-        return f"weights {name!r} have md5 {md5}, expected the publisher's {spec.md5} ({spec.md5_source}); " \
-               f"damaged or replaced file"
-    return None
+    problem = _problem(name, resolve(name), *d)
+    return None if problem is None else f"weights {name!r}: {problem}; damaged or replaced file"
 
 
 def verify(name: str) -> tuple[str, str]:
@@ -173,16 +241,13 @@ def verify(name: str) -> tuple[str, str]:
     except WeightsMissingError:
         return "missing", f"mova-eval weights fetch {name}"
     digest, md5 = _digests(path)
-    want = expected_sha256(name)
-    spec = get(name)
-    if want is not None and digest != want:
-        return "mismatch", f"{path} sha256={digest}, expected {want}"
-    if spec.md5 is not None:
-        if md5 != spec.md5:
-            return "mismatch", f"{path} md5={md5}, expected the publisher's {spec.md5} ({spec.md5_source})"
-        if want is None:
-            return "ok", f"{path} (md5 matches the publisher's; sha256={digest})"
-    if want is None:
+    problem = _problem(name, path, digest, md5)
+    if problem is not None:
+        return "mismatch", problem
+    pins = get(name).pins()
+    if expected_sha256(name) is None:
+        if pins:  # a prefix or md5 matched; the full sha256 is not yet recorded
+            return "ok", f"{path} ({' and '.join(p.kind for p in pins)} match the published; sha256={digest})"
         return "unpinned", f"{path} sha256={digest}"
     return "ok", str(path)
 
@@ -202,7 +267,7 @@ def fetch(name: str, *, force: bool = False, progress: bool = True, timeout: flo
         raise WeightsChecksumError(f"{name}: {detail}; delete it or pass --force")
     part = dest.with_name(dest.name + ".part")
     want = expected_sha256(name)
-    if part.exists() and want is None and spec.md5 is None:
+    if part.exists() and want is None and not spec.pins():
         # Without a known hash a spliced download could not be told from a good one (and would be pinned on first
         # use): a leftover partial file from an earlier attempt is only resumed when the result will be checked.
         part.unlink()
@@ -230,15 +295,11 @@ def fetch(name: str, *, force: bool = False, progress: bool = True, timeout: flo
     else:
         raise WeightsMissingError(name, []) from RuntimeError("; ".join(errors))
     digest, md5 = _digests(part)
-    if want is not None and digest != want:
+    problem = _problem(name, part, digest, md5)
+    if problem is not None:
         part.unlink(missing_ok=True)  # never resume onto bytes that failed their check
-        raise WeightsChecksumError(f"{name}: downloaded file has sha256 {digest}, expected {want}; the partial "
-                                   f"file was removed, so the next fetch starts from scratch")
-    if spec.md5 is not None and md5 != spec.md5:
-        part.unlink(missing_ok=True)
-        raise WeightsChecksumError(f"{name}: downloaded file has md5 {md5}, expected the publisher's {spec.md5} "
-                                   f"({spec.md5_source}); the partial file was removed, so the next fetch starts "
-                                   f"from scratch")
+        raise WeightsChecksumError(f"{name}: the download {problem}; the partial file was removed, so the next "
+                                   f"fetch starts from scratch")
     part.replace(dest)
     if want is None:
         pins = local_pins()

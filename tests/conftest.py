@@ -42,3 +42,23 @@ def verse_prompts() -> Path:
 @pytest.fixture
 def roberta_tokenizer_dir() -> Path:
     return shared_path("tokenizers", "roberta-base")
+
+
+@pytest.fixture
+def unpin_weights(monkeypatch):
+    """``unpin_weights(name, ...)``: the registry entries with their published digests removed for this test, so
+    a stand-in file (seeded random weights in the checkpoint's layout) passes the run's pre-load check. The check
+    itself is tested in tests/unit/test_weights_and_config.py; a test using this fixture tests the network's
+    values only."""
+    import dataclasses
+
+    from mova_eval import weights
+
+    def unpin(*names: str) -> None:
+        for name in names:
+            spec = weights.get(name)
+            monkeypatch.setitem(weights._REGISTRY, name, dataclasses.replace(
+                spec, sha256=None, sha256_source=None, sha256_prefix=None, sha256_prefix_source=None, md5=None,
+                md5_source=None))
+
+    return unpin

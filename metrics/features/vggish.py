@@ -32,6 +32,11 @@ WEIGHTS = weights.register(WeightSpec(
     license="Apache-2.0 (Google AudioSet VGGish, torch port by harritaylor/torchvggish)",
     used_by=("fad",),
     description="VGGish 128-d audio embedding (torch port state_dict), FAD protocol fad_vggish",
+    # torch hub's convention: the name's -HASH part is the start of the file's sha256 (what
+    # load_state_dict_from_url(check_hash=True) compares); torchvggish's hubconf.py loads it without check_hash
+    sha256_prefix="10086976",
+    sha256_prefix_source="the file name vggish-10086976.pth (torch hub's sha256-prefix naming), harritaylor/torchvggish "
+                         "GitHub release v0.1",
 ))
 
 

@@ -33,7 +33,7 @@ def test_unavailable_without_weights(tmp_path, monkeypatch):
     assert all(r.mean is None for r in rows)
 
 
-def test_runs_with_weights_present(tmp_path, monkeypatch, roberta_tokenizer_dir):
+def test_runs_with_weights_present(tmp_path, monkeypatch, roberta_tokenizer_dir, unpin_weights):
     from mova_eval.metrics import clap
     from mova_eval.metrics.features import panns
 
@@ -45,6 +45,7 @@ def test_runs_with_weights_present(tmp_path, monkeypatch, roberta_tokenizer_dir)
                wdir / "Cnn14_mAP=0.431.pth")
     torch.manual_seed(0)
     torch.save(clap.build_clap_model(None).state_dict(), wdir / "630k-audioset-fusion-best.pt")  # converted layout
+    unpin_weights("laion_clap_630k_audioset_fusion")  # the stand-in is not LAION's file (published sha256)
     monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(wdir))
     monkeypatch.setattr(panns, "_LOADED", {})
     monkeypatch.setattr(clap, "_ENCODERS", {})

@@ -55,7 +55,8 @@ def weights_dir(tmp_path_factory):
 
 
 @pytest.fixture
-def env(weights_dir, monkeypatch, tmp_path):
+def env(weights_dir, monkeypatch, tmp_path, unpin_weights):
+    unpin_weights("vggish")  # the stand-in is not torchvggish's file (published sha256 prefix in its name)
     monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(weights_dir))
     monkeypatch.setenv("MOVA_EVAL_CACHE", str(tmp_path / "cache"))
     return tmp_path

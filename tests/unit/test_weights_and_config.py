@@ -51,7 +51,7 @@ def server():
 
 def _spec(name, url, sha=None):
     return weights.register(weights.WeightSpec(name=name, filename=f"{name}.bin", urls=(url,), license="test",
-                                               used_by=("test",), sha256=sha))
+                                               used_by=("test",), sha256=sha, sha256_source="test publisher"))
 
 
 def test_missing_weights_name_the_fetch_command(monkeypatch, tmp_path):
@@ -105,7 +105,8 @@ def test_an_unpinned_fetch_restarts_instead_of_splicing_and_pins_on_first_use(se
 def test_fetch_refuses_a_wrong_checksum(server):
     _RangeHandler.cut_first = False
     spec = _spec("test-badsum", server, sha="0" * 64)
-    with pytest.raises(WeightsChecksumError, match="expected 0000"):
+    with pytest.raises(WeightsChecksumError, match=f"has sha256 {hashlib.sha256(PAYLOAD).hexdigest()}, expected the "
+                                                   f"publisher's 0000"):
         weights.fetch("test-badsum", progress=False)
     assert not (weights.weights_dir() / (spec.filename + ".part")).exists()  # the next fetch starts clean
 
@@ -161,6 +162,111 @@ def test_an_md5_needs_its_source_and_a_valid_form():
 def test_synchformer_is_pinned_by_mmaudios_published_md5():
     spec = weights.get("synchformer")
     assert spec.md5 == "5b2f5594b0730f70e41e549b7c94390c" and "MMAudio" in spec.md5_source
+
+
+def _prefix_spec(name, url, prefix):
+    return weights.register(weights.WeightSpec(name=name, filename=f"{name}-{prefix}.bin", urls=(url,),
+                                               license="test", used_by=("test",), sha256_prefix=prefix,
+                                               sha256_prefix_source="test file name"))
+
+
+def test_a_sha256_prefix_is_a_typed_checked_field():
+    with pytest.raises(ValueError, match="sha256_prefix_source"):
+        weights.WeightSpec(name="x", filename="x", urls=(), license="", used_by=(), sha256_prefix="10086976")
+    with pytest.raises(ValueError, match="8-63 lowercase hex"):
+        weights.WeightSpec(name="x", filename="x", urls=(), license="", used_by=(), sha256_prefix="1008",
+                           sha256_prefix_source="s")
+    with pytest.raises(ValueError, match="sha256_source"):
+        weights.WeightSpec(name="x", filename="x", urls=(), license="", used_by=(), sha256="0" * 64)
+    with pytest.raises(ValueError, match="does not start with"):
+        weights.WeightSpec(name="x", filename="x", urls=(), license="", used_by=(), sha256="0" * 64,
+                           sha256_source="s", sha256_prefix="12345678", sha256_prefix_source="s")
+    pins = weights.get("vggish").pins()
+    assert [(p.kind, p.value) for p in pins] == [("sha256 prefix", "10086976")]
+    assert "10086976" in weights.get("vggish").filename and "torchvggish" in pins[0].source
+
+
+def test_published_full_sha256_pins():
+    clap = weights.get("laion_clap_630k_audioset_fusion")
+    assert clap.sha256 == "fb171dd9b608aebdac3d89286cd7615c5100af4cc7dc37797c7fb8d3cc15e3a5"
+    assert "LFS" in clap.sha256_source
+    clip = weights.get("clip_vit_b32_openai")
+    assert clip.sha256 in clip.urls[0] and clip.sha256_source
+    # roberta-base's tokenizer files are plain git files on Hugging Face: nothing is published, nothing invented
+    assert all(not weights.get(n).pins() for n in ("roberta_base_vocab", "roberta_base_merges"))
+
+
+def test_a_file_failing_its_sha256_prefix_is_refused_naming_file_and_digests(monkeypatch, tmp_path):
+    from mova_eval.runner import _unverified_weights
+
+    monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(tmp_path))
+    good = b"the published bytes"
+    prefix = hashlib.sha256(good).hexdigest()[:8]
+    spec = _prefix_spec("test-prefix", "http://127.0.0.1:9/none", prefix)
+    f = tmp_path / spec.filename
+    f.write_bytes(good)
+    status, detail = weights.verify("test-prefix")
+    assert status == "ok" and "sha256 prefix" in detail, detail  # checked, not "unpinned"
+    assert _unverified_weights(["test-prefix"]) is None
+    f.write_bytes(b"a replaced file")
+    bad = hashlib.sha256(b"a replaced file").hexdigest()
+    status, detail = weights.verify("test-prefix")
+    assert status == "mismatch" and str(f) in detail and prefix in detail and bad[:8] in detail, detail
+    reason = _unverified_weights(["test-prefix"])
+    assert reason is not None and str(f) in reason and f"expected the publisher's {prefix}" in reason
+    assert f"sha256 prefix {bad[:8]}" in reason
+
+
+def test_a_prefix_pinned_fetch_is_checked_resumes_and_records_the_sha256(server):
+    _RangeHandler.cut_first, _RangeHandler.ranges = True, []
+    _prefix_spec("test-prefix-fetch", server, hashlib.sha256(PAYLOAD).hexdigest()[:8])
+    path = _fetch_twice("test-prefix-fetch")
+    assert path is not None and path.read_bytes() == PAYLOAD
+    assert _RangeHandler.ranges  # a checked download may resume its cut transfer
+    assert weights.local_pins()["test-prefix-fetch"] == hashlib.sha256(PAYLOAD).hexdigest()
+    assert weights.verify("test-prefix-fetch")[0] == "ok"
+
+
+def test_fetch_refuses_a_file_whose_sha256_prefix_differs(server):
+    _RangeHandler.cut_first = False
+    spec = _prefix_spec("test-prefix-bad", server, "deadbeef")
+    got = hashlib.sha256(PAYLOAD).hexdigest()[:8]
+    with pytest.raises(WeightsChecksumError, match=f"sha256 prefix {got}, expected the publisher's deadbeef"):
+        weights.fetch("test-prefix-bad", progress=False)
+    assert not (weights.weights_dir() / (spec.filename + ".part")).exists()
+    assert "test-prefix-bad" not in weights.local_pins()
+
+
+def test_a_stand_in_clap_file_is_refused_by_the_published_sha256(monkeypatch, tmp_path):
+    from mova_eval.runner import _unverified_weights
+
+    monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(tmp_path))
+    f = tmp_path / "630k-audioset-fusion-best.pt"
+    f.write_bytes(b"not LAION's checkpoint")
+    reason = _unverified_weights(["laion_clap_630k_audioset_fusion"])
+    assert reason is not None and str(f) in reason and "fb171dd9b608" in reason
+    assert hashlib.sha256(b"not LAION's checkpoint").hexdigest() in reason
+
+
+def test_weights_list_shows_each_pin_kind(capsys):
+    from mova_eval.cli import main
+
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    entries: dict[str, str] = {}
+    name = None
+    for line in out.splitlines():
+        if not line.startswith(" "):
+            name = line.strip()
+            entries[name] = ""
+        else:
+            entries[name] += line + "\n"
+    assert "pin: sha256 prefix 10086976 (published: " in entries["vggish"]
+    assert "pin: sha256 fb171dd9b608aebdac3d89286cd7615c5100af4cc7dc37797c7fb8d3cc15e3a5 (published: " in \
+        entries["laion_clap_630k_audioset_fusion"]
+    assert "pin: md5 5b2f5594b0730f70e41e549b7c94390c (published: " in entries["synchformer"]
+    assert "trust on first use" in entries["roberta_base_vocab"]
+    assert "trust on first use" not in entries["laion_clap_630k_audioset_fusion"]
 
 
 def test_every_config_group_option_composes():
