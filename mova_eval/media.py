@@ -230,7 +230,7 @@ def decode(path: str | Path, *, video: bool = True, audio: bool = True, limits: 
             if not container.streams:
                 raise UnreadableMediaError(path, "holds no streams at all (damaged, or not a media file)")
             raise MissingStreamError(path, "video or audio")
-        _check_declared(path, container, vs, as_, limits)
+        _check_declared(path, container, vs, tracks, audio_track, limits)
         origin = _stream_seconds(vs, vs.start_time) if vs is not None else None
         defaults = [bool(t.disposition & _default_disposition()) for t in tracks]
         frames: np.ndarray | None = None
@@ -307,17 +307,27 @@ def _choose_audio(path: Path, origin: float | None, limits: MediaLimits, default
     return s, sr, pick, rule, warnings
 
 
-def _check_declared(path: Path, container, vs, as_, limits: MediaLimits) -> None:
-    """Refuse absurd inputs from the header alone, before decoding a single frame."""
+def _check_declared(path: Path, container, vs, tracks: list, audio_track: int | None, limits: MediaLimits) -> None:
+    """Refuse absurd inputs from the header alone, before decoding a single frame.
+
+    Audio: every track the rule may use is checked (``media.audio_track``'s track alone when it is set). The file is
+    refused only when none is within the rate limits; a track outside them is left to the rule, which reports it
+    as not usable and considers the others (checking only track 0 here refused a file whose usable speech track
+    was track 1, and let a chosen later track through unchecked)."""
     if vs is not None:
         w, h = vs.codec_context.width, vs.codec_context.height
         if w and h and (max(w, h) > limits.max_side or min(w, h) < limits.min_side):
             raise MediaLimitError(path, f"frame size {w}x{h} is outside [{limits.min_side}, {limits.max_side}] pixels")
-    if as_ is not None:
-        sr = as_.codec_context.sample_rate
+    candidates = [audio_track] if audio_track is not None else list(range(len(tracks)))
+    bad = {}
+    for i in candidates:
+        sr = tracks[i].codec_context.sample_rate
         if sr and not limits.min_sample_rate <= sr <= limits.max_sample_rate:
-            raise MediaLimitError(path, f"audio sample rate {sr} Hz is outside "
-                                        f"[{limits.min_sample_rate}, {limits.max_sample_rate}] Hz")
+            bad[i] = sr
+    if candidates and len(bad) == len(candidates):
+        rates = ", ".join(f"track {i}: {sr} Hz" for i, sr in bad.items())
+        raise MediaLimitError(path, f"audio sample rate ({rates}) is outside "
+                                    f"[{limits.min_sample_rate}, {limits.max_sample_rate}] Hz")
     dur = float(container.duration / 1_000_000) if container.duration else None
     if dur is not None and dur > limits.max_duration_s:
         raise MediaLimitError(path, f"declared duration {dur:.1f} s is over the {limits.max_duration_s:.0f} s limit")
@@ -529,6 +539,14 @@ def _decode_audio(path: Path, origin: float | None, limits: MediaLimits, track: 
             for frame in container.decode(stream):
                 if first_time is None:
                     first_time = frame.time
+                if resampler is None and frame.sample_rate and frame.sample_rate != sr:
+                    # The header's rate is not the decoded one (HE-AAC's SBR doubles it; a header can lie): the
+                    # samples come out at the decoded rate, so that is the rate returned, checked like the header's.
+                    if not limits.min_sample_rate <= frame.sample_rate <= limits.max_sample_rate:
+                        raise MediaLimitError(path, f"audio decodes at {frame.sample_rate} Hz (header: {sr} Hz), "
+                                                    f"outside [{limits.min_sample_rate}, {limits.max_sample_rate}] Hz")
+                    sr = frame.sample_rate
+                    max_samples = int(limits.max_duration_s * sr) + sr
                 if resampler is None:
                     channels = len(frame.layout.channels)
                     # Packed float, never planar: PyAV reads planes through AVFrame.data, which holds 8 pointers, so

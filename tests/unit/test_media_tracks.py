@@ -164,3 +164,43 @@ def test_clipping_fraction_and_warning(tmp_path):
     assert k.clipping_fraction == pytest.approx(1600 / 32000, abs=1e-9)  # 5 %, counted by construction
     assert k.clipping_fraction > media.CLIP_WARN_FRACTION
     assert any("clipped audio" in w and str(clipped) in w for w in k.warnings)
+
+
+def _write_rates(path, rates):
+    """A Matroska audio-only file with one PCM track of a 0.3-amplitude tone per rate in ``rates``."""
+    import av
+
+    with av.open(str(path), "w", format="matroska") as out:
+        streams = [out.add_stream("pcm_s16le", rate=r) for r in rates]
+        for s in streams:
+            s.layout = "mono"
+        for s, r in zip(streams, rates):
+            x = (0.3 * 32767 * np.sin(2 * np.pi * 440 * np.arange(r) / r)).astype(np.int16)[None]
+            for start in range(0, x.shape[1], 1024):
+                f = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[:, start:start + 1024]), format="s16",
+                                               layout="mono")
+                f.sample_rate, f.pts, f.time_base = r, start, Fraction(1, r)
+                for p in s.encode(f):
+                    out.mux(p)
+            for p in s.encode(None):
+                out.mux(p)
+    return path
+
+
+def test_every_tracks_declared_rate_is_checked_not_only_the_first(tmp_path):
+    from mova_eval.errors import MediaLimitError
+
+    limits = media.MediaLimits(min_sample_rate=12_000)
+    p = _write_rates(tmp_path / "rates.mkv", [8_000, 16_000])
+    # track 0 is outside the limits, track 1 is usable: the rule takes track 1 (the header check used to refuse
+    # the whole file from track 0's rate alone)
+    clip = media.decode(p, limits=limits)
+    assert clip.decode.audio_track == 1 and clip.sample_rate == 16_000, clip.decode
+    assert any("audio track 0 is not usable" in w and "8000 Hz" in w for w in clip.decode.warnings)
+    # media.audio_track picks one track: only that one counts
+    assert media.decode(p, limits=limits, audio_track=1).sample_rate == 16_000
+    with pytest.raises(MediaLimitError, match="track 0: 8000 Hz"):
+        media.decode(p, limits=limits, audio_track=0)
+    # no usable track: refused from the header, naming every track's rate
+    with pytest.raises(MediaLimitError, match="track 0: 8000 Hz, track 1: 16000 Hz"):
+        media.decode(p, limits=media.MediaLimits(min_sample_rate=20_000))
