@@ -69,7 +69,14 @@ def generate_and_score(p: RunPlan) -> tuple[dict[str, GenResult], ScoredRows]:
     Returns the generation results by request id and this attempt's rows in request order. An exception of the
     generator's (not a per-request failure, which is a GenResult with an error) is raised here once the items
     scored before it are in the item log."""
-    from mova_eval.runner import iter_generate, record_decodes, record_generation, score_request
+    from mova_eval.runner import (
+        iter_generate,
+        record_decode,
+        record_decodes,
+        record_generation,
+        score_request,
+        write_run_json,
+    )
 
     ctx = p.score_context()
     workers = p.settings.workers
@@ -110,9 +117,13 @@ def generate_and_score(p: RunPlan) -> tuple[dict[str, GenResult], ScoredRows]:
     requests = {r.request_id: r for r in p.requests}
 
     def store(request_id: str, item_rows: ScoredRows) -> None:
-        if unrecorded:  # every item in the log has its clip's provenance in run.json first
+        # every item in the log has its clip's provenance and decode in run.json first (one write for both)
+        decoded = record_decode(p, ctx, request_id)
+        if unrecorded:
             record_generation(p, dict(unrecorded))
             unrecorded.clear()
+        elif decoded:
+            write_run_json(p.run_dir, p.log)
         p.item_log.append(item_rows)
         by_request[request_id] = item_rows
         bar.update(1)

@@ -878,12 +878,16 @@ def score(p: RunPlan, gen_results: dict[str, GenResult]) -> ScoredRows:
         if p.settings.workers == 1:
             for req in p.requests:
                 item_rows = work(req)
+                if record_decode(p, ctx, req.request_id):  # in run.json before the item enters the item log
+                    write_run_json(p.run_dir, p.log)
                 p.item_log.append(item_rows)
                 rows.extend(item_rows)
                 bar.update(1)
         else:
             with ThreadPoolExecutor(p.settings.workers) as pool:
-                for item_rows in pool.map(work, p.requests):
+                for req, item_rows in zip(p.requests, pool.map(work, p.requests)):
+                    if record_decode(p, ctx, req.request_id):
+                        write_run_json(p.run_dir, p.log)
                     p.item_log.append(item_rows)
                     rows.extend(item_rows)
                     bar.update(1)
@@ -896,6 +900,19 @@ def record_decodes(p: RunPlan, ctx: ScoreContext) -> None:
     """Put how each scored clip was decoded, and the decode warnings, into the run log (written with run.json)."""
     p.log.decode.update({rid: nan_to_null(asdict(d)) for rid, d in sorted(ctx.decodes.items())})
     p.log.warnings = [w for d in p.log.decode.values() for w in d.get("warnings") or ()]
+
+
+def record_decode(p: RunPlan, ctx: ScoreContext, request_id: str) -> bool:
+    """Put one scored clip's decode (and the run's decode warnings) into the run log; True when there was one to
+    record. The scoring loops write run.json with it *before* the item enters the item log, so a run killed
+    later resumes (the resumed log starts from run.json's ``decode``) naming the decode of every clip it scored
+    before the kill; without this the records were written only once scoring had ended."""
+    d = ctx.decodes.get(request_id)
+    if d is None:
+        return False
+    p.log.decode[request_id] = nan_to_null(asdict(d))
+    p.log.warnings = [w for rec in p.log.decode.values() for w in rec.get("warnings") or ()]
+    return True
 
 
 def aggregate(p: RunPlan, rows: ScoredRows) -> list[SummaryRow]:

@@ -164,3 +164,30 @@ def test_a_resumed_run_keeps_the_provenance_of_clips_made_before_the_kill(tmp_pa
     gen = resumed.log.generation
     assert len(gen) == 3 and all("path" in g and "seed" in g for g in gen.values())
     assert resumed.log.counts["clips_failed"] == 0
+
+
+def test_a_resumed_run_names_the_decode_of_every_clip_scored_before_the_kill(tmp_path, cache_root, monkeypatch):
+    cfg = compose([f"output_dir={tmp_path}", "run_id=d", *BASE])
+    real = LoudnessMetric.score
+    calls = {"n": 0}
+    on_disk_at_kill: dict = {}
+
+    def killed_on_the_third(self, clip, item):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            # what run.json holds at this instant is all a SIGKILL here would leave (no cleanup runs)
+            on_disk_at_kill.update(read_run_json(tmp_path / "d").decode)
+            raise KeyboardInterrupt
+        return real(self, clip, item)
+
+    monkeypatch.setattr(LoudnessMetric, "score", killed_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    assert len(on_disk_at_kill) == 2, on_disk_at_kill  # the two items already in the item log
+    monkeypatch.setattr(LoudnessMetric, "score", real)
+    resumed = run(cfg)
+    assert resumed.log.counts["resumed_rows"] > 0  # the first two were not scored again
+    decode = read_run_json(tmp_path / "d").decode
+    assert len(decode) == 3 and set(on_disk_at_kill) < set(decode), decode
+    assert set(decode) == set(resumed.log.generation)  # every scored clip, by request id
+    assert all("audio_tracks" in d for d in decode.values())
