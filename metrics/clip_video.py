@@ -151,7 +151,8 @@ class ClipVideoMetric(Metric):
         reference="JavisDiT eval/javisbench src/metrics.py calc_clip_score (OpenAI clip ViT-B/32); network parity "
                   "with open_clip ViT-B-32-quickgelu",
         card=Card(
-            ranges=(("clip_video", "[-1, 1] (cosine; ≈ 0.2–0.35 for real pairs with real weights)"),),
+            ranges=(("clip_video", "[-1, 1] (cosine; ≈ 0.2–0.35 for real pairs with real weights)"),
+                    ("clip_video_rgb", "[-1, 1] (cosine; channel_order: rgb)")),
             scale="×1 (raw cosine, as JavisBench prints it; torchmetrics' CLIPScore is 100·max(cos, 0))",
             tables=("JavisBench (JavisDiT paper), text–video CLIP column: this variant (BGR frames as its reader "
                     "delivers them)",),

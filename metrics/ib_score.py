@@ -218,6 +218,9 @@ class IBScoreMetric(Metric):
                 ("ib_score", "[-1, 1] (cosine); ×100 → [-100, 100] as ib_score_x100"),
                 ("ib_tv", "[-1, 1]"),
                 ("ib_ta", "[-1, 1]"),
+                ("ib_tv_eot", "[-1, 1] (option text_truncate: eot)"),
+                ("ib_ta_eot", "[-1, 1] (option text_truncate: eot)"),
+                ("ib_score_x100", "[-100, 100] (ib_score ×100, option scale: 100)"),
             ),
             scale="×1 (raw cosine, as MOVA reports); option scale: 100 gives ib_score_x100 as MMAudio/av-benchmark "
                   "print it",

@@ -18,7 +18,8 @@ def test_every_metric_has_a_complete_card(name):
     info = CLASSES[name].info
     card = info.card
     assert card is not None, f"{name} has no card"
-    outs = [o.name for o in info.outputs]
+    # every name the metric can write, its option-selected variants included, has its range on the card
+    outs = [o.name for o in (*info.outputs, *info.variant_outputs)]
     ranged = [k for k, _ in card.ranges]
     assert sorted(ranged) == sorted(outs), f"{name}: ranges must cover exactly the outputs {outs}"
     assert all(r.strip() for _, r in card.ranges)
