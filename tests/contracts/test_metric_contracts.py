@@ -29,7 +29,9 @@ from mova_eval.registry import metric_classes
 NAMES = sorted(metric_classes())
 FIELDS = [(n, f.name) for n in NAMES for f in dataclasses.fields(metric_classes()[n].Options)]
 #: valid alternatives the type alone cannot produce (a value from a metric's own list)
-ALTERNATIVES = {("dnsmos", "outputs"): ("dnsmos_p808", "dnsmos_ovrl")}
+ALTERNATIVES = {("dnsmos", "outputs"): ("dnsmos_p808", "dnsmos_ovrl"),
+                # decode's default (None) means "mova" in mode mova, so the first literal would be no change
+                ("is", "decode"): "corrected"}
 
 
 def _other_value(tp: Any, default: Any) -> Any:
