@@ -17,24 +17,26 @@ def _tone(n: int, amp: float, freq: float = 440.0) -> np.ndarray:
     return (amp * np.sin(2 * np.pi * freq * np.arange(n) / SR)).astype(np.float32)[None]
 
 
-def _write_tracks(path, tracks, dispositions=None, fmt="mp4"):
-    """An audio-only file with one AAC (mp4) or PCM (mkv) track per array in ``tracks``."""
+def _write_tracks(path, tracks, dispositions=None, fmt="mp4", rates=None):
+    """An audio-only file with one AAC (mp4) or PCM (mkv) track per array in ``tracks``, each at its rate in
+    ``rates`` (default: every track at SR)."""
     import av
 
+    rates = rates or [SR] * len(tracks)
     with av.open(str(path), "w", format=fmt) as out:
-        streams = [out.add_stream("aac" if fmt == "mp4" else "pcm_s16le", rate=SR) for _ in tracks]
+        streams = [out.add_stream("aac" if fmt == "mp4" else "pcm_s16le", rate=r) for r in rates]
         for i, s in enumerate(streams):
             s.layout = "mono"
             if dispositions is not None:
                 s.disposition = dispositions[i]
-        for s, x in zip(streams, tracks):
+        for s, x, rate in zip(streams, tracks, rates):
             for start in range(0, x.shape[1], 1024):
                 block = np.ascontiguousarray(x[:, start:start + 1024])
                 if fmt == "mp4":
                     f = av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")
                 else:
                     f = av.AudioFrame.from_ndarray((block * 32767).astype(np.int16), format="s16", layout="mono")
-                f.sample_rate, f.pts, f.time_base = SR, start, Fraction(1, SR)
+                f.sample_rate, f.pts, f.time_base = rate, start, Fraction(1, rate)
                 for p in s.encode(f):
                     out.mux(p)
             for p in s.encode(None):
@@ -167,24 +169,9 @@ def test_clipping_fraction_and_warning(tmp_path):
 
 
 def _write_rates(path, rates):
-    """A Matroska audio-only file with one PCM track of a 0.3-amplitude tone per rate in ``rates``."""
-    import av
-
-    with av.open(str(path), "w", format="matroska") as out:
-        streams = [out.add_stream("pcm_s16le", rate=r) for r in rates]
-        for s in streams:
-            s.layout = "mono"
-        for s, r in zip(streams, rates):
-            x = (0.3 * 32767 * np.sin(2 * np.pi * 440 * np.arange(r) / r)).astype(np.int16)[None]
-            for start in range(0, x.shape[1], 1024):
-                f = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[:, start:start + 1024]), format="s16",
-                                               layout="mono")
-                f.sample_rate, f.pts, f.time_base = r, start, Fraction(1, r)
-                for p in s.encode(f):
-                    out.mux(p)
-            for p in s.encode(None):
-                out.mux(p)
-    return path
+    """A Matroska audio-only file with one PCM track of a 1 s, 0.3-amplitude 440 Hz tone per rate in ``rates``."""
+    tones = [(0.3 * np.sin(2 * np.pi * 440 * np.arange(r) / r)).astype(np.float32)[None] for r in rates]
+    return _write_tracks(path, tones, fmt="matroska", rates=rates)
 
 
 def test_every_tracks_declared_rate_is_checked_not_only_the_first(tmp_path):
