@@ -3,7 +3,7 @@
 Routes are thin: each turns the request into a ``service.Caller`` (cookie, headers, peer address), calls one
 ``ArenaService`` method and returns its typed result, which FastAPI validates against the declared response model.
 The logic and the in-memory state live in ``service.py``. Run one process per database (``mova-eval arena serve``):
-the sampler's counters and the rate limiters live in memory. Every write commits before the response is sent, so an
+the sampler's counters and the per-minute rate limiters live in memory (the session limit is in the database). Every write commits before the response is sent, so an
 acknowledged vote is on disk.
 """
 from __future__ import annotations

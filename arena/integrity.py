@@ -1,4 +1,5 @@
-"""Integrity helpers: signed single-use battle tokens, voter pseudonyms, CSRF tokens, rate limits, body-size limit.
+"""Integrity helpers: signed single-use battle tokens, voter pseudonyms, CSRF tokens, rate limits (in memory, or
+kept in the database for the session limit), body-size limit.
 
 Nothing here stores a raw IP address or a raw voter id: both are reduced to salted SHA-256 pseudonyms.
 """
@@ -6,13 +7,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from itsdangerous.signer import Signer
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+if TYPE_CHECKING:
+    from mova_eval.arena.storage import Store
 
 
 class TokenError(Exception):
@@ -94,37 +103,86 @@ class Limit:
     window_s: float
 
 
-class RateLimiter:
-    """Token buckets per key: ``count`` requests per ``window_s``, refilled continuously. In-process state: run one
-    server process per database (uvicorn's single worker), which also keeps the sampler's counters exact."""
+def refill(tokens: float, last: float, now: float, limit: Limit) -> float:
+    """A token bucket's content at ``now``: ``count`` per ``window_s`` flow back in continuously, up to ``count``.
+    A clock that stepped back (a wall clock after a restart) refills nothing rather than draining the bucket."""
+    rate = limit.count / limit.window_s
+    return min(float(limit.count), tokens + max(0.0, now - last) * rate)
 
-    def __init__(self, limit: Limit):
+
+def take(tokens: float, limit: Limit) -> tuple[float, float]:
+    """(tokens left, seconds to wait): consume one token when there is one (wait 0.0), else keep them."""
+    if tokens >= 1.0:
+        return tokens - 1.0, 0.0
+    return tokens, (1.0 - tokens) / (limit.count / limit.window_s)
+
+
+class RateLimiter:
+    """Token buckets per key: ``count`` requests per ``window_s``, refilled continuously. In-process state (lost on
+    restart): used for the per-minute vote and battle limits, which a restart refills within a minute anyway and
+    which sit on the hot path; the session limit (per hour) is kept in the database by ``StoredRateLimiter``."""
+
+    def __init__(self, limit: Limit, clock: Callable[[], float] = time.monotonic):
         self.limit = limit
+        self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
     max_keys = 100_000
 
-    def _prune(self, now: float, rate: float) -> None:
+    def _prune(self, now: float) -> None:
         """Forget buckets that have refilled completely (they carry no state), so memory stays bounded."""
-        full = [k for k, (t, last) in self._buckets.items() if t + (now - last) * rate >= self.limit.count]
+        full = [k for k, (t, last) in self._buckets.items() if refill(t, last, now, self.limit) >= self.limit.count]
         for k in full:
             del self._buckets[k]
 
     def hit(self, key: str, now: float | None = None) -> float:
         """0.0 when allowed (and consumed), else the seconds to wait."""
-        now = time.monotonic() if now is None else now
-        rate = self.limit.count / self.limit.window_s
+        now = self.clock() if now is None else now
         with self._lock:
             tokens, last = self._buckets.get(key, (float(self.limit.count), now))
-            tokens = min(float(self.limit.count), tokens + (now - last) * rate)
             if len(self._buckets) > self.max_keys:
-                self._prune(now, rate)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
-                return 0.0
+                self._prune(now)
+            tokens, wait = take(refill(tokens, last, now, self.limit), self.limit)
             self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / rate
+            return wait
+
+
+class StoredRateLimiter:
+    """Token buckets kept in the arena database (table ``rate_limits``, one row per limiter name and key), so a
+    restarted, redeployed or crash-looping server keeps its limits.
+
+    Each ``hit`` is one transaction that reads, refills, consumes and writes the bucket: on SQLite under the store's
+    write lock (one writer), on PostgreSQL with the row locked (``SELECT … FOR UPDATE`` after an
+    ``INSERT … ON CONFLICT DO NOTHING`` that makes sure the row exists), so concurrent requests, or two server
+    processes, cannot both take the last token. Times are wall-clock seconds (``clock``, default ``time.time``):
+    a monotonic clock restarts with the process. A bucket untouched for a whole window is full again and carries no
+    state: such rows are deleted (at most once per window), so the table stays as small as the active keys.
+    """
+
+    def __init__(self, limit: Limit, store: Store, name: str, clock: Callable[[], float] = time.time):
+        self.limit, self.store, self.name, self.clock = limit, store, name, clock
+        self._last_prune = -math.inf
+
+    def hit(self, key: str, now: float | None = None) -> float:
+        """0.0 when allowed (and consumed), else the seconds to wait."""
+        from mova_eval.arena.storage import RateBucket
+
+        now = self.clock() if now is None else now
+        t = RateBucket.__table__
+        where = (t.c.name == self.name) & (t.c.key == key)
+        dialect_insert = pg_insert if self.store.url.startswith("postgresql") else sqlite_insert
+        with self.store.write() as s:
+            conn = s.connection()
+            conn.execute(dialect_insert(t).values(name=self.name, key=key, tokens=float(self.limit.count),
+                                                  updated_at=now).on_conflict_do_nothing(index_elements=["name", "key"]))
+            tokens, last = conn.execute(select(t.c.tokens, t.c.updated_at).where(where).with_for_update()).one()
+            tokens, wait = take(refill(min(tokens, float(self.limit.count)), last, now, self.limit), self.limit)
+            conn.execute(update(t).where(where).values(tokens=tokens, updated_at=max(now, last)))
+            if now - self._last_prune >= self.limit.window_s:
+                self._last_prune = now
+                conn.execute(delete(t).where((t.c.name == self.name) & (t.c.updated_at < now - self.limit.window_s)))
+        return wait
 
 
 class BodyLimit:

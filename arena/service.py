@@ -7,7 +7,8 @@ the store's group commit outside it (a vote is acknowledged only after its commi
 outside it while a flag held under the lock keeps a second fit from starting.
 
 Refusals are ``ArenaError`` (HTTP status, detail, headers), raised by the service and turned into responses by the
-app. Run one process per database: the sampler's counters and the rate limiters live in memory.
+app. Run one process per database: the sampler's counters and the per-minute rate limiters live in memory (the
+session limit is kept in the database).
 """
 from __future__ import annotations
 
@@ -20,14 +21,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from sqlalchemy import bindparam, insert, select, update
 
 from mova_eval.arena import rating
 from mova_eval.arena.export import load_votes
-from mova_eval.arena.integrity import Keys, Limit, RateLimiter, TokenError
+from mova_eval.arena.integrity import Keys, Limit, RateLimiter, StoredRateLimiter, TokenError
 from mova_eval.arena.pairing import Sampler
 from mova_eval.arena.pool import media_dir_for
 from mova_eval.arena.schemas import (
@@ -81,6 +82,7 @@ class Settings:
     variants: bool = True              # serve per-battle variants (bytes never repeat), see variants.py
     variant_stock: int = 1             # ready variants kept per clip (made in the background; 0: make on request)
     seed: int | None = None
+    clock: Callable[[], float] = time.time  # wall clock of the session limit (kept in the database); tests inject one
 
 
 class ArenaError(Exception):
@@ -137,9 +139,13 @@ class ArenaService:
         self.keys = Keys(self.store.ensure_secret("token_secret"), self.store.ensure_secret("pseudonym_salt"))
         self.media_dir = media_dir_for(self.store, settings.media_dir)
         self.admin_token = settings.admin_token if settings.admin_token is not None else os.environ.get(ADMIN_ENV)
-        self.limits = {k: RateLimiter(getattr(settings, k)) for k in
-                       ("vote_limit_voter", "vote_limit_ip", "battle_limit_voter", "battle_limit_ip",
-                        "session_limit_ip")}
+        # Per-minute limits on the hot path stay in memory; the per-hour session limit is kept in the database, so
+        # a restarted or crash-looping server does not hand out a fresh allowance of voter sessions.
+        self.limits: dict[str, RateLimiter | StoredRateLimiter] = {
+            k: RateLimiter(getattr(settings, k)) for k in
+            ("vote_limit_voter", "vote_limit_ip", "battle_limit_voter", "battle_limit_ip")}
+        self.limits["session_limit_ip"] = StoredRateLimiter(settings.session_limit_ip, self.store, "session_limit_ip",
+                                                            clock=settings.clock)
         self.variants = VariantCache(self.media_dir / ".variants", ttl_s=settings.token_ttl_s,
                                      stock=settings.variant_stock if settings.variants else 0)
         self.lock = threading.Lock()

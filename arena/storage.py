@@ -128,6 +128,17 @@ class Vote(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class RateBucket(Base):
+    """A rate limiter's token bucket (``integrity.StoredRateLimiter``): kept here so limits survive a restart.
+    ``key`` is a pseudonym (salted hash), never a raw IP address. Added in revision 0002."""
+
+    __tablename__ = "rate_limits"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)   # the limit, e.g. "session_limit_ip"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float, index=True)      # wall-clock seconds of the last hit
+
+
 # ----------------------------------------------------------------------------------------------- engine
 
 

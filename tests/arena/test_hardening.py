@@ -274,6 +274,50 @@ def test_session_minting_is_rate_limited_per_ip(make_client):
     assert c.get("/").status_code == 429  # the page mints sessions too
 
 
+def test_session_limit_survives_a_server_restart_and_its_window_expires(make_client):
+    """The session limit is kept in the database: a restarted (or crash-looping) server does not hand an IP a fresh
+    allowance; the bucket still refills with time (an injected wall clock: no sleeping)."""
+    now = [1_000_000.0]
+    clock = lambda: now[0]  # noqa: E731
+    app = make_client(session_limit_ip=_lim(5, 3600.0), clock=clock)
+    codes = [make_client.client(app, session=False).get("/api/session").status_code for _ in range(5)]
+    assert codes == [200] * 5
+    app.state.arena.store.dispose()  # the server stops …
+    now[0] += 10.0
+    app = make_client(session_limit_ip=_lim(5, 3600.0), clock=clock)  # … and starts again on the same database
+    r = make_client.client(app, session=False).get("/api/session")
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 600  # ≈ 720 s - 10 s until the next token
+    now[0] += 3600.0 / 5 - 10.0  # one token flowed back in
+    codes = [make_client.client(app, session=False).get("/api/session").status_code for _ in range(2)]
+    assert codes == [200, 429]
+    now[0] += 3600.0  # a whole window later the bucket is full again
+    codes = [make_client.client(app, session=False).get("/api/session").status_code for _ in range(6)]
+    assert codes == [200] * 5 + [429]
+
+
+def test_stored_rate_limiter_takes_each_token_once_under_concurrency(arena_db):
+    """Concurrent hits (one transaction each) never hand out more tokens than the bucket holds; a bucket left alone
+    for a window is deleted (it is full again) and a clock that stepped back refills nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mova_eval.arena.integrity import StoredRateLimiter
+    from mova_eval.arena.storage import Store
+
+    store = Store(arena_db)
+    try:
+        lim = StoredRateLimiter(_lim(7, 3600.0), store, "t", clock=lambda: 5000.0)
+        with ThreadPoolExecutor(8) as ex:
+            waits = list(ex.map(lambda _: lim.hit("ip"), range(24)))
+        assert sum(w == 0.0 for w in waits) == 7
+        assert lim.hit("ip", now=4000.0) > 0  # clock stepped back: nothing refilled
+        lim.hit("other", now=5000.0 + 2 * 3600.0)  # a later hit prunes the idle bucket
+        with store.engine.connect() as c:
+            keys = [r[0] for r in c.exec_driver_sql("select key from rate_limits where name='t'")]
+        assert keys == ["other"]
+    finally:
+        store.dispose()
+
+
 # ------------------------------------------------------------------------------------ 12. HTTP
 
 

@@ -37,8 +37,33 @@ def test_sqlite_migrations_create_exactly_the_orm_schema(tmp_path):
     with store.engine.connect() as c:
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert c.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
-        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0001"
+        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0002"
     store.dispose()
+
+
+def test_database_of_revision_0001_opens_and_gains_the_rate_limit_table(tmp_path):
+    """A database written before the rate limits were stored (revision 0001) opens: the server upgrades it on start
+    and keeps what it held."""
+    import sqlite3
+
+    from mova_eval.arena.storage import Store, upgrade
+
+    db = str(tmp_path / "old.db")
+    upgrade(db, "0001")
+    con = sqlite3.connect(db)
+    con.execute("insert into settings values ('token_secret', 'kept')")
+    con.commit()
+    assert "rate_limits" not in {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+    con.close()
+    store = Store(db)
+    try:
+        assert store.setting("token_secret") == "kept"
+        assert _schema_diff(db) == []
+        with store.engine.connect() as c:
+            assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0002"
+            assert c.exec_driver_sql("select count(*) from rate_limits").scalar() == 0
+    finally:
+        store.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +123,8 @@ def test_postgres_flow(postgres_url, pool_template, tmp_path):
                                       "heard_b_s": 1}).status_code == 409
     assert c.get(b["a"]["url"]).status_code == 200
     store = app.state.arena.store
+    with store.engine.connect() as conn:  # the session limit's bucket is kept in PostgreSQL too
+        assert conn.exec_driver_sql("select name, tokens from rate_limits").all() == [("session_limit_ip", 19.0)]
     votes = load_votes(store)
     assert list(votes["choice"]) == ["a", "b", "tie", "both_bad", "a", "a"]
     export(store, tmp_path / "dump")
