@@ -191,3 +191,88 @@ def test_every_tracks_declared_rate_is_checked_not_only_the_first(tmp_path):
     # no usable track: refused from the header, naming every track's rate
     with pytest.raises(MediaLimitError, match="track 0: 8000 Hz, track 1: 16000 Hz"):
         media.decode(p, limits=media.MediaLimits(min_sample_rate=20_000))
+
+
+class _LyingHeader:
+    """A real container whose audio streams' header claims ``header_rate`` (what a lying header or HE-AAC with
+    implicit SBR signalling look like to media.decode); the packets, frames and everything else are the file's."""
+
+    def __init__(self, container, header_rate: int):
+        self._c, self._rate = container, header_rate
+
+    def __getattr__(self, name):
+        return getattr(self._c, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self._c.__exit__(*exc)
+
+    @property
+    def streams(self):
+        outer = self
+
+        class Streams:
+            def __getattr__(self, name):
+                return getattr(outer._c.streams, name)
+
+            @property
+            def audio(self):
+                return [_LyingStream(s, outer._rate) for s in outer._c.streams.audio]
+
+        return Streams()
+
+    def decode(self, *streams, **kw):
+        return self._c.decode(*[getattr(s, "_s", s) for s in streams], **kw)
+
+
+class _LyingStream:
+    def __init__(self, stream, rate):
+        self._s, self._rate = stream, rate
+
+    def __getattr__(self, name):
+        return getattr(self._s, name)
+
+    @property
+    def codec_context(self):
+        rate, ctx = self._rate, self._s.codec_context
+
+        class Ctx:
+            sample_rate = rate
+
+            def __getattr__(self, name):
+                return getattr(ctx, name)
+
+        return Ctx()
+
+    @property
+    def sample_rate(self):
+        return self._rate
+
+
+def test_a_decoded_rate_that_differs_from_the_header_is_the_rate_returned_and_checked(tmp_path, monkeypatch):
+    """No file written here reaches this branch on its own: PyAV probes every stream on open
+    (avformat_find_stream_info), which replaces the container's rate with the decoder's. Tried: AAC, Opus, MP3 and
+    FLAC in Matroska with the SamplingFrequency element patched to 32 kHz (all reported the decoder's rate) and PCM
+    (decodes at the header's rate); the real case, HE-AAC whose SBR doubles a core rate the probe reported, needs an
+    SBR encoder this FFmpeg build lacks (only aac, aac_fixed, aac_latm). So the seam is the header alone: the
+    container as opened, with its audio stream claiming 32 kHz over 48 kHz frames."""
+    from mova_eval.errors import MediaLimitError
+
+    real_open = media._open
+    p = _write_tracks(tmp_path / "r.mkv", [(0.3 * np.sin(2 * np.pi * 440 * np.arange(48_000) / 48_000))
+                                           .astype(np.float32)[None]], fmt="matroska", rates=[48_000])
+    honest = media.decode(p)
+    assert honest.sample_rate == 48_000 and honest.audio.shape[1] == 48_000
+    monkeypatch.setattr(media, "_open", lambda path: _LyingHeader(real_open(path), 32_000))
+    with media._open(p) as c:  # non-vacuity: the seam really makes the header lie
+        assert c.streams.audio[0].codec_context.sample_rate == 32_000
+    clip = media.decode(p)
+    # the samples come out at 48 kHz, so that is the rate returned, and the 1 s tone lasts 1 s (cut at the declared
+    # duration with the decoded rate, not 2/3 of it with the header's)
+    assert clip.sample_rate == 48_000 and clip.audio.shape[1] == 48_000
+    np.testing.assert_allclose(clip.audio, honest.audio, atol=0)
+    # the decoded rate is checked against the limits like a header's: 32 kHz passes the header check, 48 kHz not
+    with pytest.raises(MediaLimitError, match="decodes at 48000 Hz \\(header: 32000 Hz\\)"):
+        media.decode(p, limits=media.MediaLimits(max_sample_rate=44_100))
