@@ -33,6 +33,15 @@ CONFIGS = {
 }
 
 _LICENSE = "MIT (qiuqiangkong/audioset_tagging_cnn code; weights published on Zenodo record 3987831 under CC BY 4.0)"
+# Zenodo lists an md5 per file (its only digest). The record page itself was not in the search corpus here; the
+# values are the record's md5s as quoted, identically, by several independent projects whose download code checks
+# them, so a typo in one copy would not survive the comparison.
+_MD5_32K_SOURCE = ("Zenodo record 3987831 (https://zenodo.org/records/3987831, file list: md5 of Cnn14_mAP=0.431.pth, "
+                   "327,428,481 bytes), as quoted by Labbeti/dcase2022task6a nn/urls.py ('Zenodo link: "
+                   "https://zenodo.org/record/3987831, hash type: md5') and several other projects' download checks")
+_MD5_16K_SOURCE = ("Zenodo record 3987831 (https://zenodo.org/records/3987831, file list: md5 of "
+                   "Cnn14_16k_mAP=0.438.pth), as quoted identically by several projects' download checks; 358,668,570 "
+                   "bytes per huggingface.co/dev-e/panns-cnn14-16k-coreml, which names record 3987831 as its source")
 weights.register(WeightSpec(
     name="panns_cnn14_32k",
     filename="Cnn14_mAP=0.431.pth",
@@ -40,6 +49,8 @@ weights.register(WeightSpec(
     license=_LICENSE,
     used_by=("is",),
     description="PANNs Cnn14, 32 kHz AudioSet tagger (mAP 0.431); MOVA's IS model",
+    md5="541141fa2ee191a88f24a3219fff024e",
+    md5_source=_MD5_32K_SOURCE,
 ))
 weights.register(WeightSpec(
     name="panns_cnn14_16k",
@@ -48,6 +59,8 @@ weights.register(WeightSpec(
     license=_LICENSE,
     used_by=("is", "kl"),
     description="PANNs Cnn14, 16 kHz AudioSet tagger (mAP 0.438); av-benchmark's IS/KL model",
+    md5="362fc5ff18f1d6ad2f6d464b45893f2c",
+    md5_source=_MD5_16K_SOURCE,
 ))
 
 

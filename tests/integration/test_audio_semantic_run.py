@@ -45,7 +45,7 @@ def test_runs_with_weights_present(tmp_path, monkeypatch, roberta_tokenizer_dir,
                wdir / "Cnn14_mAP=0.431.pth")
     torch.manual_seed(0)
     torch.save(clap.build_clap_model(None).state_dict(), wdir / "630k-audioset-fusion-best.pt")  # converted layout
-    unpin_weights("laion_clap_630k_audioset_fusion")  # the stand-in is not LAION's file (published sha256)
+    unpin_weights("laion_clap_630k_audioset_fusion", "panns_cnn14_32k")  # stand-ins: not LAION's or Zenodo's files
     monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(wdir))
     monkeypatch.setattr(panns, "_LOADED", {})
     monkeypatch.setattr(clap, "_ENCODERS", {})
