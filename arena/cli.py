@@ -67,6 +67,9 @@ def register(sub) -> None:
                    help="behind N reverse proxies (default 1 when given): the client IP is the X-Forwarded-For entry "
                         "the outermost proxy appended; entries the client wrote are ignored")
     s.add_argument("--secure-cookies", action="store_true", help="mark the voter cookie Secure (serve over HTTPS)")
+    s.add_argument("--variant-pad", type=float, default=1.5,
+                   help="pad every variant to the largest playback copy of its frame size, rate and duration times "
+                        "this, so sizes do not identify a clip (0: no padding)")
     s.add_argument("--no-variants", dest="variants", action="store_false",
                    help="serve the playback copies themselves instead of per-battle variants (bytes then repeat)")
     _policy_args(s)
@@ -123,7 +126,8 @@ def cmd_serve(args) -> int:
                         battle_limit_voter=args.battle_limit, battle_limit_ip=args.ip_battle_limit,
                         sqlite_sync=args.sqlite_sync, trust_forwarded_for=args.trust_forwarded_for,
                         secure_cookies=args.secure_cookies, session_limit_ip=args.session_limit,
-                        policy=_policy(args), variants=args.variants)
+                        policy=_policy(args), variants=args.variants,
+                        variant_pad=args.variant_pad)
     app = create_app(settings)
     print(f"arena on http://{args.host}:{args.port}/  (leaderboard /leaderboard, API docs /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)

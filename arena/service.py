@@ -48,7 +48,7 @@ from mova_eval.arena.schemas import (
     VoterReliability,
 )
 from mova_eval.arena.storage import Battle, Clip, Prompt, Store, Vote, Voter
-from mova_eval.arena.variants import VariantCache, contained
+from mova_eval.arena.variants import VariantCache, contained, pad_targets
 from mova_eval.errors import MovaEvalError
 
 ADMIN_ENV = "MOVA_EVAL_ARENA_ADMIN_TOKEN"
@@ -81,6 +81,7 @@ class Settings:
     policy: rating.CountingPolicy = field(default_factory=rating.CountingPolicy)
     variants: bool = True              # serve per-battle variants (bytes never repeat), see variants.py
     variant_stock: int = 1             # ready variants kept per clip (made in the background; 0: make on request)
+    variant_pad: float = 1.5           # variants padded to (largest copy of their visible class) × this; 0: no padding
     seed: int | None = None
     clock: Callable[[], float] = time.time  # wall clock of the session limit (kept in the database); tests inject one
 
@@ -167,9 +168,16 @@ class ArenaService:
         sampler = Sampler(self.store, coverage_target=s.coverage_target, gold_rate=s.gold_rate, seed=s.seed)
         with self.store.read() as db:
             prompts = {p.id: p for p in db.scalars(select(Prompt))}
-            clips = {c.id: (c.playback_file, c.duration) for c in db.scalars(select(Clip))}
+            rows = list(db.scalars(select(Clip)))
+            clips = {c.id: (c.playback_file, c.duration) for c in rows}
+            visible = {}
+            for c in rows:  # what a voter sees of a clip: its variants' sizes must not tell more
+                src = contained(self.media_dir, c.playback_file)
+                if src is not None:
+                    visible[src] = (c.width, c.height, round(c.fps, 3), round(c.duration, 3))
             quarantined = set(db.scalars(select(Voter.pseudonym).where(Voter.quarantined.is_(True))))
             known = set(db.scalars(select(Voter.pseudonym)))
+        self.variants.targets = pad_targets(visible, s.variant_pad) if s.variants else {}
         with self.lock:
             self.sampler, self.prompts, self.clips = sampler, prompts, clips
             self.quarantined, self.known_voters = quarantined, known

@@ -14,6 +14,16 @@ throughput does not pay for it), kept for the battle token's lifetime (a browser
 several times) and then deleted. A small stock of ready variants per clip, made in the background, spares the
 voter the wait (see ``VariantCache``). Seeds are random; digests served by this process are remembered, and a
 variant whose digest was already served is redrawn.
+
+Sizes: a re-encoded variant's size stays close to its clip's (within about 1 %, while clips of one frame size
+differ by a few %), so a voter who writes down the sizes of revealed battles could still link a later variant to
+its clip. Every variant is therefore padded (``media.pad_mp4``: one trailing ``free`` box of random bytes, which no
+decoder reads) to one size shared by all clips of its *visible class* — same frame size, frame rate and duration,
+the properties a voter sees anyway: ``pad_targets`` sets it to the largest playback copy of the class times a
+headroom (default 1.5, ``--variant-pad``), rounded up to 4 KiB. Within a class the size then carries no
+information at all. A variant that comes out larger than its target (the dither inflated it more than the headroom
+allows) is padded to the next step of ×1.25 above the target, logged and counted (``oversize``): such a variant is
+distinguishable by size, so the headroom should be raised if the count grows.
 """
 from __future__ import annotations
 
@@ -55,6 +65,24 @@ def dither(video: np.ndarray, audio: np.ndarray | None, rng: np.random.Generator
     return video, audio
 
 
+#: a visible class: (width, height, fps, duration) — what a voter sees without hashing anything
+VisibleClass = tuple[int, int, float, float]
+PAD_STEP = 1.25
+
+
+def pad_targets(clips: dict[Path, VisibleClass], headroom: float = 1.5, align: int = 4096) -> dict[Path, int]:
+    """The padded size of each playback copy's variants: the largest copy of its visible class × ``headroom``,
+    rounded up to ``align`` bytes (an empty dict when ``headroom`` is 0: no padding). Copies that are missing are
+    left out."""
+    if headroom <= 0:
+        return {}
+    sizes = {p: p.stat().st_size for p in clips if p.is_file()}
+    biggest: dict[VisibleClass, int] = {}
+    for p, n in sizes.items():
+        biggest[clips[p]] = max(biggest.get(clips[p], 0), n)
+    return {p: -(-int(biggest[clips[p]] * headroom) // align) * align for p in sizes}
+
+
 def make_variant(src: str | Path, dst: str | Path, seed: bytes | int) -> Path:
     """Decode ``src``, dither it with ``seed``, encode to ``dst`` (same codecs, frame rate, size, sample rate)."""
     clip = media.decode(src)
@@ -74,8 +102,12 @@ class VariantCache:
     (``secrets``), so nobody can predict a variant's bytes.
     """
 
-    def __init__(self, folder: Path, *, ttl_s: float = 1800.0, sweep_every_s: float = 60.0, stock: int = 1):
+    def __init__(self, folder: Path, *, ttl_s: float = 1800.0, sweep_every_s: float = 60.0, stock: int = 1,
+                 targets: dict[Path, int] | None = None):
         self.folder = Path(folder)
+        self.targets: dict[Path, int] = dict(targets or {})  # source → padded variant size (``pad_targets``)
+        self.oversize = 0  # variants larger than their class's target (padded to a higher step instead)
+        self.padded_bytes = 0  # bytes of padding written (the bandwidth cost)
         (self.folder / "stock").mkdir(parents=True, exist_ok=True)
         self.ttl_s, self.sweep_every_s, self.stock = ttl_s, sweep_every_s, stock
         self._lock = threading.Lock()
@@ -93,10 +125,15 @@ class VariantCache:
         if stock:
             threading.Thread(target=self._refill_loop, name="arena-variants", daemon=True).start()
 
-    def _make(self, src: Path, dst: Path) -> None:
+    def make(self, src: Path, dst: Path) -> int:
+        """Make one variant of ``src`` at ``dst`` (a fresh random seed; redrawn if its digest was served before),
+        padded to ``src``'s target size when it has one. Returns the variant's size before padding."""
         t0 = time.perf_counter()
+        natural = 0
         for _ in range(4):
             make_variant(src, dst, secrets.token_bytes(16))
+            natural = dst.stat().st_size
+            self._pad(src, dst, natural)
             digest = media.file_sha256(dst)
             with self._lock:
                 if digest not in self._served:
@@ -108,6 +145,23 @@ class VariantCache:
         with self._lock:
             self.made += 1
             self.seconds += time.perf_counter() - t0
+        return natural
+
+    def _pad(self, src: Path, dst: Path, natural: int) -> None:
+        target = self.targets.get(src)
+        if target is None:
+            return
+        size = target
+        while size - natural < media.FREE_BOX_HEADER:
+            size = int(size * PAD_STEP)
+        if size != target:
+            with self._lock:
+                self.oversize += 1
+            log.warning("a variant of %s is %d bytes, over its class's padded size %d: padded to %d instead (raise "
+                        "--variant-pad)", src.name, natural, target, size)
+        added = media.pad_mp4(dst, size, secrets.token_bytes(size - natural))
+        with self._lock:
+            self.padded_bytes += added
 
     def prepare(self, src: Path) -> None:
         """Ask the background thread to stock variants of ``src`` (e.g. when a battle showing it is issued)."""
@@ -128,7 +182,7 @@ class VariantCache:
                         if len(self._ready.get(src, [])) >= self.stock:
                             break
                     dst = self.folder / "stock" / f"{secrets.token_hex(16)}.mp4"
-                    self._make(src, dst)
+                    self.make(src, dst)
                     with self._lock:
                         self._ready.setdefault(src, []).append(dst)
             except Exception as e:  # noqa: BLE001 - the media request makes it again and reports the error
@@ -150,7 +204,7 @@ class VariantCache:
                 if stocked is not None:
                     stocked.replace(dst)
                 else:
-                    self._make(src, dst)
+                    self.make(src, dst)
         self.prepare(src)
         self._sweep()
         return dst

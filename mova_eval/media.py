@@ -81,6 +81,29 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+FREE_BOX_HEADER = 8  # size (4 bytes, big-endian) + type b"free"
+
+
+def pad_mp4(path: str | Path, size: int, filler: bytes | None = None) -> int:
+    """Grow an MP4/MOV file to exactly ``size`` bytes by appending one top-level ``free`` box (ISO/IEC 14496-12
+    §8.1.2: a box whose contents players and demuxers skip), so no sample, timestamp or header that is decoded
+    changes. ``filler`` is the box's payload (random bytes make it incompressible); it is cut or zero-extended to
+    fit. Returns the number of bytes added (0 when the file already has ``size``); a file larger than ``size``, or
+    a gap smaller than a box header, raises ValueError naming the file."""
+    path = Path(path)
+    have = path.stat().st_size
+    gap = size - have
+    if gap == 0:
+        return 0
+    if gap < FREE_BOX_HEADER or gap >= 1 << 32:
+        raise ValueError(f"{path}: cannot pad {have} bytes to {size} with one free box (gap {gap} bytes)")
+    payload = (filler or b"")[: gap - FREE_BOX_HEADER]
+    payload += bytes(gap - FREE_BOX_HEADER - len(payload))
+    with open(path, "ab") as f:
+        f.write(gap.to_bytes(4, "big") + b"free" + payload)
+    return gap
+
+
 def _open(path: Path):
     """Open a container, turning every way of failing into UnreadableMediaError naming the file."""
     import av

@@ -109,6 +109,60 @@ def test_variant_stock_serves_without_waiting_and_never_twice(make_client, arena
     assert len(digests) == 4
 
 
+def _size_linker_accuracy(sizes: dict[str, list[int]], klass: dict[str, tuple]) -> tuple[float, float]:
+    """A voter who noted the size of one revealed variant per clip guesses, for each later variant, the clip of its
+    visible class whose noted size is nearest (ties: the first noted). Returns (accuracy, chance)."""
+    hits = n = 0
+    chance = 0.0
+    for clip, later in sizes.items():
+        rivals = [c for c in sizes if klass[c] == klass[clip]]
+        for size in later[1:]:
+            guess = min(rivals, key=lambda c: abs(sizes[c][0] - size))
+            hits += guess == clip
+            chance += 1 / len(rivals)
+            n += 1
+    return hits / n, chance / n
+
+
+def test_variant_sizes_do_not_identify_the_clip(make_client, arena_db, tmp_path):
+    """Variants of one clip are within ~1 % of each other in size, clips of one frame size a few % apart, so the
+    sizes of revealed battles linked later variants to their clips; padded to one size per visible class (frame
+    size, rate, duration: what a voter sees anyway) a size-based linker does no better than chance, and padding
+    changes nothing that is decoded."""
+    app = make_client()
+    svc = app.state.arena
+    con = sqlite3.connect(arena_db)
+    rows = con.execute("select playback_file, width, height, fps, duration from clips").fetchall()
+    con.close()
+    klass = {f: (w, h, fps, round(d, 3)) for f, w, h, fps, d in rows}
+    assert max(list(klass.values()).count(k) for k in klass.values()) >= 3  # classes with rivals: a real test
+    natural: dict[str, list[int]] = {}
+    padded: dict[str, list[int]] = {}
+    for f in klass:
+        src = (svc.media_dir / f).resolve()
+        for i in range(3):
+            dst = tmp_path / f"{f}-{i}.mp4"
+            natural.setdefault(f, []).append(svc.variants.make(src, dst))
+            padded.setdefault(f, []).append(dst.stat().st_size)
+    # non-vacuity: without padding (the old code) the linker beats chance by far on these clips
+    acc, chance = _size_linker_accuracy(natural, klass)
+    assert acc > chance + 0.2, (acc, chance, natural)
+    acc, chance = _size_linker_accuracy(padded, klass)
+    assert acc <= chance + 1e-9, (acc, chance, padded)
+    for k in set(klass.values()):  # within a class every variant has the same size: no information at all
+        assert len({n for f, sizes in padded.items() if klass[f] == k for n in sizes}) == 1
+    assert svc.variants.oversize == 0 and svc.variants.padded_bytes > 0
+    # the padding is a trailing free box: the decoded clip is the unpadded variant's, sample for sample
+    f = next(iter(klass))
+    media.encode(tmp_path / "plain.mp4", np.array(media.decode(svc.media_dir / f).video), 24.0, None, None)
+    before = media.decode(tmp_path / "plain.mp4")
+    media.pad_mp4(tmp_path / "plain.mp4", (tmp_path / "plain.mp4").stat().st_size + 5000, b"\xff" * 6000)
+    after = media.decode(tmp_path / "plain.mp4")
+    assert np.array_equal(before.video, after.video) and after.fps == before.fps
+    with pytest.raises(ValueError, match="plain.mp4"):  # never shrinks
+        media.pad_mp4(tmp_path / "plain.mp4", 100)
+
+
 # ------------------------------------------------------------------------------------ 10. gold looks like model
 
 
