@@ -13,6 +13,8 @@ from mova_eval.metrics.loudness import LoudnessMetric
 from mova_eval.results import ITEM_COLUMNS, read_run_json
 from mova_eval.runner import run
 
+from . import literal_metric
+
 BASE = ["metrics.only=[loudness]", "runtime.progress=false", "runtime.bootstrap=200"]
 
 
@@ -36,11 +38,31 @@ def test_cli_run_writes_run_json_and_items(tmp_path, capsys):
     assert items["value"].between(-60, 0).all()
     summary = [r for r in log.summary if r.category == "all" and r.metric == "lufs"][0]
     assert summary.n == 10 and summary.excluded == 0 and summary.ci_low <= summary.mean <= summary.ci_high
-    # the mean over categories is the mean of per-category means (MOVA's rule for loudness)
-    per_cat = items[items.metric == "lufs"].groupby("category")["value"].mean()
-    assert summary.mean == pytest.approx(per_cat.mean())
     assert load_runs(tmp_path).shape[0] == 20
     assert not (tmp_path / "smoke" / "items.partial.jsonl").exists()
+
+
+@pytest.fixture
+def literal_plugin():
+    """The literal-valued test metric as a configuration plug-in, unregistered afterwards."""
+    from mova_eval import registry
+
+    registry.forget_plugins()
+    yield f"plugins=[{literal_metric.PLUGIN}]"
+    registry.forget_plugins()
+
+
+def test_all_is_the_mean_of_category_means_worked_by_hand(tmp_path, literal_plugin):
+    """A category_mean metric's ``all`` through the whole run (score → aggregate → run.json): the literal values of
+    tests/integration/literal_metric.py give category means 2, 6, 10, 1, 4, 7 and ``all`` = 30 / 6 = 5.0 (the pooled
+    mean would be 4.6)."""
+    rc = main(["run", f"output_dir={tmp_path}", "run_id=lit", literal_plugin, "metrics.only=[test_literal]",
+               "runtime.progress=false", "runtime.bootstrap=50"])
+    assert rc == 0
+    rows = {r.category: r for r in read_run_json(tmp_path / "lit").summary if r.metric == "test_literal"}
+    assert rows["all"].n == 10 and rows["all"].mean == pytest.approx(literal_metric.SMOKE_ALL, abs=1e-12)
+    assert {c: rows[c].mean for c in literal_metric.SMOKE_CATEGORY_MEANS} == pytest.approx(
+        literal_metric.SMOKE_CATEGORY_MEANS, abs=1e-12)
 
 
 def test_resume_after_crash_gives_identical_items(tmp_path, monkeypatch):

@@ -24,25 +24,40 @@ from mova_eval.results import (
 )
 from mova_eval.runner import aggregate, finalise, generate_stage, plan, run, score
 
+from . import literal_metric
+
 BASE = ["metrics.only=[loudness]", "runtime.progress=false", "runtime.bootstrap=50", "runtime.cache=false"]
 
 
-def test_each_stage_takes_and_returns_typed_values(tmp_path):
-    p = plan(compose([f"output_dir={tmp_path}", "run_id=s", *BASE, "suite.limit=3", "+generator.label=my-model"]))
+@pytest.fixture
+def literal_plugin():
+    """The literal-valued test metric (tests/integration/literal_metric.py) as a plug-in, unregistered afterwards."""
+    from mova_eval import registry
+
+    registry.forget_plugins()
+    yield f"plugins=[{literal_metric.PLUGIN}]"
+    registry.forget_plugins()
+
+
+def test_each_stage_takes_and_returns_typed_values(tmp_path, literal_plugin):
+    p = plan(compose([f"output_dir={tmp_path}", "run_id=s", *BASE, "suite.limit=3", "+generator.label=my-model",
+                      literal_plugin, "metrics.only=[loudness,test_literal]"]))
     assert [r.request_id for r in p.requests] == [f"{it.id}#s0" for it in p.suite.items]
     assert p.model == "my-model" and not p.previous and (tmp_path / "s" / "run.json").is_file()
     results = generate_stage(p)
     assert set(results) == {r.request_id for r in p.requests} and all(r.ok for r in results.values())
     rows = score(p, results)
     assert isinstance(rows, ScoredRows) and not rows.features
-    assert len(rows.items) == 6 and all(isinstance(r, ItemRow) for r in rows.items)
+    assert len(rows.items) == 9 and all(isinstance(r, ItemRow) for r in rows.items)
     assert {r.model for r in rows.items} == {"my-model"} and {r.generator for r in rows.items} == {"synthetic"}
     assert all(math.isfinite(r.value) and r.error is None for r in rows.items)
     summary = aggregate(p, rows)
     lufs = [s for s in summary if s.metric == "lufs" and s.category == "all"][0]
-    assert lufs.n == 3 and lufs.mean == pytest.approx(np.mean(
-        [np.mean([r.value for r in rows.items if r.metric == "lufs" and r.category == c])
-         for c in {r.category for r in rows.items}]))
+    assert lufs.n == 3 and math.isfinite(lufs.mean)
+    # the first three smoke items have the literal values 1, 3 (speech_en) and 5 (speech_zh): category means 2 and
+    # 5, so ``all`` = (2 + 5) / 2 = 3.5 under the category_mean rule (the pooled mean would be 9 / 3 = 3.0)
+    lit = {s.category: s.mean for s in summary if s.metric == "test_literal"}
+    assert lit == pytest.approx({"speech_en": 2.0, "speech_zh": 5.0, "all": 3.5}, abs=1e-12)
     out = finalise(p, results, rows, summary)
     assert out.log.status == "complete" and out.log.model == "my-model"
     assert list(out.items["model"].unique()) == ["my-model"]

@@ -218,7 +218,7 @@ def test_clap_mova_default_decode_is_the_toolkits(models, monkeypatch, tmp_path)
     from mova_eval import media
     from mova_eval.metrics.inception_score import MOVA_PRESET
 
-    _, enc, _ = models
+    ref, enc, _ = models
     monkeypatch.setattr(clap, "load_encoder", lambda *a, **k: enc)
     t = np.arange(44100 * 3) / 44100
     x = (0.3 * np.sin(2 * np.pi * 330 * t) * (1 + np.sin(2 * np.pi * 2 * t))).astype(np.float32)
@@ -230,8 +230,15 @@ def test_clap_mova_default_decode_is_the_toolkits(models, monkeypatch, tmp_path)
     assert set(s.values) == {"clap_mova"} and s.details["decode"] == "mova"
     want_audio = media.ffmpeg_audio(path, 32000, 2, "s16").mean(axis=0)
     np.testing.assert_array_equal(clip.audio_for(MOVA_PRESET), want_audio)
-    a, _ = enc.audio_embedding(clap.int16_roundtrip(clap.peak_normalize(want_audio, -1.0)))
-    assert s.values["clap_mova"] == pytest.approx(float(np.dot(a, enc.text_embeddings([ITEM.prompt])[0])), abs=1e-6)
+    # the expected value through the reference packages, not the metric's own helpers: pyloudnorm's peak
+    # normalisation to −1 dBFS, LAION's CLAP_Module (its own int16 round trip and embeddings), the cosine
+    pyln = pytest.importorskip("pyloudnorm")
+    y = pyln.normalize.peak(want_audio, -1.0)
+    with torch.no_grad():
+        a = ref.get_audio_embedding_from_data(np.asarray(y, np.float64)[None], use_tensor=False)[0]
+        t = ref.get_text_embedding([ITEM.prompt])[0]
+    want = float(np.dot(a, t) / (np.linalg.norm(a) * np.linalg.norm(t)))
+    assert s.values["clap_mova"] == pytest.approx(want, abs=1e-5)
     # the two decodes differ: level (mono forced to stereo at −3 dB), length (AAC padding kept) and resampler
     corrected = clip.audio_for(media.AudioPreset(32000, mono=True))
     assert len(want_audio) > len(corrected)
