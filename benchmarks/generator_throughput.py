@@ -17,6 +17,7 @@ def main(overrides: list[str]) -> int:
     import os
 
     from mova_eval.config import compose
+    from mova_eval.context import RunContext
     from mova_eval.registry import get_generator_class
     from mova_eval.runner import generate, plan_requests, resolve_device
     from mova_eval.suites import load_suite
@@ -28,7 +29,7 @@ def main(overrides: list[str]) -> int:
     gen = get_generator_class(gcfg["name"])(gcfg, device=resolve_device(str(cfg["runtime"].get("device", "auto"))))
     gen.load()
     requests = plan_requests(suite, cfg.get("seeds") or [0], gcfg)
-    results = generate(gen, requests, cache_enabled=True, progress=True)
+    results = generate(gen, requests, cache_enabled=True, progress=True, context=RunContext.from_env())
     gen.close()
     ok = [r for r in results.values() if r.ok]
     for r in results.values():

@@ -28,6 +28,7 @@ import threading
 from dataclasses import dataclass
 
 from mova_eval import weights
+from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError
 from mova_eval.media import AudioPreset
 from mova_eval.metrics.base import POOLED_MEAN, Card, ItemScore, Metric, MetricInfo, Output, require_package
@@ -59,9 +60,10 @@ _NETS: dict = {}
 _LOCK = threading.Lock()
 
 
-def shared_network(device: str):
-    path = weights.resolve("audiobox_aesthetics")
-    key = (str(path), weights.fingerprint("audiobox_aesthetics"), str(device))
+def shared_network(device: str, context: RunContext | None = None):
+    """One network per (checkpoint, device) in the process; the checkpoint is looked up in ``context``'s folders."""
+    path = weights.resolve("audiobox_aesthetics", context)
+    key = (str(path), weights.fingerprint("audiobox_aesthetics", context), str(device))
     with _LOCK:
         if key not in _NETS:
             from mova_eval.metrics.features import audiobox
@@ -121,8 +123,8 @@ class AudioboxAestheticsMetric(Metric):
     )
     Options = AudioboxOptions
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         self.batch = self.opts.chunk_batch
         if self.batch < 1:
             raise ConfigError(f"metrics.options.audiobox_aesthetics.chunk_batch must be an integer ≥ 1, got "
@@ -131,7 +133,7 @@ class AudioboxAestheticsMetric(Metric):
 
     def load(self) -> None:
         require_package("audiobox_aesthetics", "torch", self.info.extra)
-        self._net = shared_network(self.device)
+        self._net = shared_network(self.device, self.context)
 
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
         names = [o.name for o in self.info.outputs]

@@ -127,8 +127,8 @@ class AvAlignMetric(Metric):
         ),
     )
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         self.decode = self.opts.decode
 
     @staticmethod

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
+from mova_eval.context import RunContext
 from mova_eval.errors import MetricUnavailable, MissingDependencyError, WeightsMissingError
 from mova_eval.metrics.options import NoOptions, token_part
 from mova_eval.metrics.options import parse as parse_options
@@ -137,17 +138,21 @@ class Metric:
     #: the metric's ``metrics.options.<name>.*`` keys, a frozen dataclass (see :mod:`mova_eval.metrics.options`)
     Options: ClassVar[type] = NoOptions
 
-    def __init__(self, options: Mapping[str, Any] | None = None, device: str = "cpu"):
+    def __init__(self, options: Mapping[str, Any] | None = None, device: str = "cpu",
+                 context: RunContext | None = None):
         #: the parsed options (typed, defaults filled); unknown keys and wrong types were refused (ConfigError)
         self.opts = parse_options(type(self).Options, self.info.name, options)
         #: the same as a dict (every declared key), for the run log
         self.options: dict[str, Any] = dataclasses.asdict(self.opts)
         self.device = device
+        #: where this metric finds its weights and cache (the run's context; the environment's outside a run)
+        self.context: RunContext = context if context is not None else RunContext.from_env(device=device)
 
     # ------------------------------------------------------------------ capability
     @classmethod
-    def availability(cls) -> Availability:
-        """Whether this metric can run here, without loading models. Default: packages importable, weights present."""
+    def availability(cls, context: RunContext | None = None) -> Availability:
+        """Whether this metric can run here, without loading models. Default: packages importable, weights present
+        (looked up in ``context``'s weights folders)."""
         for pkg in cls.info.packages:
             if importlib.util.find_spec(pkg) is None:
                 cmd = f"pip install 'mova-eval[{cls.info.extra}]'" if cls.info.extra else f"pip install {pkg}"
@@ -156,13 +161,13 @@ class Metric:
 
         for w in cls.info.weights:
             try:
-                weights.resolve(w)
+                weights.resolve(w, context)
             except WeightsMissingError as e:
                 return Availability(False, f"weights {w!r} are missing", e.command)
         return Availability(True)
 
     def require_available(self) -> None:
-        av = self.availability()
+        av = self.availability(self.context)
         if not av.ok:
             raise MetricUnavailable(self.info.name, av.reason, av.command)
 
@@ -190,7 +195,7 @@ class Metric:
 
         from mova_eval import weights
 
-        hashes = {w: weights.fingerprint(w) for w in self.info.weights}
+        hashes = {w: weights.fingerprint(w, self.context) for w in self.info.weights}
         return json.dumps({"v": self.info.version, "opt": token_part(self.opts), "w": hashes}, sort_keys=True,
                           default=str)
 

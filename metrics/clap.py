@@ -45,6 +45,7 @@ from typing import Literal
 import numpy as np
 
 from mova_eval import weights
+from mova_eval.context import RunContext
 from mova_eval.errors import MediaError, MetricUnavailable, NotApplicable, WeightsMissingError
 from mova_eval.media import AudioPreset
 from mova_eval.metrics.base import CATEGORY_MEAN, Card, ItemScore, Metric, MetricInfo, Output, require_package
@@ -297,7 +298,7 @@ class ClapEncoder:
         return self.audio_embeddings(mel[None], [longer])[0], how
 
 
-def load_tokenizer(path: str | os.PathLike | None = None):
+def load_tokenizer(path: str | os.PathLike | None = None, context: RunContext | None = None):
     """roberta-base tokenizer: ``path`` (a folder with vocab.json + merges.txt), else the registry's files, else the
     Hugging Face cache (then the hub, unless ``HF_HUB_OFFLINE``) for ``FacebookAI/roberta-base``.
 
@@ -310,12 +311,12 @@ def load_tokenizer(path: str | os.PathLike | None = None):
         tok = RobertaTokenizer.from_pretrained(str(path))
     else:
         try:
-            folder = weights.resolve("roberta_base_vocab").parent
-            weights.resolve("roberta_base_merges")
+            folder = weights.resolve("roberta_base_vocab", context).parent
+            weights.resolve("roberta_base_merges", context)
             tok = RobertaTokenizer.from_pretrained(str(folder))
         except WeightsMissingError:
             tok = None
-            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+            offline = (context if context is not None else RunContext.from_env()).offline
             for local_only in (True,) if offline else (True, False):
                 try:
                     tok = RobertaTokenizer.from_pretrained("FacebookAI/roberta-base", local_files_only=local_only)
@@ -337,14 +338,14 @@ _ENC_LOCK = threading.Lock()
 
 
 def load_encoder(device: str = "cpu", checkpoint: str | None = None, tokenizer: str | None = None,
-                 text: bool = True) -> ClapEncoder:
+                 text: bool = True, context: RunContext | None = None) -> ClapEncoder:
     """The CLAP encoder, loaded once per process; the network is shared by ``clap``, ``clap_mova`` and
     ``fad_clap``. ``text=False`` (audio embeddings only, as FAD needs) loads no tokenizer."""
-    path = Path(checkpoint) if checkpoint else weights.resolve(CKPT)
+    path = Path(checkpoint) if checkpoint else weights.resolve(CKPT, context)
     key = (str(path), str(tokenizer) if text else None, str(device))
     with _ENC_LOCK:
         if key not in _ENCODERS:
-            tok = load_tokenizer(tokenizer) if text else None
+            tok = load_tokenizer(tokenizer, context) if text else None
             mkey = (str(path), str(device))
             if mkey not in _MODELS:
                 _MODELS[mkey] = build_clap_model(read_checkpoint(path))
@@ -402,8 +403,8 @@ class ClapScore(Metric):
     silence = "score"
     decode = "corrected"
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         self.seed = self.opts.seed
         self._enc: ClapEncoder | None = None
         self._text_cache: dict[str, np.ndarray] = {}
@@ -414,7 +415,7 @@ class ClapScore(Metric):
         require_package(self.info.name, "transformers", "audio")
         import transformers  # noqa: F401  (before anything could install a torchvision stand-in)
 
-        self._enc = load_encoder(self.device, self.opts.checkpoint, self.opts.tokenizer)
+        self._enc = load_encoder(self.device, self.opts.checkpoint, self.opts.tokenizer, context=self.context)
 
     def text_for(self, item: SuiteItem) -> str:
         for a in item.audio_prompts:

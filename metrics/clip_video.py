@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 
 from mova_eval import media, weights
+from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError, MediaError, WeightsMissingError
 from mova_eval.media import VideoPreset
 from mova_eval.metrics.base import (
@@ -100,8 +101,8 @@ _NETS: dict = {}
 _LOCK = threading.Lock()
 
 
-def shared_network(device: str):
-    path = weights.resolve("clip_vit_b32_openai")
+def shared_network(device: str, context: RunContext | None = None):
+    path = weights.resolve("clip_vit_b32_openai", context)
     key = (str(path), str(device))
     with _LOCK:
         if key not in _NETS:
@@ -162,8 +163,8 @@ class ClipVideoMetric(Metric):
     )
     Options = ClipVideoOptions
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         self.order, self.batch = self.opts.channel_order, self.opts.frame_batch
         if self.batch < 1:
             raise ConfigError(f"metrics.options.clip_video.frame_batch must be an integer ≥ 1, got {self.batch!r}")
@@ -171,14 +172,14 @@ class ClipVideoMetric(Metric):
         self._net = self._tok = None
 
     @classmethod
-    def availability(cls) -> Availability:
-        av = super().availability()
+    def availability(cls, context: RunContext | None = None) -> Availability:
+        av = super().availability(context)
         if not av.ok:
             return av
         from mova_eval.metrics.features import clip_bpe
 
         try:
-            clip_bpe.vocab_path()
+            clip_bpe.vocab_path(context)
         except WeightsMissingError as e:
             return Availability(False, "the CLIP BPE vocabulary is missing", e.command)
         return av
@@ -187,15 +188,15 @@ class ClipVideoMetric(Metric):
         import json
 
         return json.dumps({"v": self.info.version, "order": self.order,
-                           "w": {"clip_vit_b32_openai": weights.fingerprint("clip_vit_b32_openai")}}, sort_keys=True)
+                           "w": {"clip_vit_b32_openai": weights.fingerprint("clip_vit_b32_openai", self.context)}}, sort_keys=True)
 
     def load(self) -> None:
         require_package("clip_video", "torch", self.info.extra)
         require_package("clip_video text tokenizer", "ftfy", self.info.extra)
         from mova_eval.metrics.features import clip_bpe
 
-        self._tok = clip_bpe.shared(str(clip_bpe.vocab_path()))
-        self._net = shared_network(self.device)
+        self._tok = clip_bpe.shared(str(clip_bpe.vocab_path(self.context)))
+        self._net = shared_network(self.device, self.context)
 
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
         name = self.info.outputs[0].name

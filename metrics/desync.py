@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mova_eval import weights
+from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError, MediaError
 from mova_eval.media import AudioPreset, VideoPreset
 from mova_eval.metrics.base import (
@@ -203,10 +204,10 @@ _NETS: dict = {}
 _NETS_LOCK = threading.Lock()
 
 
-def shared_network(device: str):
+def shared_network(device: str, context: RunContext | None = None):
     """One Synchformer per (checkpoint, device) in the process: ``desync`` and ``desync_avgen`` share it (~1 GB)."""
-    path = weights.resolve("synchformer")
-    key = (str(path), weights.fingerprint("synchformer"), str(device))
+    path = weights.resolve("synchformer", context)
+    key = (str(path), weights.fingerprint("synchformer", context), str(device))
     with _NETS_LOCK:
         if key not in _NETS:
             from mova_eval.metrics.features import synchformer as sf
@@ -261,8 +262,8 @@ class DeSyncMetric(Metric):
             docs='docs/metrics/desync.md',
         ),
     )
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         self.video_batch = self.opts.video_batch
         if self.video_batch < 1:
             raise ConfigError(f"metrics.options.{self.info.name}.video_batch must be ≥ 1, got {self.video_batch}")
@@ -273,11 +274,11 @@ class DeSyncMetric(Metric):
         import json
 
         return json.dumps({"v": self.info.version, "p": self.protocol.name,
-                           "w": {"synchformer": weights.fingerprint("synchformer")}}, sort_keys=True)
+                           "w": {"synchformer": weights.fingerprint("synchformer", self.context)}}, sort_keys=True)
 
     def load(self) -> None:
         require_package("DeSync", "torch", self.info.extra)
-        self._net = shared_network(self.device)
+        self._net = shared_network(self.device, self.context)
 
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
         if self._net is None:

@@ -196,11 +196,11 @@ class DnsmosMetric(Metric):
         ),
     )
 
-    def __init__(self, options=None, device="cpu"):
+    def __init__(self, options=None, device="cpu", context=None):
         if "mova_s16" in (options or {}):
             raise ConfigError("metrics.options.dnsmos.mova_s16: unknown option ('mova_s16' is gone: decode: mova is "
                               "MOVA's s16 decode); known: personalized, decode, outputs, all_items")
-        super().__init__(options, device)
+        super().__init__(options, device, context)
         self.personalized = self.opts.personalized
         self.all_items = self.opts.all_items
         self.decode = self.opts.decode

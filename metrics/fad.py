@@ -73,8 +73,8 @@ class _FADBase(ReferenceMetric):
     sample_rate: ClassVar[int] = SAMPLE_RATE
     min_seconds: ClassVar[float] = MIN_SECONDS  # fadtk's min_len: shorter clips are zero-padded to it
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         self.model = None
         self.reference = None
 
@@ -102,7 +102,7 @@ class _FADBase(ReferenceMetric):
                                     f"suite: references: {{{metric}: NAME}})",
                                     references.build_command("NAME", metric, self.protocol))
         try:
-            ref = references.load(str(name), metric=metric, protocol=self.protocol)
+            ref = references.load(str(name), metric=metric, protocol=self.protocol, context=self.context)
         except references.ReferenceError as e:
             raise MetricUnavailable(metric, str(e).split(" — fix:")[0], e.command) from e
         self.reference = references.check(ref, metric, self.protocol, self.extractor_id())
@@ -114,7 +114,7 @@ class _FADBase(ReferenceMetric):
     def extractor_id(self) -> dict:
         return {"protocol": self.protocol, "embedding": self.embedding, "sample_rate": self.sample_rate,
                 "weights": self.weights_name,
-                "weights_sha256": weights.fingerprint(self.weights_name) if self.weights_name else "registry",
+                "weights_sha256": weights.fingerprint(self.weights_name, self.context) if self.weights_name else "registry",
                 "version": self.info.version}
 
     def cache_token(self) -> str:
@@ -149,7 +149,7 @@ class _FADBase(ReferenceMetric):
         from mova_eval import media
         from mova_eval.cache import Cache, make_key
 
-        cache = Cache("features")
+        cache = Cache("features", context=self.context)
         rows, skipped = [], []
         for it in items:
             try:
@@ -250,7 +250,7 @@ class FAD(_FADBase):
     with_inf = True
 
     def load_extractor(self) -> None:
-        self.model = vggish.load_vggish(weights.resolve(self.weights_name), self.device, final_relu=False)
+        self.model = vggish.load_vggish(weights.resolve(self.weights_name, self.context), self.device, final_relu=False)
 
     def waveform(self, clip: Clip) -> tuple[np.ndarray, dict]:
         x, meta = super().waveform(clip)
@@ -295,7 +295,7 @@ class FADPanns(_FADBase):
     def load_extractor(self) -> None:
         from mova_eval.metrics.features import panns
 
-        self.model = panns.load_cnn14(sample_rate=SAMPLE_RATE, device=self.device)
+        self.model = panns.load_cnn14(sample_rate=SAMPLE_RATE, device=self.device, context=self.context)
 
     def embed(self, wave: np.ndarray) -> np.ndarray:
         import torch
@@ -354,7 +354,7 @@ class FADClap(_FADBase):
         require_package(self.info.name, "transformers", "audio")
         import transformers  # noqa: F401  (before anything could install a torchvision stand-in)
 
-        self.model = clap.load_encoder(self.device, text=False)
+        self.model = clap.load_encoder(self.device, text=False, context=self.context)
 
     def extractor_id(self) -> dict:
         return {**super().extractor_id(), "window_s": self.window / self.sample_rate, "hop_s": self.hop / self.sample_rate}

@@ -31,6 +31,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from mova_eval import references, weights
+from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError, MediaError, MetricUnavailable
 from mova_eval.metrics import frechet
 from mova_eval.metrics.base import SET_LEVEL, Availability, Card, MetricInfo, Output, ReferenceMetric, SetResult
@@ -110,8 +111,8 @@ class FVD(ReferenceMetric):
         ),
     )
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         name = self.opts.protocol
         if name not in PROTOCOLS:
             raise ConfigError(f"metrics.options.fvd.protocol: unknown protocol {name!r}; choose one of "
@@ -126,20 +127,20 @@ class FVD(ReferenceMetric):
 
     # ----------------------------------------------------------------------------------------- loading
     @classmethod
-    def availability(cls) -> Availability:
+    def availability(cls, context: RunContext | None = None) -> Availability:
         """Runnable when torch imports and at least one protocol's weights are present (load() checks the chosen
         protocol's weights and the reference statistics)."""
-        base = super().availability()
+        base = super().availability(context)
         if not base.ok:
             return base
-        present = [p for p in PROTOCOLS.values() if weights.fingerprint(p.weights) != "absent"]
+        present = [p for p in PROTOCOLS.values() if weights.fingerprint(p.weights, context) != "absent"]
         if not present:
             return Availability(False, f"I3D weights are missing ({DEFAULT_PROTOCOL} needs {i3d.TORCHSCRIPT.name!r})",
                                 f"mova-eval weights fetch {i3d.TORCHSCRIPT.name}")
         return Availability(True)
 
     def load_extractor(self) -> None:
-        path = weights.resolve(self.protocol.weights)
+        path = weights.resolve(self.protocol.weights, self.context)
         self.model = (i3d.load_torchscript(path, self.device) if self.protocol.weights == i3d.TORCHSCRIPT.name
                       else i3d.load_i3d(path, self.device))
 
@@ -149,7 +150,7 @@ class FVD(ReferenceMetric):
             raise MetricUnavailable(self.info.name, "no reference statistics chosen (set metrics.options.fvd."
                                     "reference=NAME, or declare it in the suite: references: {fvd: NAME})", references.build_command("NAME", "fvd", self.protocol.name))
         try:
-            ref = references.load(str(name), metric="fvd", protocol=self.protocol.name)
+            ref = references.load(str(name), metric="fvd", protocol=self.protocol.name, context=self.context)
         except references.ReferenceError as e:
             raise MetricUnavailable(self.info.name, str(e).split(" — fix:")[0], e.command) from e
         self.reference = references.check(ref, "fvd", self.protocol.name, self.extractor_id())
@@ -164,7 +165,7 @@ class FVD(ReferenceMetric):
 
     def extractor_id(self) -> dict:
         return {"protocol": self.protocol.name, "weights": self.protocol.weights,
-                "weights_sha256": weights.fingerprint(self.protocol.weights), "fps": self.fps, "stride": self.stride,
+                "weights_sha256": weights.fingerprint(self.protocol.weights, self.context), "fps": self.fps, "stride": self.stride,
                 "frames": NUM_FRAMES, "version": self.info.version}
 
     def cache_token(self) -> str:
@@ -216,7 +217,7 @@ class FVD(ReferenceMetric):
                                       unbiased=self.protocol.unbiased, n_boot=_opt_int(self.options.get("bootstrap")),
                                       with_kid=bool(self.options.get("kid", True)), seed=int(self.options.get("seed", 0)),
                                       clusters=[it.id for it in items])
-        sha = weights.fingerprint(self.protocol.weights)
+        sha = weights.fingerprint(self.protocol.weights, self.context)
         notes = [f"protocol {self.protocol.name} ({self.protocol.weights} sha256 {sha[:12]}), reference "
                  f"{self.reference.name!r} (chosen by {references.reference_source('fvd', self.options)})", rep.note]
         rates = Counter(round(m.get("fps", math.nan), 3) for _, m in unpacked)

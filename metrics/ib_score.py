@@ -45,6 +45,7 @@ from typing import Literal
 import numpy as np
 
 from mova_eval import media, weights
+from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError, MediaError, WeightsMissingError
 from mova_eval.media import AudioPreset, VideoPreset
 from mova_eval.metrics.base import (
@@ -103,10 +104,10 @@ _NETS: dict = {}
 _NETS_LOCK = threading.Lock()
 
 
-def shared_network(device: str):
+def shared_network(device: str, context: RunContext | None = None):
     """One ImageBind per (checkpoint, device) in the process (~4.8 GB in float32 for three modalities)."""
-    path = weights.resolve("imagebind_huge")
-    key = (str(path), weights.fingerprint("imagebind_huge"), str(device))
+    path = weights.resolve("imagebind_huge", context)
+    key = (str(path), weights.fingerprint("imagebind_huge", context), str(device))
     with _NETS_LOCK:
         if key not in _NETS:
             from mova_eval.metrics.features import imagebind as ib
@@ -243,8 +244,8 @@ class IBScoreMetric(Metric):
     )
     Options = IBScoreOptions
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         self.scale, self.truncate, self.video_batch = self.opts.scale, self.opts.text_truncate, self.opts.video_batch
         if self.video_batch < 1:
             raise ConfigError(f"metrics.options.ib_score.video_batch must be an integer ≥ 1, got {self.video_batch!r}")
@@ -254,14 +255,14 @@ class IBScoreMetric(Metric):
         self._tok = None
 
     @classmethod
-    def availability(cls) -> Availability:
-        av = super().availability()
+    def availability(cls, context: RunContext | None = None) -> Availability:
+        av = super().availability(context)
         if not av.ok:
             return av
         from mova_eval.metrics.features import clip_bpe
 
         try:
-            clip_bpe.vocab_path()
+            clip_bpe.vocab_path(context)
         except WeightsMissingError as e:
             return Availability(False, "the CLIP BPE vocabulary is missing (pip install open-clip-torch --no-deps, "
                                        "or fetch it)", e.command)
@@ -271,15 +272,15 @@ class IBScoreMetric(Metric):
         import json
 
         return json.dumps({"v": self.info.version, "scale": self.scale, "truncate": self.truncate,
-                           "w": {"imagebind_huge": weights.fingerprint("imagebind_huge")}}, sort_keys=True)
+                           "w": {"imagebind_huge": weights.fingerprint("imagebind_huge", self.context)}}, sort_keys=True)
 
     def load(self) -> None:
         require_package("IB-Score", "torch", self.info.extra)
         require_package("IB-Score text tokenizer", "ftfy", self.info.extra)
         from mova_eval.metrics.features import clip_bpe
 
-        self._tok = clip_bpe.shared(str(clip_bpe.vocab_path()))
-        self._net = shared_network(self.device)
+        self._tok = clip_bpe.shared(str(clip_bpe.vocab_path(self.context)))
+        self._net = shared_network(self.device, self.context)
 
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
         if self._net is None:
@@ -443,8 +444,8 @@ class JavisScoreMetric(Metric):
     )
     Options = JavisOptions
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         self.video_batch = self.opts.video_batch
         if self.video_batch < 1:
             raise ConfigError(f"metrics.options.javis_score.video_batch must be an integer ≥ 1, "
@@ -454,12 +455,12 @@ class JavisScoreMetric(Metric):
     def cache_token(self) -> str:
         import json
 
-        return json.dumps({"v": self.info.version, "w": {"imagebind_huge": weights.fingerprint("imagebind_huge")}},
+        return json.dumps({"v": self.info.version, "w": {"imagebind_huge": weights.fingerprint("imagebind_huge", self.context)}},
                           sort_keys=True)
 
     def load(self) -> None:
         require_package("JavisScore", "torch", self.info.extra)
-        self._net = shared_network(self.device)
+        self._net = shared_network(self.device, self.context)
 
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
         if self._net is None:

@@ -146,8 +146,8 @@ class InceptionScore(SetLevelMetric):
         ),
     )
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         self.mode = self.opts.mode
         self.splits = self.opts.splits if self.opts.splits is not None else (1 if self.mode == "mova" else 10)
         self.seed = self.opts.seed
@@ -173,11 +173,11 @@ class InceptionScore(SetLevelMetric):
 
         name = "panns_cnn14_32k" if self.mode == "mova" else "panns_cnn14_16k"
         opt = {**token_part(self.opts), "decode": self.decode}  # resolved: null and 'mova' are one decode
-        return json.dumps({"v": self.info.version, "opt": opt, "w": weights.fingerprint(name)}, sort_keys=True)
+        return json.dumps({"v": self.info.version, "opt": opt, "w": weights.fingerprint(name, self.context)}, sort_keys=True)
 
     def load(self) -> None:
         require_package("is", "torch", "audio")
-        self._model = panns.load_cnn14(self.sample_rate, self.device)
+        self._model = panns.load_cnn14(self.sample_rate, self.device, self.context)
 
     def _audio(self, clip: Clip) -> np.ndarray:
         if self.mode == "mova":

@@ -72,8 +72,8 @@ class KLPanns(Metric):
         ),
     )
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         self.duration = self.opts.duration
         self._model = None
         self._ref_logits: dict[str, np.ndarray] = {}
@@ -81,7 +81,7 @@ class KLPanns(Metric):
 
     def load(self) -> None:
         require_package("kl", "torch", "audio")
-        self._model = panns.load_cnn14(SAMPLE_RATE, self.device)
+        self._model = panns.load_cnn14(SAMPLE_RATE, self.device, self.context)
 
     def _prepare(self, clip: Clip) -> np.ndarray:
         x = clip.audio_for(AudioPreset(SAMPLE_RATE, mono=True, name="panns16k"))

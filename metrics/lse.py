@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 
 from mova_eval import weights
+from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError, MediaError
 from mova_eval.media import AudioPreset, frame_indices
 from mova_eval.metrics.base import (
@@ -486,8 +487,8 @@ class LSEMetric(Metric):
         ),
     )
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         self.mode, self.params = self._protocol()
         if self.opts.detector is not None and self.opts.detector != self.detector:
             raise ConfigError(f"{self.info.name} always uses the {self.detector} detector; "
@@ -503,12 +504,12 @@ class LSEMetric(Metric):
         return mode, MODES[mode]
 
     @classmethod
-    def availability(cls) -> Availability:
+    def availability(cls, context: RunContext | None = None) -> Availability:
         """As the base class, but one command fetches every missing checkpoint at once."""
-        av = super().availability()
+        av = super().availability(context)
         if av.ok or not av.reason.startswith("weights"):
             return av
-        missing = [w for w in cls.info.weights if weights.fingerprint(w) == "absent"]
+        missing = [w for w in cls.info.weights if weights.fingerprint(w, context) == "absent"]
         return Availability(False, f"weights {', '.join(repr(w) for w in missing)} are missing",
                             "mova-eval weights fetch " + " ".join(missing))
 
@@ -518,11 +519,11 @@ class LSEMetric(Metric):
         require_package("LSE", "python_speech_features", "lipsync")
         from mova_eval.metrics.features import syncnet
 
-        self._syncnet = syncnet.load(weights.resolve("syncnet_v2"), device=self.device)
+        self._syncnet = syncnet.load(weights.resolve("syncnet_v2", self.context), device=self.device)
         if self.detector == "s3fd":
             from mova_eval.metrics.features import s3fd
 
-            self._s3fd = s3fd.load(weights.resolve("sfd_face"), device=self.device)
+            self._s3fd = s3fd.load(weights.resolve("sfd_face", self.context), device=self.device)
 
     def _detect(self, frames):
         from mova_eval.metrics.features import s3fd

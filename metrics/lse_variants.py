@@ -58,12 +58,12 @@ class _VariantBase(LSEMetric):
     variant_params: Params
     Options = VariantOptions
 
-    def __init__(self, options=None, device="cpu"):
+    def __init__(self, options=None, device="cpu", context=None):
         if "mode" in (options or {}):
             raise ConfigError(f"metrics.options.{self.info.name}.mode: unknown option (the variant fixes its "
                               f"protocol; use the metric 'lse' for MOVA's modes); known: "
                               f"{', '.join(f.name for f in dataclasses.fields(type(self).Options))}")
-        super().__init__(options, device)
+        super().__init__(options, device, context)
 
     def _protocol(self) -> tuple[str, Params]:
         return self.variant, self.variant_params
@@ -163,8 +163,8 @@ class LipsyncOffsetAVGenMetric(_VariantBase):
         ),
     )
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         th = self.track_conf_th = self.opts.track_conf_th
         if not math.isfinite(self.track_conf_th):
             raise ConfigError(f"metrics.options.{self.info.name}.track_conf_th must be finite, got {th!r}")

@@ -282,8 +282,8 @@ class _CpErrorRate(Metric):
     #: and cpcer_mova (Chinese items; MultilingualAsrDefault)
     default_asr_model: str = DEFAULT_MODEL
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         from mova_eval.metrics.features.asr import AsrConfig
 
         o = self.opts
@@ -313,7 +313,7 @@ class _CpErrorRate(Metric):
         _vad()
         _encoder()
         if self.language != "zh" or not asr.is_english_only(self.asr.model):
-            asr.get_model(self.asr)
+            asr.get_model(self.asr, self.context)
 
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
         from mova_eval.metrics.features import asr
@@ -351,7 +351,7 @@ class _CpErrorRate(Metric):
         errors: dict = {}
         try:
             asr.check_language(self.asr, language, self.info.name)
-            texts = [asr.transcribe(audio[s:e], language, self.asr)["text"] for s, e in segs]
+            texts = [asr.transcribe(audio[s:e], language, self.asr, context=self.context)["text"] for s, e in segs]
         except asr.EnglishOnlyModel as e:
             msg = str(e) if str(e).startswith("unavailable") else f"unavailable: {e}"
             return ItemScore({out: math.nan, **values}, details, {out: msg}, counts)

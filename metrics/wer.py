@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from mova_eval.context import RunContext
 from mova_eval.errors import MetricUnavailable, NotApplicable
 from mova_eval.media import AudioPreset
 from mova_eval.metrics.base import CORPUS, Availability, Card, ItemScore, Metric, MetricInfo, Output, Ratio
@@ -89,8 +90,8 @@ class _ErrorRate(Metric):
     def applies(self, item: SuiteItem) -> bool:
         return item.has_speech and item.language == self.language
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         from mova_eval.metrics.features.asr import AsrConfig
 
         self.asr = AsrConfig.from_options(self.options, device, default_model=self.default_asr_model)
@@ -101,7 +102,7 @@ class _ErrorRate(Metric):
         from mova_eval.metrics.features import asr
 
         if self.language == "en" or not asr.is_english_only(self.asr.model):  # else every item says why
-            asr.get_model(self.asr)
+            asr.get_model(self.asr, self.context)
 
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
         from mova_eval.metrics.features import asr
@@ -125,7 +126,7 @@ class _ErrorRate(Metric):
         quiet = silence_reason(audio)
         if quiet is None:
             try:
-                tr = asr.transcribe(audio, self.language, self.asr)
+                tr = asr.transcribe(audio, self.language, self.asr, context=self.context)
             except asr.EnglishOnlyModel as e:  # a local model folder that turns out English-only
                 return ItemScore({out: math.nan}, details, {out: f"unavailable: {e}"})
             hyp = tr["text"]
@@ -181,11 +182,12 @@ class MultilingualAsrDefault:
 
     info: MetricInfo
     asr: "AsrConfig"
+    context: RunContext
     default_asr_model: str = MULTILINGUAL_MODEL
 
     @classmethod
-    def availability(cls) -> Availability:
-        av = super().availability()  # the metric base's: packages and weights
+    def availability(cls, context: RunContext | None = None) -> Availability:
+        av = super().availability(context)  # the metric base's: packages and weights
         if not av.ok:
             return av
         from mova_eval.metrics.features import asr
@@ -200,7 +202,7 @@ class MultilingualAsrDefault:
     def require_available(self) -> None:
         if self.asr.model == MULTILINGUAL_MODEL:
             return super().require_available()
-        av = super(MultilingualAsrDefault, type(self)).availability()  # packages suffice
+        av = super(MultilingualAsrDefault, type(self)).availability(self.context)  # packages suffice
         if not av.ok:
             raise MetricUnavailable(self.info.name, av.reason, av.command)
 

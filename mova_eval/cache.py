@@ -1,7 +1,8 @@
 """Content-addressed cache of generated clips, features and per-item scores.
 
 Key = sha256 of (clip content hash, extractor/metric id, its cache token: version + options + weights sha256,
-preset, item fingerprint). One root: ``$MOVA_EVAL_CACHE``, else the user cache dir. Inputs are never modified.
+preset, item fingerprint). One root, the run context's ``cache_root`` (:class:`mova_eval.context.RunContext`; ``$MOVA_EVAL_CACHE``, else the user
+cache dir, when no context is given). Inputs are never modified.
 Writes are atomic (temp file + rename), so concurrent workers and killed runs never leave a torn entry.
 """
 from __future__ import annotations
@@ -14,13 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mova_eval.context import RunContext, default_cache_root
 
-def cache_root() -> Path:
-    if os.environ.get("MOVA_EVAL_CACHE"):
-        return Path(os.environ["MOVA_EVAL_CACHE"]).expanduser()
-    from platformdirs import user_cache_dir
 
-    return Path(user_cache_dir("mova-eval"))
+def cache_root(context: RunContext | None = None) -> Path:
+    """The context's cache root; without one, the environment's default (read, never written)."""
+    return context.cache_root if context is not None else default_cache_root()
 
 
 def make_key(*parts: Any) -> str:
@@ -59,8 +59,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 class Cache:
     """A namespace under the cache root (``features``, ``scores``, ``clips``…) holding pickled values."""
 
-    def __init__(self, namespace: str, root: Path | None = None, enabled: bool = True):
-        self.dir = (root or cache_root()) / namespace
+    def __init__(self, namespace: str, root: Path | None = None, enabled: bool = True, *,
+                 context: RunContext | None = None):
+        self.dir = (root or cache_root(context)) / namespace
         self.enabled = enabled
 
     def path(self, key: str, suffix: str = ".pkl") -> Path:

@@ -100,7 +100,7 @@ def generate_and_score(p: RunPlan) -> tuple[dict[str, GenResult], ScoredRows]:
             p.generator.load()
             try:
                 for res in iter_generate(p.generator, p.requests, cache_enabled=p.settings.cache,
-                                         progress=p.settings.progress):
+                                         progress=p.settings.progress, context=p.context):
                     if not offer(res):
                         return
             finally:

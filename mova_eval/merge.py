@@ -14,12 +14,12 @@ cache keys in the shards' features.parquet, so that cache (``runtime.cache_dir``
 from __future__ import annotations
 
 import copy
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError, ResultsError
 from mova_eval.results import ItemLog, RunLock, RunLog, ScoredRows, now, read_run_json
 
@@ -116,8 +116,7 @@ def merge_runs(run_dirs: Sequence[str | Path], out: str | Path):
     cfg["suite"]["shard"] = None
     cfg["run_id"], cfg["output_dir"] = out.name, str(out.parent)
     rt = cfg.get("runtime") or {}
-    if rt.get("cache_dir"):
-        os.environ["MOVA_EVAL_CACHE"] = str(Path(rt["cache_dir"]).expanduser())
+    context = RunContext.from_config(rt, device="cpu")  # compute() needs features, not the models
     suite = load_suite(cfg["suite"])
     runner.use_plugins(cfg.get("plugins"))  # the shards' package.module:ClassName metrics, for their set-level stage
     seeds = runner.parse_seeds(cfg.get("seeds"))
@@ -167,13 +166,13 @@ def merge_runs(run_dirs: Sequence[str | Path], out: str | Path):
 
     # set-level metrics are recomputed from the cached features: refuse a cache that does not hold them (a shard's
     # cache that is not shared with this machine) rather than report those items as excluded
-    from mova_eval.cache import Cache, cache_root
+    from mova_eval.cache import Cache
 
-    feature_cache = Cache("features", enabled=True)
+    feature_cache = Cache("features", enabled=True, context=context)
     absent = [r for r in rows.features
               if r.error is None and r.cache_key and not feature_cache.path(r.cache_key).is_file()]
     if absent:
-        raise ResultsError(cache_root(), f"the features of {len(absent)} item(s) recorded by the shards are not in this "
+        raise ResultsError(context.cache_root, f"the features of {len(absent)} item(s) recorded by the shards are not in this "
                                          f"cache (e.g. {absent[0].extractor} of {absent[0].item_id}); set-level metrics "
                                          "need the shards' cache: share runtime.cache_dir (or $MOVA_EVAL_CACHE) with "
                                          "the machine that merges")
@@ -186,8 +185,8 @@ def merge_runs(run_dirs: Sequence[str | Path], out: str | Path):
     for name in [m.name for m in logs[0].metrics if m.available]:  # the order a single run loads them in
         cls = runner.get_metric_class(name)
         if issubclass(cls, SetLevelMetric):
-            set_metrics.append(cls(options.get(name, {}), device="cpu"))  # compute() needs features, not the model
-    summary = runner.aggregate_rows(rows, suite, set_metrics, cfg["generator"]["name"], settings.bootstrap)
+            set_metrics.append(cls(options.get(name, {}), device=context.device, context=context))
+    summary = runner.aggregate_rows(rows, suite, set_metrics, cfg["generator"]["name"], settings.bootstrap, context)
 
     from mova_eval.suites import summarize
 

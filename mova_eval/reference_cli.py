@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from mova_eval.context import RunContext
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
 
 
@@ -34,8 +36,9 @@ def _parse_options(pairs: list[str]) -> dict:
 
 
 def build(name: str, metric: str, source: str | Path, *, protocol: str | None = None, options: dict | None = None,
-          force: bool = False, device: str = "cpu", progress: bool = True) -> dict:
-    """Build and store a reference; returns its meta. Raises ReferenceError/MovaEvalError with what to do."""
+          force: bool = False, device: str = "cpu", progress: bool = True, context: RunContext | None = None) -> dict:
+    """Build and store a reference; returns its meta. Raises ReferenceError/MovaEvalError with what to do.
+    ``context`` (default: the environment's) says where the cache, the references and the weights are."""
     import numpy as np
     from tqdm import tqdm
 
@@ -48,8 +51,9 @@ def build(name: str, metric: str, source: str | Path, *, protocol: str | None = 
     from mova_eval.registry import get_metric_class, metric_classes
     from mova_eval.spec import SuiteItem
 
+    context = context if context is not None else RunContext.from_env(device=device)
     references.check_name(name)
-    if references.exists(name) and not force:
+    if references.exists(name, context) and not force:
         raise references.ReferenceError(f"reference {name!r} already exists; pass --force to replace it")
     cls = get_metric_class(metric)
     if not issubclass(cls, ReferenceMetric):
@@ -58,7 +62,7 @@ def build(name: str, metric: str, source: str | Path, *, protocol: str | None = 
     opts = dict(options or {})
     if protocol and "protocol" in known_keys(cls.Options):  # FVD chooses its protocol; FAD's is fixed per metric
         opts["protocol"] = protocol
-    m = cls(opts, device=device)
+    m = cls(opts, device=device, context=context)
     actual_protocol = m.protocol_name
     if protocol and protocol != actual_protocol:
         raise ConfigError(f"metric {metric!r} has protocol {actual_protocol!r}; --protocol {protocol!r} does not apply")
@@ -70,7 +74,7 @@ def build(name: str, metric: str, source: str | Path, *, protocol: str | None = 
         raise ConfigError(f"--from {folder}: no media files found")
     m.load_extractor()
     token = m.cache_token()
-    cache = Cache("features")
+    cache = Cache("features", context=context)
     feats, used, excluded = [], [], []
     for f in tqdm(files, desc=f"reference {name}", unit="file", disable=not progress):
         try:
@@ -93,7 +97,7 @@ def build(name: str, metric: str, source: str | Path, *, protocol: str | None = 
             "files": used, "excluded": excluded, "options": opts,
             "sample_size_warning": frechet.sample_size_warning(stats.n, stats.dim) or None}
     meta.update(m.reference_meta(feats))
-    references.save(name, meta, stats, x, clip_index, force=force)
+    references.save(name, meta, stats, x, clip_index, force=force, context=context)
     return meta
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mova_eval.cache import atomic_write_bytes, atomic_write_text, cache_root
+from mova_eval.context import RunContext
 from mova_eval.errors import MetricUnavailable, MovaEvalError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -44,8 +45,9 @@ class Reference:
         return int(self.meta.get("n_clips", 0))
 
 
-def references_dir() -> Path:
-    return cache_root() / "references"
+def references_dir(context: RunContext | None = None) -> Path:
+    """The folder of stored reference statistics under the context's cache root."""
+    return cache_root(context) / "references"
 
 
 def check_name(name: str) -> str:
@@ -93,12 +95,12 @@ def build_command(name: str, metric: str, protocol: str | None) -> str:
     return cmd + (f" --protocol {protocol}" if protocol else "")
 
 
-def exists(name: str) -> bool:
-    return (references_dir() / check_name(name) / "meta.json").is_file()
+def exists(name: str, context: RunContext | None = None) -> bool:
+    return (references_dir(context) / check_name(name) / "meta.json").is_file()
 
 
-def list_references() -> list[dict]:
-    root = references_dir()
+def list_references(context: RunContext | None = None) -> list[dict]:
+    root = references_dir(context)
     out = []
     if root.is_dir():
         for d in sorted(root.iterdir()):
@@ -108,13 +110,14 @@ def list_references() -> list[dict]:
     return out
 
 
-def save(name: str, meta: dict, stats, features: np.ndarray, clip_index: np.ndarray, *, force: bool = False) -> Path:
+def save(name: str, meta: dict, stats, features: np.ndarray, clip_index: np.ndarray, *, force: bool = False,
+         context: RunContext | None = None) -> Path:
     """Write a reference atomically (stats first, meta last: a reference without meta.json does not exist)."""
     import io
 
     import mova_eval
 
-    d = references_dir() / check_name(name)
+    d = references_dir(context) / check_name(name)
     if (d / "meta.json").is_file() and not force:
         raise ReferenceError(f"reference {name!r} already exists in {d}; pass --force to replace it")
     buf = io.BytesIO()
@@ -126,11 +129,11 @@ def save(name: str, meta: dict, stats, features: np.ndarray, clip_index: np.ndar
     return d
 
 
-def load(name: str, *, metric: str, protocol: str | None = None) -> Reference:
+def load(name: str, *, metric: str, protocol: str | None = None, context: RunContext | None = None) -> Reference:
     """The stored reference, or ReferenceError carrying the command that builds it."""
     from mova_eval.metrics.frechet import GaussianStats
 
-    d = references_dir() / check_name(name)
+    d = references_dir(context) / check_name(name)
     if not (d / "meta.json").is_file() or not (d / "stats.npz").is_file():
         raise ReferenceError(f"reference statistics {name!r} are not built (looked in {d})",
                              build_command(name, metric, protocol))

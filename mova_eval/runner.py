@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from mova_eval import engines, media, references, stats
 from mova_eval.cache import Cache, atomic_write_text, make_key
+from mova_eval.context import RunContext
 from mova_eval.errors import (
     ConfigError,
     MediaError,
@@ -104,13 +105,16 @@ class MetricPlan:
     metrics: list[Metric]                 # loaded, ready to run
     statuses: list[MetricStatus]          # every metric considered, with why it runs or not
     failed_requested: dict[str, str] = field(default_factory=dict)  # explicitly asked for but cannot run → reason
+    #: the instances (with their options) of the metrics in ``failed_requested``: their error rows are named after
+    #: the outputs these options ask for (``ib_score_x100`` with ``scale: 100``), not the class's defaults
+    failed_metrics: dict[str, Metric] = field(default_factory=dict)
 
 
 _WITH_COMMAND = (MissingDependencyError, MetricUnavailable, WeightsMissingError)  # errors that carry the fix
 
 
-def select_metrics(mcfg: dict, device: str) -> MetricPlan:
-    """Instantiate the requested metrics. With ``only`` unset, every metric that can run here; a metric the user
+def select_metrics(mcfg: dict, context: RunContext) -> MetricPlan:
+    """Instantiate the requested metrics on ``context.device``, finding their weights through ``context``. With ``only`` unset, every metric that can run here; a metric the user
     named explicitly but which cannot run records NaN with its reason on every item it applies to."""
     only = _names(mcfg.get("only"), "metrics.only")
     exclude = set(_names(mcfg.get("exclude"), "metrics.exclude") or [])
@@ -125,12 +129,12 @@ def select_metrics(mcfg: dict, device: str) -> MetricPlan:
     plan = MetricPlan([], [])
     for name in names:
         cls = get_metric_class(name)
-        metric = cls(options.get(name, {}), device=device)
-        av = cls.availability()
+        metric = cls(options.get(name, {}), device=context.device, context=context)
+        av = cls.availability(context)
         status = MetricStatus(name=name, version=cls.info.version, available=av.ok, reason=av.reason,
                               command=av.command, aggregation=cls.info.aggregation, options=dict(metric.options),
                               reference=cls.info.reference)
-        bad_weights = _unverified_weights(cls.info.weights) if av.ok else None
+        bad_weights = _unverified_weights(cls.info.weights, context) if av.ok else None
         if bad_weights:
             status.available, status.reason = False, bad_weights
             status.command = "mova-eval weights verify"
@@ -148,23 +152,24 @@ def select_metrics(mcfg: dict, device: str) -> MetricPlan:
                 status.command = "mova-eval weights verify"
         if not status.available and only:
             plan.failed_requested[name] = status.reason + (f" — fix: {status.command}" if status.command else "")
+            plan.failed_metrics[name] = metric
         if status.available:
             from mova_eval import weights
 
-            status.weights = {w: weights.fingerprint(w) for w in cls.info.weights}
+            status.weights = {w: weights.fingerprint(w, context) for w in cls.info.weights}
             status.non_commercial_weights = {w: weights.get(w).license for w in cls.info.weights
                                              if weights.get(w).non_commercial}
         plan.statuses.append(status)
     return plan
 
 
-def _unverified_weights(names: Iterable[str]) -> str | None:
+def _unverified_weights(names: Iterable[str], context: RunContext) -> str | None:
     """Why a metric's checkpoints cannot be trusted (a file whose sha256 differs from the pinned or first-fetch
     hash, or whose md5 differs from the publisher's), or None. Checked before loading, so a swapped or damaged file never produces numbers."""
     from mova_eval import weights
 
     for w in names:
-        problem = weights.trust_problem(w)
+        problem = weights.trust_problem(w, context)
         if problem is not None:
             return problem
     return None
@@ -202,18 +207,21 @@ def plan_requests(suite: Suite, seeds: Iterable[int] | Mapping[str, Sequence[int
 # ----------------------------------------------------------------------------------------------- generate
 
 
-def generate(generator, requests: list[GenRequest], *, cache_enabled: bool, progress: bool) -> dict[str, GenResult]:
+def generate(generator, requests: list[GenRequest], *, cache_enabled: bool, progress: bool,
+             context: RunContext) -> dict[str, GenResult]:
     """Run the generator over requests in batches; clips made by a generator are cached by what determines them
-    (generator identity, item, seed, size), so an unchanged request is never generated twice."""
+    (under ``context``'s cache root) (generator identity, item, seed, size), so an unchanged request is never
+    generated twice."""
     return {res.request_id: res
-            for res in iter_generate(generator, requests, cache_enabled=cache_enabled, progress=progress)}
+            for res in iter_generate(generator, requests, cache_enabled=cache_enabled, progress=progress,
+                                       context=context)}
 
 
 def iter_generate(generator, requests: list[GenRequest], *, cache_enabled: bool,
-                  progress: bool) -> Iterator[GenResult]:
+                  progress: bool, context: RunContext) -> Iterator[GenResult]:
     """:func:`generate` as a stream: each result is yielded as soon as it exists (clips found in the clip cache
     first, then each generated batch as it ends), so a consumer can score a clip while the next is being made."""
-    clip_cache = Cache("clips", enabled=cache_enabled)
+    clip_cache = Cache("clips", enabled=cache_enabled, context=context)
     todo: list[GenRequest] = []
     if generator.capabilities.makes_clips:
         ident = generator.identity()
@@ -298,10 +306,11 @@ class ScoreContext:
     model: str
     metrics: list[Metric]
     failed_requested: dict[str, str]
-    all_classes: dict
+    failed_metrics: dict[str, Metric]
     score_cache: Cache
     feature_cache: Cache
     tokens: dict[str, str]
+    context: RunContext               # the run's cache root (the decode cache lives there too) and weights folders
     audio_track: int | None = None    # media.audio_track: None = media.decode's rule
     #: how each scored clip was decoded (request id -> DecodeInfo), for run.json ``decode`` and ``warnings``
     decodes: dict[str, DecodeInfo] = field(default_factory=dict)
@@ -350,9 +359,9 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
     item = req.item
     rows = ScoredRows()
     for name, reason in ctx.failed_requested.items():
-        cls = ctx.all_classes[name]
-        if cls(None).applies(item):
-            rows.extend(_error_rows(ctx, req, cls, f"MetricUnavailable: {reason}"))
+        failed = ctx.failed_metrics[name]
+        if failed.applies(item):
+            rows.extend(_error_rows(ctx, req, failed, f"MetricUnavailable: {reason}"))
     active = [m for m in ctx.metrics if m.applies(item)]
     if not active:
         return rows
@@ -378,7 +387,8 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
         return rows
     ctx.decodes[req.request_id] = clip.decode
     try:  # what a later cache-first re-run needs to rebuild the keys without decoding (best effort)
-        Cache("decode").put(_decode_key(clip.content_hash, want_video, want_audio, ctx.audio_track), clip.decode)
+        Cache("decode", context=ctx.context).put(_decode_key(clip.content_hash, want_video, want_audio,
+                                                             ctx.audio_track), clip.decode)
     except StorageError:
         pass
     # the track and orientation decode chose decide the content as much as the bytes do (empty for plain files)
@@ -451,8 +461,8 @@ def _rows_from_cache(ctx: ScoreContext, req: GenRequest, res: GenResult, active:
         content_hash = media.file_sha256(res.path)
     except OSError:
         return None
-    decode = Cache("decode").get(_decode_key(content_hash, want_video, want_audio, ctx.audio_track),
-                                 expect=DecodeInfo)
+    decode = Cache("decode", context=ctx.context).get(
+        _decode_key(content_hash, want_video, want_audio, ctx.audio_track), expect=DecodeInfo)
     if decode is None:
         return None
     decode_token = [decode.cache_token()] if decode.cache_token() else []
@@ -731,7 +741,7 @@ class RunPlan:
     run_id: str
     run_dir: Path
     config_hash: str
-    device: str
+    context: RunContext           # cache root, weights folders, device, offline: passed to every stage
     suite: Suite
     generator: object
     gen_cfg: dict
@@ -746,6 +756,10 @@ class RunPlan:
     started: float = field(default_factory=time.perf_counter)
     samples: dict[str, list[int]] = field(default_factory=dict)  # item id → the seeds planned (resolve_samples)
 
+    @property
+    def device(self) -> str:
+        return self.context.device
+
     def close(self) -> None:
         """Release the run directory for other processes."""
         if self.lock is not None:
@@ -754,11 +768,12 @@ class RunPlan:
     def score_context(self) -> ScoreContext:
         return ScoreContext(run_id=self.run_id, suite=self.suite.name, generator=self.gen_cfg["name"],
                             model=self.model, metrics=self.metrics.metrics,
-                            failed_requested=self.metrics.failed_requested, all_classes=metric_classes(),
-                            score_cache=Cache("scores", enabled=self.settings.cache),
-                            feature_cache=Cache("features", enabled=True),
+                            failed_requested=self.metrics.failed_requested,
+                            failed_metrics=self.metrics.failed_metrics,
+                            score_cache=Cache("scores", enabled=self.settings.cache, context=self.context),
+                            feature_cache=Cache("features", enabled=True, context=self.context),
                             tokens={m.info.name: m.cache_token() for m in self.metrics.metrics},
-                            audio_track=media_audio_track(self.cfg.get("media")))
+                            context=self.context, audio_track=media_audio_track(self.cfg.get("media")))
 
 
 def plan(cfg: dict) -> RunPlan:
@@ -774,11 +789,7 @@ def plan(cfg: dict) -> RunPlan:
     use_plugins(cfg.get("plugins"))  # the configuration's package.module:ClassName metrics and generators
     media_audio_track(cfg.get("media"))
     rt = cfg.get("runtime", {})
-    if rt.get("cache_dir"):
-        import os
-
-        os.environ["MOVA_EVAL_CACHE"] = str(Path(rt["cache_dir"]).expanduser())
-    device = resolve_device(str(rt.get("device", "auto")))
+    context = RunContext.from_config(rt, device=resolve_device(str(rt.get("device", "auto"))))
     chash = config_hash(cfg)
     run_id = str(cfg.get("run_id") or time.strftime("%Y%m%d-%H%M%S") + f"-{chash[:6]}")
     run_dir = Path(cfg.get("output_dir", "runs")).expanduser() / run_id
@@ -791,13 +802,13 @@ def plan(cfg: dict) -> RunPlan:
     suite = load_suite(cfg["suite"])
     gcfg = dict(cfg["generator"])
     gen_cls = get_generator_class(gcfg["name"])
-    generator = gen_cls(gcfg, device=device)
+    generator = gen_cls(gcfg, device=context.device)
     generator.bind_suite(suite)
     samples = resolve_samples(generator, suite, parse_seeds(cfg.get("seeds")))  # seeds=all: the generator lists them
     timings["plan"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    mplan = select_metrics(references.with_suite_references(cfg.get("metrics", {}), suite), device)
+    mplan = select_metrics(references.with_suite_references(cfg.get("metrics", {}), suite), context)
     timings["load_metrics"] = time.perf_counter() - t0
     if not mplan.metrics and not mplan.failed_requested:
         raise ConfigError("no metric can run with this configuration; `mova-eval ls` shows what each one needs")
@@ -807,14 +818,14 @@ def plan(cfg: dict) -> RunPlan:
         raise storage_error(run_dir / "run.json", e) from e
     lock = RunLock(run_dir).acquire()  # refuses, naming the holder, while another process writes this run
     try:
-        return _plan_locked(cfg, settings, run_id, run_dir, chash, device, suite, generator, mplan, lock, timings,
-                            started, samples)
+        return _plan_locked(cfg, settings, run_id, run_dir, chash, context, suite, generator, mplan, lock,
+                            timings, started, samples)
     except BaseException:
         lock.release()
         raise
 
 
-def _plan_locked(cfg: dict, settings: RunSettings, run_id: str, run_dir: Path, chash: str, device: str,
+def _plan_locked(cfg: dict, settings: RunSettings, run_id: str, run_dir: Path, chash: str, context: RunContext,
                  suite: Suite, generator, mplan: MetricPlan, lock: RunLock, timings: dict[str, float],
                  started: float, samples: dict[str, list[int]]) -> RunPlan:
     """The part of :func:`plan` that reads and writes the run directory, done while holding its lock (so what a
@@ -830,7 +841,7 @@ def _plan_locked(cfg: dict, settings: RunSettings, run_id: str, run_dir: Path, c
                  suite={"name": suite.name, "version": suite.version, "source": suite.source, **summarize(suite)},
                  generator={"name": gcfg["name"], **{k: v for k, v in gcfg.items() if k != "name"}},
                  model=model_label(gcfg), metrics=mplan.statuses, packages=_packages(), git_revision=_git_revision(),
-                 python=sys.version.split()[0], platform=platform.platform(), device=device,
+                 python=sys.version.split()[0], platform=platform.platform(), device=context.device,
                  generation=dict(prev_log.generation) if prev_log else {},
                  decode=dict(prev_log.decode) if prev_log else {},
                  warnings=list(prev_log.warnings) if prev_log else [],
@@ -846,7 +857,7 @@ def _plan_locked(cfg: dict, settings: RunSettings, run_id: str, run_dir: Path, c
                               [r for r in previous.features if (r.item_id, r.seed, r.extractor) not in failed])
     done = previous.done_requests()
     requests = [r for r in plan_requests(suite, samples, gcfg) if (r.item.id, r.seed) not in done]
-    return RunPlan(cfg=cfg, settings=settings, run_id=run_id, run_dir=run_dir, config_hash=chash, device=device,
+    return RunPlan(cfg=cfg, settings=settings, run_id=run_id, run_dir=run_dir, config_hash=chash, context=context,
                    suite=suite, generator=generator, gen_cfg=gcfg, model=model_label(gcfg), metrics=mplan,
                    requests=requests, previous=previous, log=log, item_log=item_log, timings=timings, started=started,
                    lock=lock, samples=samples)
@@ -857,7 +868,8 @@ def generate_stage(p: RunPlan) -> dict[str, GenResult]:
     t0 = time.perf_counter()
     p.generator.load()
     try:
-        results = generate(p.generator, p.requests, cache_enabled=p.settings.cache, progress=p.settings.progress)
+        results = generate(p.generator, p.requests, cache_enabled=p.settings.cache, progress=p.settings.progress,
+                           context=p.context)
     finally:
         p.generator.close()
     p.timings["generate"] = time.perf_counter() - t0
@@ -918,19 +930,19 @@ def record_decode(p: RunPlan, ctx: ScoreContext, request_id: str) -> bool:
 def aggregate(p: RunPlan, rows: ScoredRows) -> list[SummaryRow]:
     """Summary rows with CIs for every per-item output, and every set-level metric from its cached features."""
     t0 = time.perf_counter()
-    summary = aggregate_rows(rows, p.suite, p.metrics.metrics, p.gen_cfg["name"], p.settings.bootstrap)
+    summary = aggregate_rows(rows, p.suite, p.metrics.metrics, p.gen_cfg["name"], p.settings.bootstrap, p.context)
     p.timings["aggregate"] = time.perf_counter() - t0
     return summary
 
 
 def aggregate_rows(rows: ScoredRows, suite: Suite, metrics: list[Metric], generator: str,
-                   n_boot: int) -> list[SummaryRow]:
+                   n_boot: int, context: RunContext) -> list[SummaryRow]:
     """The summary of ``rows`` (per-item outputs bootstrapped; each set-level metric in ``metrics`` computed from
     the cached features its records name). Shared by :func:`aggregate` and ``mova-eval merge``, so a merged run's
     summary is computed exactly as a single run's."""
     summary = summary_rows(rows.items, metric_classes(), n_boot)
     items_by_id = {it.id: it for it in suite.items}
-    feature_cache = Cache("features", enabled=True)
+    feature_cache = Cache("features", enabled=True, context=context)
     for m in metrics:
         if isinstance(m, SetLevelMetric):
             summary += set_level_rows(m, rows.features, feature_cache, items_by_id, generator)

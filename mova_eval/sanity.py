@@ -46,6 +46,7 @@ from tqdm import tqdm
 from mova_eval import defects as D
 from mova_eval import media, stats
 from mova_eval.cache import Cache, atomic_write_text, make_key
+from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError, MediaError, MovaEvalError
 from mova_eval.metrics.base import ItemScore, Metric, SetLevelMetric
 from mova_eval.spec import Clip, SuiteItem
@@ -211,12 +212,9 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
     timings: dict[str, float] = {}
     rt = cfg.get("runtime", {})
     progress = bool(rt.get("progress", True))
-    if rt.get("cache_dir"):
-        import os
-
-        os.environ["MOVA_EVAL_CACHE"] = str(Path(rt["cache_dir"]).expanduser())
     use_cache = bool(rt.get("cache", True))
-    device = runner.resolve_device(str(rt.get("device", "auto")))
+    context = RunContext.from_config(rt, device=runner.resolve_device(str(rt.get("device", "auto"))))
+    device = context.device
     battery = D.battery(kinds, quick=quick, strengths=strengths)
     out_dir = Path(out_dir)
 
@@ -225,7 +223,7 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
     gcfg = dict(cfg["generator"])
     generator = get_generator_class(gcfg["name"])(gcfg, device=device)
     generator.bind_suite(suite)
-    plan = runner.select_metrics(references.with_suite_references(cfg.get("metrics", {}), suite), device)
+    plan = runner.select_metrics(references.with_suite_references(cfg.get("metrics", {}), suite), context)
     metrics = [m for m in plan.metrics if not isinstance(m, SetLevelMetric)] + list(extra_metrics)
     statuses = [{"name": s.name, "available": s.available, "reason": s.reason, "command": s.command,
                  "version": s.version} for s in plan.statuses]
@@ -247,7 +245,7 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
     samples = runner.resolve_samples(generator, suite, runner.parse_seeds(cfg.get("seeds")))
     requests = runner.plan_requests(suite, samples, gcfg)
     generator.load()
-    gen = runner.generate(generator, requests, cache_enabled=use_cache, progress=progress)
+    gen = runner.generate(generator, requests, cache_enabled=use_cache, progress=progress, context=context)
     generator.close()
     timings["generate"] = time.perf_counter() - t0
 
@@ -266,7 +264,7 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
             except MediaError:
                 pass  # the full decode below records the reason
 
-    cache = Cache("scores", enabled=use_cache)
+    cache = Cache("scores", enabled=use_cache, context=context)
     counter = {"scored": 0, "cached": 0, "clean_scored": 0, "defected_scored": 0, "skipped_variants": 0}
     records: list[dict] = []
     skipped: list[dict] = []

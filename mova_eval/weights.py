@@ -1,7 +1,8 @@
 """The checkpoint registry: every model file a metric or generator loads, where it comes from, and its sha256.
 
-Nothing downloads during a run. Files are found in ``$MOVA_EVAL_WEIGHTS`` (a folder of files users already have)
-or in the cache root's ``weights/`` folder, where ``mova-eval weights fetch NAME`` puts them (resumable, checked).
+Nothing downloads during a run. Files are found in the run context's ``weights_dirs`` (``$MOVA_EVAL_WEIGHTS`` by
+default: folders of files users already have) or in the cache root's ``weights/`` folder, where
+``mova-eval weights fetch NAME`` puts them (resumable, checked).
 Each entry carries the digests its publisher gives, each with where it is published (never a digest computed
 here and passed off as published):
 
@@ -20,12 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from mova_eval.context import RunContext
 from mova_eval.errors import RegistryKeyError, WeightsChecksumError, WeightsMissingError
 
 
@@ -131,25 +132,23 @@ def get(name: str) -> WeightSpec:
     return _REGISTRY[name]
 
 
-def weights_dir() -> Path:
-    from mova_eval.cache import cache_root
-
-    return cache_root() / "weights"
-
-
-def search_paths(spec: WeightSpec) -> list[Path]:
-    paths = []
-    if os.environ.get("MOVA_EVAL_WEIGHTS"):
-        for root in os.environ["MOVA_EVAL_WEIGHTS"].split(os.pathsep):
-            paths.append(Path(root).expanduser() / spec.filename)
-    paths.append(weights_dir() / spec.filename)
-    return paths
+def _ctx(context: RunContext | None) -> RunContext:
+    """The given context, or (for callers outside a run) the one the environment describes."""
+    return context if context is not None else RunContext.from_env()
 
 
-def resolve(name: str) -> Path:
+def weights_dir(context: RunContext | None = None) -> Path:
+    return _ctx(context).weights_dir
+
+
+def search_paths(spec: WeightSpec, context: RunContext | None = None) -> list[Path]:
+    return [d / spec.filename for d in _ctx(context).weights_search_dirs()]
+
+
+def resolve(name: str, context: RunContext | None = None) -> Path:
     """Path of a present checkpoint, or WeightsMissingError with the fetch command."""
     spec = get(name)
-    searched = search_paths(spec)
+    searched = search_paths(spec, context)
     for p in searched:
         if p.is_file():
             return p
@@ -174,28 +173,28 @@ def _digests(path: Path) -> tuple[str, str]:
     return h.hexdigest(), m.hexdigest()
 
 
-def _pins_path() -> Path:
-    return weights_dir() / "pins.json"
+def _pins_path(context: RunContext | None = None) -> Path:
+    return weights_dir(context) / "pins.json"
 
 
-def local_pins() -> dict[str, str]:
-    p = _pins_path()
+def local_pins(context: RunContext | None = None) -> dict[str, str]:
+    p = _pins_path(context)
     return json.loads(p.read_text()) if p.is_file() else {}
 
 
-def expected_sha256(name: str) -> str | None:
+def expected_sha256(name: str, context: RunContext | None = None) -> str | None:
     """The full sha256 a file must have: the published one, else the one this machine's first fetch recorded."""
     spec = get(name)
-    return spec.sha256 or local_pins().get(name)
+    return spec.sha256 or local_pins(context).get(name)
 
 
-def _problem(name: str, path: Path, sha: str, md5: str) -> str | None:
+def _problem(name: str, path: Path, sha: str, md5: str, context: RunContext | None = None) -> str | None:
     """Why a file cannot be trusted: it differs from a published digest or from the first-fetch sha256, or None."""
     spec = get(name)
     for pin in spec.pins():
         if not pin.matches(sha, md5):
             return pin.mismatch(path, sha, md5)
-    recorded = local_pins().get(name) if not spec.sha256 else None
+    recorded = local_pins(context).get(name) if not spec.sha256 else None
     if recorded is not None and sha != recorded:
         return f"{path} has sha256 {sha}, expected {recorded} (recorded by this machine's first fetch)"
     return None
@@ -204,10 +203,10 @@ def _problem(name: str, path: Path, sha: str, md5: str) -> str | None:
 _FINGERPRINTS: dict[tuple[str, float, int], tuple[str, str]] = {}
 
 
-def _present_digests(name: str) -> tuple[str, str] | None:
+def _present_digests(name: str, context: RunContext | None = None) -> tuple[str, str] | None:
     """(sha256, md5) of the file a metric will load (memoised by path, mtime and size), or None when absent."""
     try:
-        path = resolve(name)
+        path = resolve(name, context)
     except WeightsMissingError:
         return None
     st = path.stat()
@@ -217,56 +216,57 @@ def _present_digests(name: str) -> tuple[str, str] | None:
     return _FINGERPRINTS[key]
 
 
-def fingerprint(name: str) -> str:
+def fingerprint(name: str, context: RunContext | None = None) -> str:
     """sha256 of the file a metric will load (memoised by path, mtime and size), or 'absent'."""
-    d = _present_digests(name)
+    d = _present_digests(name, context)
     return "absent" if d is None else d[0]
 
 
-def trust_problem(name: str) -> str | None:
+def trust_problem(name: str, context: RunContext | None = None) -> str | None:
     """Why a present checkpoint cannot be trusted (it differs from a published sha256, sha256 prefix or md5, or from
     the sha256 this machine's first fetch recorded), or None (also when it is absent or has nothing to compare
     with). The message names the file and both digests."""
-    d = _present_digests(name)
+    d = _present_digests(name, context)
     if d is None:
         return None
-    problem = _problem(name, resolve(name), *d)
+    problem = _problem(name, resolve(name, context), *d, context)
     return None if problem is None else f"weights {name!r}: {problem}; damaged or replaced file"
 
 
-def verify(name: str) -> tuple[str, str]:
+def verify(name: str, context: RunContext | None = None) -> tuple[str, str]:
     """(status, detail) for one entry: 'ok', 'unpinned', 'missing' or 'mismatch'."""
     try:
-        path = resolve(name)
+        path = resolve(name, context)
     except WeightsMissingError:
         return "missing", f"mova-eval weights fetch {name}"
     digest, md5 = _digests(path)
-    problem = _problem(name, path, digest, md5)
+    problem = _problem(name, path, digest, md5, context)
     if problem is not None:
         return "mismatch", problem
     pins = get(name).pins()
-    if expected_sha256(name) is None:
+    if expected_sha256(name, context) is None:
         if pins:  # a prefix or md5 matched; the full sha256 is not yet recorded
             return "ok", f"{path} ({' and '.join(p.kind for p in pins)} match the published; sha256={digest})"
         return "unpinned", f"{path} sha256={digest}"
     return "ok", str(path)
 
 
-def fetch(name: str, *, force: bool = False, progress: bool = True, timeout: float = 60.0) -> Path:
+def fetch(name: str, *, force: bool = False, progress: bool = True, timeout: float = 60.0,
+          context: RunContext | None = None) -> Path:
     """Download a checkpoint into the weights folder, resuming a partial file, and check its sha256."""
     import requests
     from tqdm import tqdm
 
     spec = get(name)
-    dest = weights_dir() / spec.filename
+    dest = weights_dir(context) / spec.filename
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_file() and not force:
-        status, detail = verify(name)
+        status, detail = verify(name, context)
         if status in ("ok", "unpinned"):
             return dest
         raise WeightsChecksumError(f"{name}: {detail}; delete it or pass --force")
     part = dest.with_name(dest.name + ".part")
-    want = expected_sha256(name)
+    want = expected_sha256(name, context)
     if part.exists() and want is None and not spec.pins():
         # Without a known hash a spliced download could not be told from a good one (and would be pinned on first
         # use): a leftover partial file from an earlier attempt is only resumed when the result will be checked.
@@ -295,14 +295,14 @@ def fetch(name: str, *, force: bool = False, progress: bool = True, timeout: flo
     else:
         raise WeightsMissingError(name, []) from RuntimeError("; ".join(errors))
     digest, md5 = _digests(part)
-    problem = _problem(name, part, digest, md5)
+    problem = _problem(name, part, digest, md5, context)
     if problem is not None:
         part.unlink(missing_ok=True)  # never resume onto bytes that failed their check
         raise WeightsChecksumError(f"{name}: the download {problem}; the partial file was removed, so the next "
                                    f"fetch starts from scratch")
     part.replace(dest)
     if want is None:
-        pins = local_pins()
+        pins = local_pins(context)
         pins[name] = digest
-        _pins_path().write_text(json.dumps(pins, indent=2, sort_keys=True))
+        _pins_path(context).write_text(json.dumps(pins, indent=2, sort_keys=True))
     return dest

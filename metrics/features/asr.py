@@ -42,6 +42,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 
 from mova_eval.cache import Cache, make_key
+from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError, MetricUnavailable, MissingDependencyError
 from mova_eval.metrics.options import RUNTIME, option
 
@@ -204,8 +205,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def bundled_multilingual_path(model: BundledModel = WHISPER_BASE) -> Path:
-    """The folder faster-whisper loads for ``model``: its parts checked and joined once under the cache root,
+def bundled_multilingual_path(model: BundledModel = WHISPER_BASE, context: RunContext | None = None) -> Path:
+    """The folder faster-whisper loads for ``model``: its parts checked and joined once under ``context``'s cache root,
     the joined ``model.bin`` and every companion file checked against the recorded sha256 (memoised per process
     on size and mtime)."""
     import shutil
@@ -216,7 +217,7 @@ def bundled_multilingual_path(model: BundledModel = WHISPER_BASE) -> Path:
     if why:
         raise MissingDependencyError(f"default multilingual Whisper model {MULTILINGUAL_MODEL}",
                                      model.packages[0][1], "speech")
-    out = cache_root() / "asr-models" / model.model_sha256[:16]
+    out = cache_root(context) / "asr-models" / model.model_sha256[:16]
     target = out / "model.bin"
     if not target.is_file():
         out.mkdir(parents=True, exist_ok=True)
@@ -239,11 +240,11 @@ def bundled_multilingual_path(model: BundledModel = WHISPER_BASE) -> Path:
     return out
 
 
-def _model_source(cfg: AsrConfig) -> str:
+def _model_source(cfg: AsrConfig, context: RunContext | None = None) -> str:
     if cfg.backend == "faster-whisper" and cfg.model == DEFAULT_MODEL:
         return str(bundled_model_path())
     if cfg.backend == "faster-whisper" and cfg.model == MULTILINGUAL_MODEL:
-        return str(bundled_multilingual_path())
+        return str(bundled_multilingual_path(context=context))
     return cfg.model
 
 
@@ -266,7 +267,7 @@ def is_english_only(name: str) -> bool:
 
 
 class _Loaded:
-    def __init__(self, cfg: AsrConfig):
+    def __init__(self, cfg: AsrConfig, context: RunContext | None = None):
         self.cfg = cfg
         self.lock = threading.Lock()  # one decode at a time per model: CT2 already uses cpu_threads
         if cfg.backend == "faster-whisper":
@@ -275,7 +276,7 @@ class _Loaded:
             except ImportError as e:
                 raise MissingDependencyError("faster-whisper ASR", "faster_whisper", "speech") from e
             try:
-                self.model = WhisperModel(_model_source(cfg), device=cfg.device,
+                self.model = WhisperModel(_model_source(cfg, context), device=cfg.device,
                                           compute_type=cfg.resolved_compute_type, cpu_threads=int(cfg.cpu_threads))
             except Exception as e:  # hub unreachable, unknown name, CUDA missing…: say which model and why
                 raise MetricUnavailable(
@@ -314,11 +315,12 @@ class _Loaded:
         return {"text": text, "segments": segs, "language": lang}
 
 
-def get_model(cfg: AsrConfig) -> _Loaded:
+def get_model(cfg: AsrConfig, context: RunContext | None = None) -> _Loaded:
+    """One loaded model per configuration in the process (``context``: where a bundled model is joined)."""
     key = (cfg.backend, cfg.model, cfg.device, cfg.resolved_compute_type, int(cfg.cpu_threads))
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = _Loaded(cfg)
+            _MODELS[key] = _Loaded(cfg, context)
         return _MODELS[key]
 
 
@@ -330,18 +332,19 @@ def check_language(cfg: AsrConfig, language: str, metric: str) -> None:
             f"(e.g. large-v3, a multilingual Whisper model)")
 
 
-def transcribe(audio16k: np.ndarray, language: str, cfg: AsrConfig, cache: Cache | None = None) -> dict:
+def transcribe(audio16k: np.ndarray, language: str, cfg: AsrConfig, cache: Cache | None = None,
+               context: RunContext | None = None) -> dict:
     """Transcribe 16 kHz mono float32 audio. Returns {"text", "segments", "language", "cached"}."""
     audio = np.ascontiguousarray(audio16k, dtype=np.float32)
     lang = None if language in ("", "none", None) else language
     if lang and lang != "en" and is_english_only(cfg.model):
         raise EnglishOnlyModel(f"model {cfg.model} is English-only and cannot transcribe language {lang!r}")
-    cache = cache if cache is not None else Cache("asr")
+    cache = cache if cache is not None else Cache("asr", context=context)
     key = make_key("asr", hashlib.sha256(audio.tobytes()).hexdigest(), lang, cfg.token())
     hit = cache.get(key)
     if hit is not None:
         return {**hit, "cached": True}
-    loaded = get_model(cfg)
+    loaded = get_model(cfg, context)
     if lang and lang != "en" and not loaded.multilingual:
         raise EnglishOnlyModel(f"model {cfg.model} is English-only and cannot transcribe language {lang!r}")
     out = loaded.transcribe(audio, lang)

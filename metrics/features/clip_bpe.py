@@ -23,6 +23,7 @@ import importlib.util
 from pathlib import Path
 
 from mova_eval import weights
+from mova_eval.context import RunContext
 from mova_eval.errors import WeightsMissingError
 
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
@@ -42,10 +43,10 @@ weights.register(weights.WeightSpec(
 _PACKAGES = (("open_clip", VOCAB_FILE), ("laion_clap", f"clap_module/{VOCAB_FILE}"), ("imagebind", f"bpe/{VOCAB_FILE}"))
 
 
-def vocab_path() -> Path:
+def vocab_path(context: RunContext | None = None) -> Path:
     """The vocabulary file: the weights folder first, then a package that ships it; else WeightsMissingError."""
     try:
-        return weights.resolve("clip_bpe_vocab")
+        return weights.resolve("clip_bpe_vocab", context)
     except WeightsMissingError as missing:
         for module, rel in _PACKAGES:
             try:

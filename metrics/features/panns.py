@@ -22,6 +22,7 @@ import threading
 import numpy as np
 
 from mova_eval import weights
+from mova_eval.context import RunContext
 from mova_eval.weights import WeightSpec
 
 CLASSES = 527
@@ -260,19 +261,19 @@ def read_checkpoint(path) -> dict:
     return ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
 
 
-_LOADED: dict[tuple[int, str], object] = {}
+_LOADED: dict[tuple[int, str, str], object] = {}
 _LOCK = threading.Lock()
 
 
-def load_cnn14(sample_rate: int, device: str = "cpu"):
+def load_cnn14(sample_rate: int, device: str = "cpu", context: RunContext | None = None):
     """The official Cnn14 checkpoint for ``sample_rate`` (32000 or 16000) on ``device``, in eval mode, loaded once
     per process. Raises WeightsMissingError (with the fetch command) when the file is absent."""
     if sample_rate not in CONFIGS:
         raise ValueError(f"Cnn14 exists for sample rates {sorted(CONFIGS)}, not {sample_rate}")
-    key = (sample_rate, str(device))
+    path = weights.resolve(CONFIGS[sample_rate][0], context)
+    key = (sample_rate, str(path), str(device))
     with _LOCK:
         if key not in _LOADED:
-            path = weights.resolve(CONFIGS[sample_rate][0])
             model = build_cnn14(sample_rate)
             model.load_state_dict(read_checkpoint(path), strict=True)
             _LOADED[key] = model.to(device).eval()

@@ -108,6 +108,7 @@ def test_metrics_only_accepts_a_bare_name(tmp_path):
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """The smoke suite's synthetic clips (every category, speech included), decoded once."""
+    from mova_eval.context import RunContext
     from mova_eval.registry import get_generator_class
     from mova_eval.runner import generate, plan_requests
     from mova_eval.suites import load_suite
@@ -118,7 +119,8 @@ def clips(tmp_path_factory):
     gen.bind_suite(suite)
     gen.load()
     reqs = plan_requests(suite, [0], cfg["generator"])
-    res = generate(gen, reqs, cache_enabled=False, progress=False)
+    ctx = RunContext.from_config({"cache_dir": str(tmp_path_factory.mktemp("cache"))})
+    res = generate(gen, reqs, cache_enabled=False, progress=False, context=ctx)
     return [(r.item, media.decode(res[r.request_id].path)) for r in reqs if res[r.request_id].ok]
 
 

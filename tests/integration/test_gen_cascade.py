@@ -13,6 +13,7 @@ pytest.importorskip("diffusers", reason="the generators extra (diffusers) is not
 
 from mova_eval import media  # noqa: E402
 from mova_eval.config import compose  # noqa: E402
+from mova_eval.context import RunContext  # noqa: E402
 from mova_eval.generators.cascade import Cascade, Wan21MMAudio  # noqa: E402
 from mova_eval.runner import generate  # noqa: E402
 from mova_eval.spec import GenRequest, SuiteItem  # noqa: E402
@@ -38,10 +39,10 @@ def test_wan21_then_v2a_makes_one_muxed_clip_and_resumes(tmp_path, monkeypatch):
     assert gen._load_error is None, gen._load_error
     req = GenRequest("x#s0", ITEM, 0)
     monkeypatch.setenv("BRIGHTNESS_V2A_FAIL", "1")
-    first = generate(gen, [req], cache_enabled=True, progress=False)["x#s0"]
+    first = generate(gen, [req], cache_enabled=True, progress=False, context=RunContext.from_env())["x#s0"]
     assert first.path is None and "audio stage mmaudio" in first.error and "injected" in first.error
     monkeypatch.delenv("BRIGHTNESS_V2A_FAIL")
-    res = generate(gen, [req], cache_enabled=True, progress=False)["x#s0"]
+    res = generate(gen, [req], cache_enabled=True, progress=False, context=RunContext.from_env())["x#s0"]
     assert res.ok, res.error
     p = res.provenance
     assert p["video_stage_reused"] is True  # the silent video from the failed attempt was kept
@@ -127,7 +128,7 @@ def test_wan21_then_audioldm2_makes_one_muxed_clip():
     gen = Cascade(cfg)
     gen.load()
     assert gen._load_error is None, gen._load_error
-    res = generate(gen, [GenRequest("x#s0", ITEM, 0)], cache_enabled=False, progress=False)["x#s0"]
+    res = generate(gen, [GenRequest("x#s0", ITEM, 0)], cache_enabled=False, progress=False, context=RunContext.from_env())["x#s0"]
     assert res.ok, res.error
     a = res.provenance["audio_stage"]
     assert a["name"] == "audioldm2" and a["kind"] == "t2a" and a["prompt_sent"] == "rain on a tin roof thunder"
@@ -172,7 +173,7 @@ def test_hunyuan_foley_stage_shapes_the_request_and_muxes_its_audio(foley, tmp_p
     (name, load), = calls
     assert name == "load_model" and load["model_path"] == str(tmp_path / "foley-weights")
     assert load["config_path"] == str(tmp_path / "foley.yaml") and load["device"] == torch.device("cpu")
-    res = generate(gen, [GenRequest("x#s0", ITEM, 0)], cache_enabled=False, progress=False)["x#s0"]
+    res = generate(gen, [GenRequest("x#s0", ITEM, 0)], cache_enabled=False, progress=False, context=RunContext.from_env())["x#s0"]
     assert res.ok, res.error
     silent_path = res.path.replace(".mp4", ".video.mp4")
     (_, feats), (_, denoise) = calls[1:]

@@ -10,6 +10,7 @@ import pytest
 
 from mova_eval import media
 from mova_eval.config import compose
+from mova_eval.context import RunContext
 from mova_eval.generators.sora2 import Sora2
 from mova_eval.generators.veo3 import Veo3
 from mova_eval.runner import generate
@@ -58,7 +59,7 @@ def test_sora2_request_cost_and_no_key_leak(tmp_path, monkeypatch, clip_bytes):
     Image.new("RGB", (640, 480), (200, 10, 10)).save(tmp_path / "ff.png")
     with Loopback(FakeOpenAIVideos(clip_bytes, KEY_OPENAI, polls_to_finish=2)) as srv:
         g = _gen(Sora2, "sora2", srv.url)
-        out = generate(g, [_req(0), _req(1, str(tmp_path / "ff.png"))], cache_enabled=True, progress=False)
+        out = generate(g, [_req(0), _req(1, str(tmp_path / "ff.png"))], cache_enabled=True, progress=False, context=RunContext.from_env())
         posts = [s for s in srv.seen if s.method == "POST"]
     res = list(out.values())
     assert all(r.ok for r in res), [r.error for r in res]

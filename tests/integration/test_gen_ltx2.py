@@ -8,6 +8,7 @@ pytest.importorskip("diffusers", reason="the generators extra (diffusers) is not
 
 from mova_eval import media  # noqa: E402
 from mova_eval.config import compose  # noqa: E402
+from mova_eval.context import RunContext  # noqa: E402
 from mova_eval.generators.ltx2 import LTX2  # noqa: E402
 from mova_eval.runner import generate  # noqa: E402
 from mova_eval.spec import GenRequest, SuiteItem  # noqa: E402
@@ -35,7 +36,7 @@ def test_t2va_and_it2va_make_real_clips(ltx, tmp_path):
     Image.new("RGB", (64, 48), (250, 0, 0)).save(tmp_path / "ff.png")
     reqs = [GenRequest("a#s0", SuiteItem(id="a", category="set1", prompt="a robot dancing"), 0),
             GenRequest("b#s0", SuiteItem(id="b", category="set1", prompt="a cat", first_frame=str(tmp_path / "ff.png")), 0)]
-    out = generate(ltx, reqs, cache_enabled=True, progress=False)
+    out = generate(ltx, reqs, cache_enabled=True, progress=False, context=RunContext.from_env())
     for rid, mode in (("a#s0", "t2va"), ("b#s0", "it2va")):
         r = out[rid]
         assert r.ok, r.error
@@ -46,9 +47,9 @@ def test_t2va_and_it2va_make_real_clips(ltx, tmp_path):
         assert r.provenance["sampler"]["guidance_scale"] == 3.0
     assert out["b#s0"].provenance["pipeline"] == "LTX2ImageToVideoPipeline"
     # same request, same seed → the cache answers; a new seed → a different clip
-    again = generate(ltx, reqs[:1], cache_enabled=True, progress=False)["a#s0"]
+    again = generate(ltx, reqs[:1], cache_enabled=True, progress=False, context=RunContext.from_env())["a#s0"]
     assert again.provenance.get("cached") and again.path == out["a#s0"].path
-    other = generate(ltx, [GenRequest("a#s1", reqs[0].item, 1)], cache_enabled=True, progress=False)["a#s1"]
+    other = generate(ltx, [GenRequest("a#s1", reqs[0].item, 1)], cache_enabled=True, progress=False, context=RunContext.from_env())["a#s1"]
     assert not np.array_equal(media.decode(other.path).video, media.decode(out["a#s0"].path).video)
 
 

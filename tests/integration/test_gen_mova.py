@@ -9,6 +9,7 @@ import pytest
 
 from mova_eval import media
 from mova_eval.config import compose
+from mova_eval.context import RunContext
 from mova_eval.generators.mova import Mova360p
 from mova_eval.runner import generate
 from mova_eval.spec import GenRequest, SuiteItem
@@ -43,7 +44,7 @@ def test_in_process_writes_clip_with_provenance(tmp_path, monkeypatch):
     gen = Mova360p(_cfg())
     gen.load()
     try:
-        out = generate(gen, [_req(0)], cache_enabled=True, progress=False)["it0#s0"]
+        out = generate(gen, [_req(0)], cache_enabled=True, progress=False, context=RunContext.from_env())["it0#s0"]
     finally:
         gen.close()
     assert out.ok, out.error

@@ -10,6 +10,7 @@ import pytest
 
 from mova_eval import media
 from mova_eval.config import compose
+from mova_eval.context import RunContext
 from mova_eval.generators.mmdiffusion import MMDiffusionAIST
 from mova_eval.generators.ovi import Ovi
 from mova_eval.generators.universe1 import UniVerse1
@@ -30,7 +31,7 @@ def test_ovi_prompt_format_and_clip(tmp_path):
     gen = Ovi(cfg)
     gen.load()
     FakeOviEngine.calls.clear()
-    res = generate(gen, [GenRequest("s1#s0", SPEECH_ITEM, 0)], cache_enabled=True, progress=False)["s1#s0"]
+    res = generate(gen, [GenRequest("s1#s0", SPEECH_ITEM, 0)], cache_enabled=True, progress=False, context=RunContext.from_env())["s1#s0"]
     assert res.ok, res.error
     sent = FakeOviEngine.calls[0]
     assert sent["text_prompt"] == ("A woman smiles and says, <S>Good morning, everyone.<E> Birds sing. "
@@ -69,7 +70,7 @@ def test_universe1_runs_the_repo_script_with_verse_bench_json(tmp_path):
     gen.load()
     item = SuiteItem(**{**SPEECH_ITEM.__dict__, "first_frame": str(tmp_path / "ff.jpg")})
     out = generate(gen, [GenRequest("s1#s0", item, 0), GenRequest("s2#s0", SPEECH_ITEM, 0)], cache_enabled=True,
-                   progress=False)
+                   progress=False, context=RunContext.from_env())
     res = out["s1#s0"]
     assert res.ok, res.error
     assert res.provenance["width"] == 768 and res.provenance["height"] == 480  # the script's aspect rule
@@ -98,7 +99,7 @@ def test_mmdiffusion_batch_fills_requests_and_ignores_prompts(tmp_path):
     gen = MMDiffusionAIST(cfg)
     gen.load()
     reqs = [GenRequest(f"i{i}#s0", SuiteItem(id=f"i{i}", category="set1", prompt=f"p{i}"), 0) for i in range(3)]
-    out = generate(gen, reqs, cache_enabled=True, progress=False)
+    out = generate(gen, reqs, cache_enabled=True, progress=False, context=RunContext.from_env())
     paths = [out[r.request_id].path for r in reqs]
     assert all(paths) and len(set(paths)) == 3
     clips = [media.decode(p) for p in paths]

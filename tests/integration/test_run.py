@@ -122,7 +122,7 @@ def test_explicitly_requested_unavailable_metric_records_nan_with_the_fix(tmp_pa
     from mova_eval.metrics.base import Availability
 
     monkeypatch.setattr(LoudnessMetric, "availability", classmethod(
-        lambda cls: Availability(False, "weights 'x' are missing", "mova-eval weights fetch x")))
+        lambda cls, context=None: Availability(False, "weights 'x' are missing", "mova-eval weights fetch x")))
     out = run(compose([f"output_dir={tmp_path}", "run_id=u", *BASE, "suite.limit=2", "runtime.cache=false"]))
     assert out.items["value"].isna().all()
     assert out.items["error"].str.contains("mova-eval weights fetch x").all()

@@ -97,7 +97,7 @@ def test_frame_indices_are_javisbench_linspace():
 
 def test_metric_equals_open_clip_on_the_prepared_frames(pair, monkeypatch):
     ref, net = pair
-    monkeypatch.setattr(clip_video, "shared_network", lambda device: net)
+    monkeypatch.setattr(clip_video, "shared_network", lambda device, context=None: net)
     clip = _clip()
     res = clip_video.ClipVideoMetric().score(clip, ITEM)
     x, d = clip_video.prepare(clip, "bgr")

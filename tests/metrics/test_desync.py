@@ -186,7 +186,7 @@ def tiny_metric(monkeypatch):
     torch.manual_seed(0)
     net = sf.Synchformer(TINY).eval()
     net.load_state_dict(random_state(TINY, seed=11))
-    monkeypatch.setattr(desync, "shared_network", lambda device: net)
+    monkeypatch.setattr(desync, "shared_network", lambda device, context=None: net)
     return net
 
 

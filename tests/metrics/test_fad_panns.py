@@ -30,7 +30,7 @@ class _Stub(torch.nn.Module):
 
 def test_fad_panns_pools_one_embedding_per_clip(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(panns, "load_cnn14", lambda sample_rate, device: calls.append(sample_rate) or _Stub())
+    monkeypatch.setattr(panns, "load_cnn14", lambda sample_rate, device, context=None: calls.append(sample_rate) or _Stub())
     m = fad.FADPanns({"reference": fad.PER_ITEM, "bootstrap": 0})
     m.load_extractor()
     assert calls == [16_000]

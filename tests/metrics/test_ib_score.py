@@ -255,7 +255,7 @@ def test_tokenizer_matches_imagebind_simple_tokenizer():
 @pytest.fixture()
 def small_metric(monkeypatch, pair):
     _, net = pair
-    monkeypatch.setattr(ib_score, "shared_network", lambda device: net)
+    monkeypatch.setattr(ib_score, "shared_network", lambda device, context=None: net)
     return net
 
 
@@ -342,11 +342,12 @@ def test_unavailable_without_weights_names_the_fetch_command_and_licence(monkeyp
 
 
 def test_a_run_records_the_non_commercial_checkpoint(small_metric, monkeypatch, tmp_path):
+    from mova_eval.context import RunContext
     from mova_eval.runner import select_metrics
 
     (tmp_path / "imagebind_huge.pth").write_bytes(b"stand-in; the network is patched")
     monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(tmp_path))
-    plan = select_metrics({"only": ["ib_score"], "options": {"ib_score": {"scale": 100}}}, "cpu")
+    plan = select_metrics({"only": ["ib_score"], "options": {"ib_score": {"scale": 100}}}, RunContext.from_env())
     (status,) = plan.statuses
     assert status.available and "CC-BY-NC" in status.non_commercial_weights["imagebind_huge"]
     # the run log records every option with its value, the declared defaults included (typed options)

@@ -95,7 +95,7 @@ def random_cnn14():
 
 @pytest.fixture
 def patched(random_cnn14, monkeypatch):
-    monkeypatch.setattr(panns, "load_cnn14", lambda sr, device="cpu": random_cnn14[sr])
+    monkeypatch.setattr(panns, "load_cnn14", lambda sr, device="cpu", context=None: random_cnn14[sr])
     return random_cnn14
 
 

@@ -53,9 +53,10 @@ def test_unavailable_without_weights_names_the_fetch_command(monkeypatch, tmp_pa
     monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(tmp_path))
     av = lse.LSEMetric.availability()
     assert not av.ok and "syncnet_v2" in av.reason and av.command == "mova-eval weights fetch syncnet_v2 sfd_face"
+    from mova_eval.context import RunContext
     from mova_eval.runner import select_metrics
 
-    plan = select_metrics({"only": ["lse"]}, "cpu")
+    plan = select_metrics({"only": ["lse"]}, RunContext.from_env())
     assert not plan.metrics and "mova-eval weights fetch syncnet_v2 sfd_face" in plan.failed_requested["lse"]
 
 

@@ -137,18 +137,20 @@ def test_fetch_refuses_a_file_whose_md5_differs_from_the_publishers(server):
 
 
 def test_a_user_file_is_checked_against_the_publishers_md5(monkeypatch, tmp_path):
+    from mova_eval.context import RunContext
     from mova_eval.runner import _unverified_weights
 
-    monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(tmp_path))  # for `weights verify` (no run context)
+    ctx = RunContext(cache_root=tmp_path / "cache", weights_dirs=(tmp_path,))  # what a run passes
     _md5_spec("test-md5-user", "http://127.0.0.1:9/none", hashlib.md5(b"good").hexdigest())
     f = tmp_path / "test-md5-user.bin"
     f.write_bytes(b"good")
     assert weights.verify("test-md5-user")[0] == "ok"  # checked, not "unpinned"
-    assert weights.trust_problem("test-md5-user") is None and _unverified_weights(["test-md5-user"]) is None
+    assert weights.trust_problem("test-md5-user", ctx) is None and _unverified_weights(["test-md5-user"], ctx) is None
     f.write_bytes(b"evil")  # a replaced file (new size, so the memo is not reused)
     status, detail = weights.verify("test-md5-user")
     assert status == "mismatch" and hashlib.md5(b"evil").hexdigest() in detail
-    reason = _unverified_weights(["test-md5-user"])
+    reason = _unverified_weights(["test-md5-user"], ctx)
     assert reason is not None and "publisher's " + hashlib.md5(b"good").hexdigest() in reason
 
 
