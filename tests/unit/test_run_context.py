@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import mova_eval
 from mova_eval import weights
 from mova_eval.cache import Cache
 from mova_eval.config import compose
