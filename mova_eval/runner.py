@@ -209,8 +209,8 @@ def plan_requests(suite: Suite, seeds: Iterable[int] | Mapping[str, Sequence[int
 
 def generate(generator, requests: list[GenRequest], *, cache_enabled: bool, progress: bool,
              context: RunContext) -> dict[str, GenResult]:
-    """Run the generator over requests in batches; clips made by a generator are cached by what determines them
-    (under ``context``'s cache root) (generator identity, item, seed, size), so an unchanged request is never
+    """Run the generator over requests in batches; clips made by a generator are cached under ``context``'s cache
+    root by what determines them (generator identity, item, seed, size), so an unchanged request is never
     generated twice."""
     return {res.request_id: res
             for res in iter_generate(generator, requests, cache_enabled=cache_enabled, progress=progress,
