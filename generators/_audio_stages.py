@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Mapping
 
+from mova_eval.context import RunContext
 from mova_eval.generators._diffusers import DIFFUSERS_INSTALL, diffusers_weights_ready, load_pipeline, torch_generator
 from mova_eval.generators.checkpoints import call_factory, checkpoint_fingerprint, require
 from mova_eval.generators.settings import MODEL, Settings, check_declared, model, output, parse, plain, runtime
@@ -42,10 +43,11 @@ class AudioStage:
         super().__init_subclass__(**kw)
         check_declared(cls.Settings)
 
-    def __init__(self, config: Mapping[str, Any], device: str):
+    def __init__(self, config: Mapping[str, Any], device: str, context: RunContext | None = None):
         self.settings = self.parse(config)
         self.config = self.settings.as_dict()
         self.device = device
+        self.context: RunContext = context if context is not None else RunContext.from_env(device=device)
         self.checkpoint_hash: str | None = None
 
     @classmethod
@@ -130,7 +132,8 @@ class AudioLDM2(AudioStage):
         s = self.settings
         self.pipe, path = load_pipeline("AudioLDM2Pipeline", model_id=s.model_id, checkpoint=s.checkpoint,
                                         pipeline_factory=s.pipeline_factory, dtype=s.dtype, offload=s.offload,
-                                        device=self.device, what="AudioLDM 2")
+                                        device=self.device, what="AudioLDM 2",
+                                        offline=self.context.offline)
         self.checkpoint_hash = checkpoint_fingerprint(path) if path is not None else None
         lm = self.pipe.language_model
         if not hasattr(lm, "_update_model_kwargs_for_generation"):
@@ -234,7 +237,7 @@ class HunyuanFoley(AudioStage):
         from mova_eval.generators.checkpoints import resolve_checkpoint
 
         ckpt = resolve_checkpoint(self.config.get("checkpoint") or "tencent/HunyuanVideo-Foley", "HunyuanVideo-Foley",
-                                  "huggingface-cli download tencent/HunyuanVideo-Foley")
+                                  "huggingface-cli download tencent/HunyuanVideo-Foley", offline=self.context.offline)
         if not self.config.get("config_path"):
             from mova_eval.errors import ConfigError
 

@@ -46,7 +46,7 @@ class DiffusersSettings(ModelSettings):
 
 
 def load_pipeline(class_name: str, *, model_id: str | None, checkpoint: str | None, pipeline_factory: str | None,
-                  dtype: str, offload: str, device: str, what: str) -> tuple[Any, Path | None]:
+                  dtype: str, offload: str, device: str, what: str, offline: bool) -> tuple[Any, Path | None]:
     """(pipeline, the checkpoint folder it was loaded from — None for a factory). Raises MissingDependencyError /
     CheckpointMissingError with the fix."""
     import torch
@@ -61,7 +61,7 @@ def load_pipeline(class_name: str, *, model_id: str | None, checkpoint: str | No
     if pipeline_factory:
         pipe = call_factory(str(pipeline_factory))
     else:
-        path = resolve_checkpoint(checkpoint or model_id, what, f"huggingface-cli download {model_id}")
+        path = resolve_checkpoint(checkpoint or model_id, what, f"huggingface-cli download {model_id}", offline=offline)
         pipe = getattr(diffusers, class_name).from_pretrained(str(path), torch_dtype=torch_dtype)
     place(pipe, offload, device)
     pipe.set_progress_bar_config(disable=True)

@@ -28,27 +28,28 @@ def record_path(out_path: str | Path) -> Path:
 
 
 def init_distributed():
-    """Join (or, in-process, create) the process group; MOVA's pipeline expects one even on one GPU."""
+    """Join torchrun's process group, or (in-process: one rank) create one on a free local port; MOVA's pipeline
+    expects one even on one GPU. torchrun's RANK/WORLD_SIZE/LOCAL_RANK are read, never written: the in-process
+    group gets its address, rank and size as arguments, so the harness's environment is left as it was."""
     import torch
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        if "MASTER_PORT" not in os.environ:
+        launched = "RANK" in os.environ and "WORLD_SIZE" in os.environ  # set by torchrun for each rank
+        kw: dict[str, Any] = {}
+        if not launched:
             import socket
 
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
-                os.environ["MASTER_PORT"] = str(s.getsockname()[1])
-        os.environ.setdefault("RANK", "0")
-        os.environ.setdefault("WORLD_SIZE", "1")
-        os.environ.setdefault("LOCAL_RANK", "0")
+                port = s.getsockname()[1]
+            kw = {"init_method": f"tcp://127.0.0.1:{port}", "rank": 0, "world_size": 1}
         if torch.cuda.is_available():
-            local = int(os.environ["LOCAL_RANK"])
+            local = int(os.environ.get("LOCAL_RANK", "0")) if launched else 0
             torch.cuda.set_device(local)
-            dist.init_process_group(backend="nccl", device_id=torch.device("cuda", local))
+            dist.init_process_group(backend="nccl", device_id=torch.device("cuda", local), **kw)
         else:
-            dist.init_process_group(backend="gloo")
+            dist.init_process_group(backend="gloo", **kw)
     return dist.get_rank(), dist.get_world_size()
 
 

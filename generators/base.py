@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
+from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError, GenerationError, MissingDependencyError, MovaEvalError, WeightsMissingError
 from mova_eval.generators.settings import MODEL, GeneratorSettings, check_declared, output, parse, plain
 from mova_eval.metrics.base import Availability
@@ -91,10 +92,12 @@ class Generator:
                             "model() and, if needed, extend fingerprints() instead (one identity rule)")
         check_declared(cls.Settings)
 
-    def __init__(self, config: Mapping[str, Any], device: str = "cpu"):
+    def __init__(self, config: Mapping[str, Any], device: str = "cpu", context: RunContext | None = None):
         self.settings = self.parse_settings(config)
         self.config: dict[str, Any] = self.settings.as_dict()  # every key, defaults filled in (read-only use)
         self.device = device
+        #: the run's offline flag (hub downloads) and folders; the environment's outside a run
+        self.context: RunContext = context if context is not None else RunContext.from_env(device=device)
         self._fingerprints: dict[str, str] = {}
 
     @classmethod
@@ -228,8 +231,8 @@ class ModelGenerator(Generator):
     # (package import name, install command) checked by availability() without importing heavy modules
     requires: ClassVar[tuple[tuple[str, str], ...]] = ()
 
-    def __init__(self, config: Mapping[str, Any], device: str = "cpu"):
-        super().__init__(config, device)
+    def __init__(self, config: Mapping[str, Any], device: str = "cpu", context: RunContext | None = None):
+        super().__init__(config, device, context)
         self._load_error: str | None = None
         self._loaded = False
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
+from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError, GenerationError, MovaEvalError
 from mova_eval.frames import to_audio
 from mova_eval.generators._audio_stages import STAGES
@@ -53,8 +54,8 @@ class Cascade(ModelGenerator):
     Settings = CascadeSettings  # type: ignore[assignment]
     capabilities = Capabilities(modes=("t2va", "it2va"))
 
-    def __init__(self, config: Mapping[str, Any], device: str = "cpu"):
-        Generator.__init__(self, config, device)  # the cascade plans nothing itself: no ModelSettings
+    def __init__(self, config: Mapping[str, Any], device: str = "cpu", context: RunContext | None = None):
+        Generator.__init__(self, config, device, context)  # the cascade plans nothing itself: no ModelSettings
         self._load_error = None
         self._loaded = False
         from mova_eval.registry import get_generator_class
@@ -66,14 +67,14 @@ class Cascade(ModelGenerator):
         if isinstance(self.video_cls, type) and issubclass(self.video_cls, Cascade):
             raise ConfigError("a cascade's video stage cannot itself be a cascade")
         self.video_cls.parse_settings(self.video_cfg, prefix="generator.video")  # typos named under generator.video
-        self.video = self.video_cls(self.video_cfg, device=device)
+        self.video = self.video_cls(self.video_cfg, device=device, context=self.context)
         self.capabilities = self.video_cls.capabilities  # what the video stage can serve
         acfg = dict(self.settings.audio)
         if acfg.get("name") not in STAGES:
             raise ConfigError(f"generator.audio.name must be one of {sorted(STAGES)}; got {acfg.get('name')!r}")
         self.audio_cfg = acfg
         self.stage_cls = STAGES[acfg["name"]]
-        self.stage = self.stage_cls(acfg, device)
+        self.stage = self.stage_cls(acfg, device, self.context)
 
     @classmethod
     def availability(cls, config: Mapping[str, Any]) -> Availability:

@@ -53,9 +53,10 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def resolve_checkpoint(ref: str | None, what: str, fetch_hint: str) -> Path:
-    """A local folder/file, or a Hugging Face repo id found in the local HF cache (downloaded only when online and
-    HF_HUB_OFFLINE is unset). CheckpointMissingError with the download command otherwise."""
+def resolve_checkpoint(ref: str | None, what: str, fetch_hint: str, *, offline: bool) -> Path:
+    """A local folder/file, or a Hugging Face repo id found in the local HF cache (downloaded only when the run is
+    online: ``offline`` is the run context's flag, ``runtime.offline`` / ``$HF_HUB_OFFLINE``). CheckpointMissingError
+    with the download command otherwise."""
     if not ref:
         raise ConfigError(f"{what}: set generator.checkpoint=PATH (or a Hugging Face id)")
     p = Path(str(ref)).expanduser()
@@ -65,7 +66,6 @@ def resolve_checkpoint(ref: str | None, what: str, fetch_hint: str) -> Path:
         try:
             from huggingface_hub import snapshot_download
 
-            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
             return Path(snapshot_download(str(ref), local_files_only=offline))
         except Exception as e:  # offline, gated, missing
             raise CheckpointMissingError(f"{what}: checkpoint {ref!r} is not on disk and could not be fetched "

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError
 from mova_eval.generators.base import Capabilities, Generator, GeneratorSettings, Problem
 from mova_eval.generators.settings import output
@@ -324,8 +325,8 @@ class DirectoryGenerator(Generator):
     Settings = DirectorySettings
     capabilities = Capabilities(makes_clips=False)
 
-    def __init__(self, config: Mapping[str, Any], device: str = "cpu"):
-        super().__init__(config, device)
+    def __init__(self, config: Mapping[str, Any], device: str = "cpu", context: RunContext | None = None):
+        super().__init__(config, device, context)
         av = self._availability(self.settings)
         if not av.ok:
             raise ConfigError(f"{av.reason} (e.g. {av.command})")

@@ -82,7 +82,8 @@ class LTX2(ModelGenerator):
         s = self.settings
         self._t2v, path = load_pipeline("LTX2Pipeline", model_id=s.model_id, checkpoint=s.checkpoint,
                                         pipeline_factory=s.pipeline_factory, dtype=s.dtype, offload=s.offload,
-                                        device=self.device, what="LTX-2")
+                                        device=self.device, what="LTX-2",
+                                        offline=self.context.offline)
         if path is not None:
             self.record_fingerprint("checkpoint", path)
         self._scheduler = set_flow_shift(self._t2v, s.flow_shift) if s.flow_shift is not None else {}

@@ -124,7 +124,8 @@ class MovaGenerator(ModelGenerator):
             require("mova.diffusion.pipelines.pipeline_mova", "MOVA", INSTALL)
         ckpt = self.checkpoint_ref()
         self._ckpt_path = ckpt if self._factory and not Path(ckpt).exists() else \
-            str(resolve_checkpoint(ckpt, self.name, FETCH.format(repo=self.hf_repo, name=self.name)))
+            str(resolve_checkpoint(ckpt, self.name, FETCH.format(repo=self.hf_repo, name=self.name),
+                                   offline=self.context.offline))
         if Path(self._ckpt_path).exists():
             self.record_fingerprint("checkpoint", self._ckpt_path)
         self._gpus = int(s.gpus or 1)

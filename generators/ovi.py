@@ -76,7 +76,8 @@ class Ovi(ModelGenerator):
         from omegaconf import OmegaConf
         from ovi.ovi_fusion_engine import OviFusionEngine
 
-        ckpt = resolve_checkpoint(s.ckpt_dir, "Ovi", "python Ovi/download_weights.py --output-dir ./ckpts")
+        ckpt = resolve_checkpoint(s.ckpt_dir, "Ovi", "python Ovi/download_weights.py --output-dir ./ckpts",
+                                  offline=self.context.offline)
         self.record_fingerprint("ckpt_dir", ckpt)
         engine_cfg = OmegaConf.create({**{k: getattr(s, k) for k in ENGINE_KEYS}, "ckpt_dir": str(ckpt),
                                        "mode": "t2v"})  # generate() switches to i2v when given an image

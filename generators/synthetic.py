@@ -39,6 +39,7 @@ from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 
+from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError, GenerationError
 from mova_eval.generators.base import Capabilities, Generator, GeneratorSettings
 from mova_eval.generators.settings import output
@@ -706,8 +707,8 @@ class SyntheticGenerator(Generator):
     Settings = SyntheticSettings
     capabilities = Capabilities(modes=("t2va",))
 
-    def __init__(self, config: Mapping[str, Any], device: str = "cpu"):
-        super().__init__(config, device)
+    def __init__(self, config: Mapping[str, Any], device: str = "cpu", context: RunContext | None = None):
+        super().__init__(config, device, context)
         self.defects = check_defects(self.settings.defects)
         self._items: dict[str, SuiteItem] = {}
         self.spec_for(None)  # bad sizes or rates are configuration errors before anything is generated

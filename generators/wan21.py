@@ -67,7 +67,8 @@ class Wan21(ModelGenerator):
         s = self.settings
         self._pipe, path = load_pipeline("WanPipeline", model_id=s.model_id, checkpoint=s.checkpoint,
                                          pipeline_factory=s.pipeline_factory, dtype=s.dtype, offload=s.offload,
-                                         device=self.device, what="Wan2.1")
+                                         device=self.device, what="Wan2.1",
+                                         offline=self.context.offline)
         if path is not None:
             self.record_fingerprint("checkpoint", path)
         self._scheduler = set_flow_shift(self._pipe, s.flow_shift) if s.flow_shift is not None else {}
@@ -80,7 +81,7 @@ class Wan21(ModelGenerator):
             self._i2v, path = load_pipeline("WanImageToVideoPipeline", model_id=s.i2v_model_id,
                                             checkpoint=s.i2v_checkpoint, pipeline_factory=s.i2v_pipeline_factory,
                                             dtype=s.dtype, offload=s.offload, device=self.device,
-                                            what="Wan2.1 image-to-video")
+                                            what="Wan2.1 image-to-video", offline=self.context.offline)
             if path is not None:
                 self.record_fingerprint("i2v_checkpoint", path)
             if s.flow_shift is not None:

@@ -204,7 +204,9 @@ def cmd_validate(args) -> int:
         print(f"  {cat:<12} {c['items']:>4} items  (speech en {c['en']}, zh {c['zh']}, none {c['none']})")
     if any(o.lstrip("~+").split("=")[0].split(".")[0] == "generator" for o in args.overrides):
         gcls = get_generator_class(cfg["generator"]["name"])
-        gen = gcls(cfg["generator"])
+        from mova_eval.context import RunContext
+
+        gen = gcls(cfg["generator"], context=RunContext.from_config(cfg.get("runtime", {})))
         from mova_eval.errors import ConfigError
         from mova_eval.generators.base import Problem
         from mova_eval.runner import SEEDS_ALL, media_audio_track, parse_seeds

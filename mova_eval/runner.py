@@ -802,7 +802,7 @@ def plan(cfg: dict) -> RunPlan:
     suite = load_suite(cfg["suite"])
     gcfg = dict(cfg["generator"])
     gen_cls = get_generator_class(gcfg["name"])
-    generator = gen_cls(gcfg, device=context.device)
+    generator = gen_cls(gcfg, device=context.device, context=context)
     generator.bind_suite(suite)
     samples = resolve_samples(generator, suite, parse_seeds(cfg.get("seeds")))  # seeds=all: the generator lists them
     timings["plan"] = time.perf_counter() - t0

@@ -221,7 +221,7 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
     t0 = time.perf_counter()
     suite = load_suite(cfg["suite"])
     gcfg = dict(cfg["generator"])
-    generator = get_generator_class(gcfg["name"])(gcfg, device=device)
+    generator = get_generator_class(gcfg["name"])(gcfg, device=device, context=context)
     generator.bind_suite(suite)
     plan = runner.select_metrics(references.with_suite_references(cfg.get("metrics", {}), suite), context)
     metrics = [m for m in plan.metrics if not isinstance(m, SetLevelMetric)] + list(extra_metrics)

@@ -100,3 +100,69 @@ def test_no_package_module_writes_os_environ():
     files = [p for root in roots for p in sorted(root.rglob("*.py"))]
     assert len(files) > 40
     assert [str(p) for p in files if _writes_os_environ(ast.parse(p.read_text()))] == []
+
+
+def test_no_package_module_writes_os_environ_in_generators_or_arena_either():
+    import mova_eval.arena
+    import mova_eval.generators
+
+    roots = [Path(mova_eval.generators.__file__).parent, Path(mova_eval.arena.__file__).parent]
+    files = [p for root in roots for p in sorted(root.rglob("*.py"))]
+    assert any(p.name == "_mova_worker.py" for p in files) and len(files) > 20
+    assert [str(p) for p in files if _writes_os_environ(ast.parse(p.read_text()))] == []
+
+
+def test_checkpoint_download_follows_the_context_offline_flag_not_the_environment(tmp_path, monkeypatch):
+    pytest.importorskip("huggingface_hub")
+    import huggingface_hub
+
+    from mova_eval.generators.checkpoints import resolve_checkpoint
+
+    asked: list[bool] = []
+
+    def fake_download(repo, local_files_only=False, **kw):
+        asked.append(local_files_only)
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # the environment says online; the run says offline
+    assert resolve_checkpoint("org/model", "X", "fetch it", offline=True) == tmp_path
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_checkpoint("org/model", "X", "fetch it", offline=False) == tmp_path
+    assert asked == [True, False]
+
+
+def test_generators_get_the_run_context_and_hand_it_to_their_stages(tmp_path):
+    from mova_eval.registry import get_generator_class
+
+    ctx = RunContext(cache_root=tmp_path / "c", offline=False)
+    synth = get_generator_class("synthetic")({"name": "synthetic"}, device="cpu", context=ctx)
+    assert synth.context is ctx
+    assert get_generator_class("synthetic")({"name": "synthetic"}).context.cache_root != ctx.cache_root
+    cascade = get_generator_class("cascade")(
+        {"name": "cascade", "video": {"name": "synthetic"}, "audio": {"name": "audioldm2"}}, context=ctx)
+    assert cascade.context is ctx and cascade.video.context is ctx and cascade.stage.context is ctx
+
+
+def test_the_in_process_mova_process_group_leaves_the_environment_alone():
+    """MOVA's one-GPU path creates its process group inside the harness: it must not set MASTER_ADDR/RANK/...
+    (they would leak into every later subprocess, torchrun workers included)."""
+    pytest.importorskip("torch")
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, os; before = dict(os.environ)\n"
+            "from mova_eval.generators._mova_worker import init_distributed\n"
+            "r = init_distributed()\n"
+            "import torch.distributed as dist; dist.destroy_process_group()\n"
+            "print(json.dumps({'rank': list(r), 'added': sorted(set(os.environ) - set(before)),"
+            " 'changed': sorted(k for k in before if os.environ.get(k) != before[k])}))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    assert got == {"rank": [0, 1], "added": [], "changed": []}
