@@ -21,10 +21,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from mova_eval.arena import rating
 from mova_eval.arena.export import load_votes
@@ -121,14 +121,15 @@ class Identity:
 
 
 # Statements built once: constructing a statement per request costs more than executing it.
-_bt = Battle.__table__
-SQL_FIND_VOTER = select(Voter.__table__.c.pseudonym).where(Voter.__table__.c.pseudonym == bindparam("p"))
-SQL_ADD_VOTER = insert(Voter.__table__)
+_bt = cast(Table, Battle.__table__)  # declarative tables are Tables; their stubs say FromClause
+_vt = cast(Table, Voter.__table__)
+SQL_FIND_VOTER = select(_vt.c.pseudonym).where(_vt.c.pseudonym == bindparam("p"))
+SQL_ADD_VOTER = insert(_vt)
 SQL_ADD_BATTLE = insert(_bt)
 SQL_GET_BATTLE = select(_bt).where(_bt.c.id == bindparam("bid"))
 SQL_CLAIM_BATTLE = (update(_bt).where(_bt.c.id == bindparam("bid"), _bt.c.voted.is_(False)).values(voted=True)
                     .returning(*_bt.c))  # SQLite ≥ 3.35 and PostgreSQL support RETURNING
-SQL_ADD_VOTE = insert(Vote.__table__)
+SQL_ADD_VOTE = insert(cast(Table, Vote.__table__))
 
 
 class ArenaService:
@@ -209,6 +210,8 @@ class ArenaService:
             self._limit("session_limit_ip", self.keys.pseudonym(self.client_ip(caller), "ip"))
             cookie = self.keys.new_voter_cookie()
             vid = self.keys.voter_id(cookie)
+            if vid is None:  # a cookie just minted with our own key always verifies
+                raise RuntimeError("a freshly minted voter cookie did not verify")
         return Session(vid, cookie, SessionOut(csrf=self.keys.csrf_token(vid)))
 
     def identify(self, caller: Caller, *, post: bool = True) -> Identity:
@@ -259,7 +262,7 @@ class ArenaService:
                    side_prob=d.side_prob, sampler=d.sampler, voter=who.voter, ip_hash=who.ip, created_at=now,
                    expires_at=now + s.token_ttl_s, voted=False)
 
-        def op(conn):
+        def op(conn: Connection) -> None:
             if new_voter and conn.execute(SQL_FIND_VOTER, {"p": who.voter}).first() is None:
                 conn.execute(SQL_ADD_VOTER, {"pseudonym": who.voter, "created_at": now, "quarantined": False})
             conn.execute(SQL_ADD_BATTLE, row)
@@ -297,7 +300,7 @@ class ArenaService:
             quarantined = who.voter in self.quarantined
             prompts, min_listen = self.prompts, self.min_listen
 
-        def op(conn):
+        def op(conn: Connection) -> tuple[int, int | str, dict[str, Any] | None]:
             # One statement claims the battle (single use) and reads it back.
             b = conn.execute(SQL_CLAIM_BATTLE, {"bid": tok["b"]}).mappings().first()
             if b is None:
@@ -320,7 +323,10 @@ class ArenaService:
                 gold_answer=b["gold_answer"], heard_a_s=body.heard_a_s, heard_b_s=body.heard_b_s, elapsed_s=elapsed,
                 tags_a=list(body.tags.a), tags_b=list(body.tags.b), voter=who.voter, ip_hash=who.ip, flags=flags,
                 created_at=now))
-            return 200, int(res.inserted_primary_key[0]), dict(b)
+            pk = res.inserted_primary_key
+            if pk is None:  # an INSERT into a table with an integer key always reports it
+                raise RuntimeError("the vote's INSERT reported no primary key")
+            return 200, int(pk[0]), dict(b)
 
         status, detail, b = await asyncio.wrap_future(self.store.submit(op))
         if status != 200:
@@ -384,7 +390,7 @@ class ArenaService:
             self._refitting = True
             self._votes_since_fit, self._fit_time = 0, time.time()
 
-        def work():
+        def work() -> None:
             try:
                 # Only the main fit without bootstrap: cheap enough not to stall the voters.
                 policy = self.settings.policy
@@ -399,15 +405,17 @@ class ArenaService:
         threading.Thread(target=work, name="arena-refit", daemon=True).start()
 
     def board(self, force: bool = False) -> Leaderboard:
-        """The live board: refitted after ``refit_every`` new votes or ``refit_max_age_s``; one fit at a time."""
+        """The live board: refitted after ``refit_every`` new votes or ``refit_max_age_s``; one fit at a time, and
+        a caller that waited for a fit is served its board rather than fitting again (the new board is in place
+        before the waiters wake)."""
         s = self.settings
         with self.lock:
             while self._fitting_board:
                 self._board_busy.wait()
-            stale = (self._board is None or self._votes_since >= s.refit_every
-                     or time.time() - self._board_time > s.refit_max_age_s)
-            if not (force or stale):
-                return self._board
+            current = self._board
+            if current is not None and not force and self._votes_since < s.refit_every \
+                    and time.time() - self._board_time <= s.refit_max_age_s:
+                return current
             self._fitting_board = True
             seen = self._votes_since
         try:
@@ -416,13 +424,16 @@ class ArenaService:
             lb["updated"] = time.time()
             board = Leaderboard.model_validate(lb)
             self._feed_sampler(lb.get("main", {}))
-        finally:
+        except BaseException:
             with self.lock:
                 self._fitting_board = False
                 self._board_busy.notify_all()
+            raise
         with self.lock:
             self._board, self._board_time = board, time.time()
             self._votes_since = max(0, self._votes_since - seen)
+            self._fitting_board = False
+            self._board_busy.notify_all()
         return board
 
     def public_board(self) -> PublicLeaderboard:
