@@ -196,7 +196,7 @@ def test_is_mova_decode_matches_eval_audio_is_clap(clips, toolkit_audio, monkeyp
         return at
 
     monkeypatch.setattr(tk_is.panns_inference, "AudioTagging", tagging)
-    monkeypatch.setattr(panns, "load_cnn14", lambda sr, device="cpu": ours_net)
+    monkeypatch.setattr(panns, "load_cnn14", lambda sr, device="cpu", context=None: ours_net)
     extractor = tk_is.Cnn14Extractor()
     ours, corrected = inception_score.InceptionScore({}), inception_score.InceptionScore({"decode": "corrected"})
     ours.load()
