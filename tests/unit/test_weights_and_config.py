@@ -199,9 +199,11 @@ def test_published_full_sha256_pins():
 
 
 def test_a_file_failing_its_sha256_prefix_is_refused_naming_file_and_digests(monkeypatch, tmp_path):
+    from mova_eval.context import RunContext
     from mova_eval.runner import _unverified_weights
 
-    monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(tmp_path))  # for `weights verify` (no run context)
+    ctx = RunContext(cache_root=tmp_path / "cache", weights_dirs=(tmp_path,))  # what a run passes
     good = b"the published bytes"
     prefix = hashlib.sha256(good).hexdigest()[:8]
     spec = _prefix_spec("test-prefix", "http://127.0.0.1:9/none", prefix)
@@ -209,12 +211,12 @@ def test_a_file_failing_its_sha256_prefix_is_refused_naming_file_and_digests(mon
     f.write_bytes(good)
     status, detail = weights.verify("test-prefix")
     assert status == "ok" and "sha256 prefix" in detail, detail  # checked, not "unpinned"
-    assert _unverified_weights(["test-prefix"]) is None
+    assert _unverified_weights(["test-prefix"], ctx) is None
     f.write_bytes(b"a replaced file")
     bad = hashlib.sha256(b"a replaced file").hexdigest()
     status, detail = weights.verify("test-prefix")
     assert status == "mismatch" and str(f) in detail and prefix in detail and bad[:8] in detail, detail
-    reason = _unverified_weights(["test-prefix"])
+    reason = _unverified_weights(["test-prefix"], ctx)
     assert reason is not None and str(f) in reason and f"expected the publisher's {prefix}" in reason
     assert f"sha256 prefix {bad[:8]}" in reason
 
@@ -240,12 +242,13 @@ def test_fetch_refuses_a_file_whose_sha256_prefix_differs(server):
 
 
 def test_a_stand_in_clap_file_is_refused_by_the_published_sha256(monkeypatch, tmp_path):
+    from mova_eval.context import RunContext
     from mova_eval.runner import _unverified_weights
 
-    monkeypatch.setenv("MOVA_EVAL_WEIGHTS", str(tmp_path))
+    ctx = RunContext(cache_root=tmp_path / "cache", weights_dirs=(tmp_path,))
     f = tmp_path / "630k-audioset-fusion-best.pt"
     f.write_bytes(b"not LAION's checkpoint")
-    reason = _unverified_weights(["laion_clap_630k_audioset_fusion"])
+    reason = _unverified_weights(["laion_clap_630k_audioset_fusion"], ctx)
     assert reason is not None and str(f) in reason and "fb171dd9b608" in reason
     assert hashlib.sha256(b"not LAION's checkpoint").hexdigest() in reason
 
