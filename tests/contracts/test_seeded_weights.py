@@ -194,6 +194,7 @@ def test_every_per_item_metric_has_a_builder():
 def clips(tmp_path_factory):
     """The smoke suite's synthetic clips (every category, speech in both languages), 8 s long (DeSync and IB-Score
     need 7.9 s), decoded once; the dialogue item twice (seeds 0 and 1), so speaker-attributed metrics get two clips."""
+    from mova_eval.context import RunContext
     from mova_eval.registry import get_generator_class
     from mova_eval.runner import generate, plan_requests
     from mova_eval.suites import load_suite
@@ -205,7 +206,8 @@ def clips(tmp_path_factory):
     gen.load()
     reqs = plan_requests(suite, [0], cfg["generator"])
     reqs += [r for r in plan_requests(suite, [1], cfg["generator"]) if (r.item.num_speakers or 0) >= 2]
-    res = generate(gen, reqs, cache_enabled=False, progress=False)
+    ctx = RunContext.from_config({"cache_dir": str(tmp_path_factory.mktemp("cache"))})
+    res = generate(gen, reqs, cache_enabled=False, progress=False, context=ctx)
     return [(r.item, media.decode(res[r.request_id].path)) for r in reqs if res[r.request_id].ok]
 
 
