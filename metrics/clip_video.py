@@ -15,8 +15,7 @@ JavisDiT ``eval/javisbench`` ``calc_clip_score`` (``src/metrics.py``, ``src/data
    unlike torchmetrics' CLIPScore); the set value is pooled over clips.
 
 Frames come from the one PyAV decode (JavisBench seeks with cv2); resizing is Pillow's bicubic, as CLIP's own
-preprocess (PIL). ViCLIP is not offered yet: its checkpoint is MIT (a gated download), but its network and parity
-test are not written (docs/metrics/clip_video.md).
+preprocess (PIL). ViCLIP is the separate metric ``clip_video_viclip`` (``metrics/clip_video_viclip.py``).
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ weights.register(weights.WeightSpec(
     filename=VOCAB_FILE,
     urls=("https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz",),
     license="MIT (OpenAI CLIP)",
-    used_by=("ib_score", "clip_video"),
+    used_by=("ib_score", "clip_video", "clip_video_viclip"),
     description="CLIP BPE merges (1.3 MB); also shipped inside the open-clip-torch wheel, which is used when present",
 ))
 

@@ -122,6 +122,30 @@ def _clip_video(mp, tmp):
     return Built(m, {})
 
 
+def _clip_video_viclip(mp, tmp):
+    import torch
+
+    from mova_eval.metrics import clip_video_viclip
+    from mova_eval.metrics.features import viclip
+
+    # the reduced configuration of tests/metrics/test_clip_video_viclip.py (same key names as the released file),
+    # written and read back through the official loader
+    cfg = viclip.ViClipConfig(vision_width=64, vision_layers=2, vision_heads=2, embed=32, text_width=64,
+                              text_layers=2, text_heads=2)
+    torch.manual_seed(4)
+    net = viclip.ViClip(cfg).eval()
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(2)
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * (0.5 if p.ndim < 2 else 0.05))
+    torch.save({"model": net.state_dict()}, tmp / "viclip.pth")
+    loaded = viclip.load(tmp / "viclip.pth", cfg=cfg)
+    mp.setattr(clip_video_viclip, "shared_network", lambda *a, **k: loaded)
+    m = metric_classes()["clip_video_viclip"]({})
+    m.load()
+    return Built(m, {})
+
+
 def _lse(name: str):
     def build(mp, tmp):
         from mova_eval import weights
@@ -170,6 +194,7 @@ BUILDERS: dict[str, Callable[[pytest.MonkeyPatch, Path], Built]] = {
     "ib_score": _imagebind("ib_score"),
     "javis_score": _imagebind("javis_score"),
     "clip_video": _clip_video,
+    "clip_video_viclip": _clip_video_viclip,
     "lse": _lse("lse"),
     "lse_latentsync": _lse("lse_latentsync"),
     "lipsync_offset_avgen": _lse("lipsync_offset_avgen"),
