@@ -5,7 +5,7 @@
 Both sides use the same seeded random weights in the official layout (the real checkpoint is not needed). Ours is
 timed from the decoded clip (frame selection, BGR swap, resize, crop) to the value; the reference ViCLIP
 (OpenGVLab/InternVideo ``Data/InternVid/viclip``, imported through tests/metrics/viclip_ref.py, which needs
-``MOVA_EVAL_VICLIP``) on the same prepared frames only, text encoded each time as VABench does. Without
+``MOVA_EVAL_VICLIP``) on the same prepared frames only, text encoded each time as VABench does; the two alternate clip by clip. Without
 ``MOVA_EVAL_VICLIP`` only ours is timed. ``--layers`` reduces the depth of both towers (24 / 12 at full size) for a
 quick run; the printed ratio is only meaningful at the same depth on both sides. Peak RSS is this process's VmHWM at
 the end (both models loaded).
@@ -64,23 +64,32 @@ def main(argv=None) -> int:
     g = np.random.default_rng(0)
     clips = [Clip(path=f"b{i}", content_hash=str(i), video=g.integers(0, 255, (192, 352, 640, 3), dtype=np.uint8),
                   fps=24.0, audio=None, sample_rate=None, duration=8.0) for i in range(a.clips)]
+    prepared = [cvv.prepare(c)[0] for c in clips]
+
+    def reference_score(x):
+        with torch.no_grad():
+            t = ref.encode_text(item.prompt)
+            v = ref.encode_vision(x[None].to(a.device), test=True)
+            v, t = v / v.norm(dim=-1, keepdim=True), t / t.norm(dim=-1, keepdim=True)
+            return float((v @ t.T).item())
+
     m.score(clips[0], item)  # warm-up (allocator, kernels)
-    t0 = time.perf_counter()
-    ours = [m.score(c, item).values["clip_video_viclip"] for c in clips]
-    t_ours = time.perf_counter() - t0
+    if ref is not None:
+        reference_score(prepared[0])
+    # alternate ours / reference clip by clip, so that a change in the machine's load hits both sides alike
+    t_ours = t_ref = 0.0
+    ours, refs = [], []
+    for c, x in zip(clips, prepared):
+        t0 = time.perf_counter()
+        ours.append(m.score(c, item).values["clip_video_viclip"])
+        t_ours += time.perf_counter() - t0
+        if ref is not None:
+            t0 = time.perf_counter()
+            refs.append(reference_score(x))
+            t_ref += time.perf_counter() - t0
     print(f"     ours: {a.clips / t_ours:.3f} clips/s (decoded clip → value), device {a.device}, "
           f"{cfg.vision_layers}+{cfg.text_layers} layers")
     if ref is not None:
-        prepared = [cvv.prepare(c)[0] for c in clips]
-        t0 = time.perf_counter()
-        refs = []
-        with torch.no_grad():
-            for x in prepared:
-                t = ref.encode_text(item.prompt)
-                v = ref.encode_vision(x[None].to(a.device), test=True)
-                v, t = v / v.norm(dim=-1, keepdim=True), t / t.norm(dim=-1, keepdim=True)
-                refs.append(float((v @ t.T).item()))
-        t_ref = time.perf_counter() - t0
         print(f"reference: {a.clips / t_ref:.3f} clips/s (network on prepared frames only); ours/reference "
               f"{t_ref / t_ours:.2f}×; max |Δ| {max(abs(x - y) for x, y in zip(ours, refs)):.2e}")
     rss = next(int(line.split()[1]) / 1024 for line in Path("/proc/self/status").read_text().splitlines()
