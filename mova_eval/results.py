@@ -88,12 +88,16 @@ class ScoredRows:
         self.items.extend(other.items)
         self.features.extend(other.features)
 
+    def all_rows(self) -> list[ItemRow | FeatureRow]:
+        """The item rows, then the feature records."""
+        return [*self.items, *self.features]
+
     def done_requests(self) -> set[tuple[str, int]]:
-        return {(r.item_id, r.seed) for r in (*self.items, *self.features)}
+        return {(r.item_id, r.seed) for r in self.all_rows()}
 
     def records(self) -> list[dict[str, Any]]:
         """Both tables as plain dicts (item id, seed, clip path, category… are common to both)."""
-        return [_record(r) for r in (*self.items, *self.features)]
+        return [_record(r) for r in self.all_rows()]
 
     def __bool__(self) -> bool:
         return bool(self.items or self.features)
@@ -174,7 +178,7 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _nan_to_none(x):
+def _nan_to_none(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return x
@@ -248,7 +252,8 @@ def _details(x: Any) -> dict[str, Any] | None:
         return x or None
     if isinstance(x, float):  # NaN from a parquet null
         return None
-    return json.loads(x)
+    parsed: dict[str, Any] | None = json.loads(x)
+    return parsed
 
 
 def item_row_from_record(r: dict[str, Any]) -> ItemRow:

@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -61,8 +61,11 @@ from mova_eval.results import (
     write_run_json,
 )
 from mova_eval.run_checks import check_run
-from mova_eval.spec import DecodeInfo, GenRequest, GenResult, Suite, SuiteItem
+from mova_eval.spec import Clip, DecodeInfo, GenRequest, GenResult, Suite, SuiteItem
 from mova_eval.summary import records_for_run, write_summary
+
+if TYPE_CHECKING:
+    from mova_eval.generators.base import Generator
 
 #: bump when the pickled per-item score layout changes (ItemScore gained ``counts`` in schema 2)
 SCORE_CACHE_LAYOUT = 2
@@ -90,7 +93,7 @@ def resolve_device(spec: str) -> str:
         return "cpu"
 
 
-def config_hash(cfg: dict) -> str:
+def config_hash(cfg: dict[str, Any]) -> str:
     """Hash of what determines results (runtime knobs such as workers or progress bars excluded)."""
     relevant = {k: v for k, v in cfg.items() if k not in ("runtime", "run_id", "output_dir")}
     if relevant.get("media") == {"audio_track": None}:
@@ -113,7 +116,7 @@ class MetricPlan:
 _WITH_COMMAND = (MissingDependencyError, MetricUnavailable, WeightsMissingError)  # errors that carry the fix
 
 
-def select_metrics(mcfg: dict, context: RunContext) -> MetricPlan:
+def select_metrics(mcfg: dict[str, Any], context: RunContext) -> MetricPlan:
     """Instantiate the requested metrics on ``context.device``, finding their weights through ``context``. With ``only`` unset, every metric that can run here; a metric the user
     named explicitly but which cannot run records NaN with its reason on every item it applies to."""
     only = _names(mcfg.get("only"), "metrics.only")
@@ -175,7 +178,7 @@ def _unverified_weights(names: Iterable[str], context: RunContext) -> str | None
     return None
 
 
-def _names(value, key: str) -> list[str] | None:
+def _names(value: Any, key: str) -> list[str] | None:
     """A list of metric names from ``metrics.only``/``exclude``: a list, or one name or ``a,b`` as a string
     (``metrics.only=loudness`` without brackets; iterating the string would ask for metrics 'l', 'o'…)."""
     if value is None:
@@ -188,11 +191,11 @@ def _names(value, key: str) -> list[str] | None:
 
 
 def plan_requests(suite: Suite, seeds: Iterable[int] | Mapping[str, Sequence[int]],
-                  gen_cfg: dict) -> list[GenRequest]:
+                  gen_cfg: dict[str, Any]) -> list[GenRequest]:
     """One request per item and seed: ``seeds`` is one list for every item, or (``seeds=all``, see
     :func:`resolve_samples`) each item's own list, keyed by item id."""
-    per_item = seeds if isinstance(seeds, Mapping) else None
-    fixed = None if per_item is not None else list(seeds)
+    per_item: Mapping[str, Sequence[int]] | None = seeds if isinstance(seeds, Mapping) else None
+    fixed: list[int] = [] if isinstance(seeds, Mapping) else list(seeds)
     reqs = []
     for item in suite.items:
         for seed in (per_item[item.id] if per_item is not None else fixed):
@@ -207,7 +210,7 @@ def plan_requests(suite: Suite, seeds: Iterable[int] | Mapping[str, Sequence[int
 # ----------------------------------------------------------------------------------------------- generate
 
 
-def generate(generator, requests: list[GenRequest], *, cache_enabled: bool, progress: bool,
+def generate(generator: Generator, requests: list[GenRequest], *, cache_enabled: bool, progress: bool,
              context: RunContext) -> dict[str, GenResult]:
     """Run the generator over requests in batches; clips made by a generator are cached under ``context``'s cache
     root by what determines them (generator identity, item, seed, size), so an unchanged request is never
@@ -217,7 +220,7 @@ def generate(generator, requests: list[GenRequest], *, cache_enabled: bool, prog
                                        context=context)}
 
 
-def iter_generate(generator, requests: list[GenRequest], *, cache_enabled: bool,
+def iter_generate(generator: Generator, requests: list[GenRequest], *, cache_enabled: bool,
                   progress: bool, context: RunContext) -> Iterator[GenResult]:
     """:func:`generate` as a stream: each result is yielded as soon as it exists (clips found in the clip cache
     first, then each generated batch as it ends), so a consumer can score a clip while the next is being made."""
@@ -227,16 +230,16 @@ def iter_generate(generator, requests: list[GenRequest], *, cache_enabled: bool,
         ident = generator.identity()
         for r in requests:
             key = make_key("clip", ident, r.item.fingerprint(), r.seed, r.duration_s, r.fps, r.width, r.height)
-            out = clip_cache.path(key, suffix=str(generator.config.get("container", ".mp4")))
-            cached = _trusted_cached_clip(out) if cache_enabled else None
+            clip_file = clip_cache.path(key, suffix=str(generator.config.get("container", ".mp4")))
+            cached = _trusted_cached_clip(clip_file) if cache_enabled else None
             if cached is not None:
-                yield GenResult(r.request_id, str(out), None, {**cached, "cached": True})
+                yield GenResult(r.request_id, str(clip_file), None, {**cached, "cached": True})
             else:
                 try:
-                    out.parent.mkdir(parents=True, exist_ok=True)
+                    clip_file.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as e:
-                    raise storage_error(out, e) from e
-                todo.append(GenRequest(**{**r.__dict__, "out_path": str(out)}))
+                    raise storage_error(clip_file, e) from e
+                todo.append(GenRequest(**{**r.__dict__, "out_path": str(clip_file)}))
     else:
         todo = list(requests)
     batch = int(generator.config.get("batch_size") or (len(todo) if not generator.capabilities.makes_clips else 1))
@@ -262,7 +265,7 @@ def iter_generate(generator, requests: list[GenRequest], *, cache_enabled: bool,
             yield from out
 
 
-def _write_clip_sidecar(clip: Path, provenance: dict) -> None:
+def _write_clip_sidecar(clip: Path, provenance: dict[str, Any]) -> None:
     """The cached clip's provenance plus the sha256 of its bytes, written atomically beside it."""
     from mova_eval.weights import sha256_of
 
@@ -270,7 +273,7 @@ def _write_clip_sidecar(clip: Path, provenance: dict) -> None:
     atomic_write_text(clip.with_suffix(".json"), json.dumps(record, default=str))
 
 
-def _trusted_cached_clip(clip: Path) -> dict | None:
+def _trusted_cached_clip(clip: Path) -> dict[str, Any] | None:
     """The provenance of a cached clip whose bytes still match the sha256 its sidecar recorded, else None.
 
     A truncated or overwritten clip, a torn or unreadable sidecar, and a sidecar from before clips carried their
@@ -317,7 +320,7 @@ class ScoreContext:
 
 
 def _item_row(ctx: ScoreContext, req: GenRequest, family: str, metric: str, value: float, error: str | None, *,
-              details: dict | None = None, numerator: float | None = None, denominator: float | None = None,
+              details: dict[str, Any] | None = None, numerator: float | None = None, denominator: float | None = None,
               clip_path: str | None = None, clip_hash: str | None = None) -> ItemRow:
     it = req.item
     return ItemRow(run_id=ctx.run_id, suite=ctx.suite, item_id=it.id, category=it.category, language=it.language,
@@ -334,8 +337,8 @@ def _feature_row(ctx: ScoreContext, req: GenRequest, extractor: str, cache_key: 
                       cache_key=cache_key, error=error, clip_path=clip_path, clip_hash=clip_hash)
 
 
-def _error_rows(ctx: ScoreContext, req: GenRequest, metric: Metric | type[Metric], error: str, clip_path=None,
-                clip_hash=None) -> ScoredRows:
+def _error_rows(ctx: ScoreContext, req: GenRequest, metric: Metric | type[Metric], error: str,
+                clip_path: str | None = None, clip_hash: str | None = None) -> ScoredRows:
     """The record of a metric that could not run on this request: a feature record for a set-level metric (the
     item is excluded from its sets), NaN + reason for every output of a per-item metric. Given the instance, the
     rows carry the outputs it reports (an option can rename them: ``clap_mova`` ``decode: corrected`` →
@@ -365,7 +368,7 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
     active = [m for m in ctx.metrics if m.applies(item)]
     if not active:
         return rows
-    if not res.ok:
+    if not res.ok or res.path is None:
         for m in active:
             rows.extend(_error_rows(ctx, req, m, f"GenerationError: {res.error}"))
         return rows
@@ -416,7 +419,7 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
     return rows
 
 
-def _cache_key(ctx: ScoreContext, m: Metric, content_hash: str, decode_token: list[str], item) -> str:
+def _cache_key(ctx: ScoreContext, m: Metric, content_hash: str, decode_token: list[str], item: SuiteItem) -> str:
     """The feature-cache key (set-level metric) or score-cache key (per-item metric) of ``m`` on these bytes, as
     decoded (``decode_token``: the track/orientation token, empty for plain files)."""
     token = ctx.tokens[m.info.name]
@@ -457,6 +460,8 @@ def _rows_from_cache(ctx: ScoreContext, req: GenRequest, res: GenResult, active:
     had the streams the metric needs; an unreadable file is left to the decode path to report."""
     if not ctx.score_cache.enabled and any(not isinstance(m, SetLevelMetric) for m in active):
         return None
+    if res.path is None:
+        return None
     try:
         content_hash = media.file_sha256(res.path)
     except OSError:
@@ -483,7 +488,7 @@ def _rows_from_cache(ctx: ScoreContext, req: GenRequest, res: GenResult, active:
     return rows
 
 
-def _checked(metric: Metric, clip, item) -> ItemScore:
+def _checked(metric: Metric, clip: Clip, item: SuiteItem) -> ItemScore:
     s = metric.score(clip, item)
     if not isinstance(s, ItemScore):
         raise TypeError(f"metric {metric.info.name}.score() returned {type(s).__name__}, not an ItemScore")
@@ -545,7 +550,7 @@ def set_level_rows(metric: SetLevelMetric, features: list[FeatureRow], feature_c
     return out
 
 
-def summary_rows(items: list[ItemRow], classes: dict, n_boot: int) -> list[SummaryRow]:
+def summary_rows(items: list[ItemRow], classes: dict[str, Any], n_boot: int) -> list[SummaryRow]:
     """Per-item metrics: for every output × generator, one row per category and one for ``all``."""
     out: list[SummaryRow] = []
     frame = items_frame(items)
@@ -604,7 +609,7 @@ def _git_revision() -> str | None:
         return None
 
 
-def model_label(gen_cfg: dict) -> str:
+def model_label(gen_cfg: dict[str, Any]) -> str:
     """The label results carry for the model: ``generator.label`` when set, else the generator's own default
     (directory: the clip folder's name), else its registry name."""
     if gen_cfg.get("label"):
@@ -627,7 +632,7 @@ class RunSettings:
     engine: str = "local"
 
     @classmethod
-    def from_config(cls, rt: dict) -> "RunSettings":
+    def from_config(cls, rt: dict[str, Any]) -> "RunSettings":
         """The typed settings, or a ConfigError naming ``runtime.<key>`` and what it accepts (before anything runs,
         so a bad value never fails a run only at its end)."""
         fail_on = rt.get("fail_on_error")
@@ -640,7 +645,7 @@ class RunSettings:
                    engine=engines.check_engine(rt))
 
 
-def _setting_bool(rt: dict, key: str, default: bool) -> bool:
+def _setting_bool(rt: dict[str, Any], key: str, default: bool) -> bool:
     v = rt.get(key, default)
     if isinstance(v, bool):
         return v
@@ -649,7 +654,7 @@ def _setting_bool(rt: dict, key: str, default: bool) -> bool:
     raise ConfigError(f"runtime.{key}={v!r} is not a boolean; use runtime.{key}=true or runtime.{key}=false")
 
 
-def _setting_int(rt: dict, key: str, default: int, *, minimum: int) -> int:
+def _setting_int(rt: dict[str, Any], key: str, default: int, *, minimum: int) -> int:
     v = rt.get(key, default)
     try:
         if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
@@ -662,10 +667,10 @@ def _setting_int(rt: dict, key: str, default: int, *, minimum: int) -> int:
     return n
 
 
-def _setting_fraction(rt: dict, key: str) -> float:
+def _setting_fraction(rt: dict[str, Any], key: str) -> float:
     v = rt.get(key)
     try:
-        if isinstance(v, bool):
+        if isinstance(v, bool) or v is None:
             raise ValueError
         x = float(v)
     except (TypeError, ValueError):
@@ -676,7 +681,7 @@ def _setting_fraction(rt: dict, key: str) -> float:
     return x
 
 
-def media_audio_track(mcfg) -> int | None:
+def media_audio_track(mcfg: Mapping[str, Any] | None) -> int | None:
     """``media.audio_track``: None (media.decode's rule) or a track index ≥ 0; anything else is a ConfigError."""
     v = (mcfg or {}).get("audio_track")
     if v is None:
@@ -697,7 +702,7 @@ def media_audio_track(mcfg) -> int | None:
 SEEDS_ALL: Literal["all"] = "all"
 
 
-def parse_seeds(value) -> list[int] | Literal["all"]:
+def parse_seeds(value: Any) -> list[int] | Literal["all"]:
     """``seeds`` as a list of ints (a list, or one int), or :data:`SEEDS_ALL` for ``seeds=all`` (any case). Anything
     else is a ConfigError naming ``seeds``."""
     if value is None:
@@ -721,7 +726,7 @@ def parse_seeds(value) -> list[int] | Literal["all"]:
     return out
 
 
-def resolve_samples(generator, suite: Suite, seeds: list[int] | Literal["all"]) -> dict[str, list[int]]:
+def resolve_samples(generator: Generator, suite: Suite, seeds: list[int] | Literal["all"]) -> dict[str, list[int]]:
     """The seeds to request for each item (item id → seeds, in suite order). An explicit list applies to every
     item. ``seeds=all`` asks the generator which samples exist (:meth:`Generator.list_samples`; a generator that
     makes clips has no such list and refuses with a ConfigError); an item with no sample still gets one request
@@ -736,15 +741,15 @@ def resolve_samples(generator, suite: Suite, seeds: list[int] | Literal["all"]) 
 class RunPlan:
     """Everything decided before any clip is made: the plan stage's output."""
 
-    cfg: dict
+    cfg: dict[str, Any]
     settings: RunSettings
     run_id: str
     run_dir: Path
     config_hash: str
     context: RunContext           # cache root, weights folders, device, offline: passed to every stage
     suite: Suite
-    generator: object
-    gen_cfg: dict
+    generator: Generator
+    gen_cfg: dict[str, Any]
     model: str
     metrics: MetricPlan
     requests: list[GenRequest]    # still to do (those a previous attempt finished are left out)
@@ -776,7 +781,7 @@ class RunPlan:
                             context=self.context, audio_track=media_audio_track(self.cfg.get("media")))
 
 
-def plan(cfg: dict) -> RunPlan:
+def plan(cfg: dict[str, Any]) -> RunPlan:
     """Resolve the configuration into a :class:`RunPlan`: load the suite, instantiate the generator and the
     metrics, read what a previous attempt of this run id left, and write the initial run.json. Refuses (ConfigError)
     a configuration that cannot run, or that differs from the previous attempt's, before creating the run folder."""
@@ -825,8 +830,9 @@ def plan(cfg: dict) -> RunPlan:
         raise
 
 
-def _plan_locked(cfg: dict, settings: RunSettings, run_id: str, run_dir: Path, chash: str, context: RunContext,
-                 suite: Suite, generator, mplan: MetricPlan, lock: RunLock, timings: dict[str, float],
+def _plan_locked(cfg: dict[str, Any], settings: RunSettings, run_id: str, run_dir: Path, chash: str,
+                 context: RunContext,
+                 suite: Suite, generator: Generator, mplan: MetricPlan, lock: RunLock, timings: dict[str, float],
                  started: float, samples: dict[str, list[int]]) -> RunPlan:
     """The part of :func:`plan` that reads and writes the run directory, done while holding its lock (so what a
     previous attempt left is read only once no other process can still be adding to it)."""
@@ -995,7 +1001,7 @@ def planned_requests(log: RunLog, n_items: int) -> int:
     return n_items * len(seeds)
 
 
-def run(cfg: dict) -> RunOutcome:
+def run(cfg: dict[str, Any]) -> RunOutcome:
     """Execute a composed config (a plain dict, see conf/config.yaml): plan → generate + score (overlapped by the
     engine, :mod:`mova_eval.engines`) → aggregate → finalise."""
     p = plan(cfg)
