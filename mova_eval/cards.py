@@ -9,11 +9,15 @@ would make it runnable).
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mova_eval.metrics.base import Metric
 
 _DIRECTION = {"higher": "higher is better", "lower": "lower is better", "none": "no better direction"}
 
 
-def render(cls) -> str:
+def render(cls: type[Metric]) -> str:
     """The card of a metric class as plain text."""
     from mova_eval import weights
 

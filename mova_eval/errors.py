@@ -33,7 +33,7 @@ class RegistryKeyError(MovaEvalError, KeyError):
         self.kind, self.name = kind, name
 
     def __str__(self) -> str:  # KeyError would quote the message
-        return self.args[0]
+        return str(self.args[0])
 
 
 class MissingDependencyError(MovaEvalError, ImportError):

@@ -7,11 +7,14 @@ in the adapter). ``media.py`` stays the one door to containers: ``write_clip`` c
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mova_eval.errors import GenerationError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 def to_uint8_frames(video: Any) -> np.ndarray:
@@ -85,7 +88,7 @@ def write_clip(out_path: str | Path, video: Any, fps: float, audio: Any | None, 
     return media.encode(out_path, frames, fps, a, sample_rate)
 
 
-def load_image(path: str, width: int, height: int):
+def load_image(path: str, width: int, height: int) -> Image.Image:
     """Centre-crop to the target aspect, then resize (what MOVA's ``crop_and_resize`` does), as a PIL image."""
     from PIL import Image
 
@@ -93,12 +96,12 @@ def load_image(path: str, width: int, height: int):
     w, h = img.size
     scale = max(width / w, height / h)
     nw, nh = max(width, round(w * scale)), max(height, round(h * scale))
-    img = img.resize((nw, nh), Image.BICUBIC)
+    img = img.resize((nw, nh), Image.Resampling.BICUBIC)
     left, top = (nw - width) // 2, (nh - height) // 2
     return img.crop((left, top, left + width, top + height))
 
 
-def white_image(width: int, height: int):
+def white_image(width: int, height: int) -> Image.Image:
     """The pure-white first frame MOVA's workflow uses for T2VA with an IT2VA pipeline."""
     from PIL import Image
 

@@ -7,9 +7,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mova_eval.media import AudioPreset, VideoPreset
+
+_T = TypeVar("_T")
 
 LANGUAGES = ("en", "zh", "none")
 
@@ -153,7 +158,7 @@ class Clip:
     sample_rate: int | None
     duration: float
     decode: DecodeInfo = field(default_factory=DecodeInfo)
-    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+    _memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def has_video(self) -> bool:
@@ -163,16 +168,16 @@ class Clip:
     def has_audio(self) -> bool:
         return self.audio is not None and self.audio.shape[-1] > 0
 
-    def audio_for(self, preset) -> np.ndarray:
+    def audio_for(self, preset: AudioPreset) -> np.ndarray:
         """Audio under an :class:`mova_eval.media.AudioPreset`, computed once per clip."""
         from mova_eval import media
 
         key = ("audio", preset)
         if key not in self._memo:
             self._memo[key] = media.apply_audio_preset(self, preset)
-        return self._memo[key]
+        return cast(np.ndarray, self._memo[key])
 
-    def derived(self, stream: str, name: str, compute):
+    def derived(self, stream: str, name: str, compute: Callable[[], _T]) -> _T:
         """A value computed from one stream only (``"video"`` or ``"audio"``: optical flow, onsets…), once per clip.
         A defected copy of a clip (:mod:`mova_eval.defects`) shares these entries for the stream it left unchanged,
         so e.g. the optical flow of a clip is computed once for all of its audio defects."""
@@ -181,13 +186,13 @@ class Clip:
         key = (stream, "derived", name)
         if key not in self._memo:
             self._memo[key] = compute()
-        return self._memo[key]
+        return cast(_T, self._memo[key])
 
-    def video_for(self, preset) -> np.ndarray:
+    def video_for(self, preset: VideoPreset) -> np.ndarray:
         """Frames under a :class:`mova_eval.media.VideoPreset`, computed once per clip."""
         from mova_eval import media
 
         key = ("video", preset)
         if key not in self._memo:
             self._memo[key] = media.apply_video_preset(self, preset)
-        return self._memo[key]
+        return cast(np.ndarray, self._memo[key])

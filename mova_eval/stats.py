@@ -3,6 +3,7 @@ CIs clustered by prompt (resampling prompts, not clips, so several seeds of one 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,7 @@ def summarize(frame: pd.DataFrame, rule: str, *, n_boot: int = 1000, seed: int =
     cats = frame["category"].to_numpy()
     ok = np.isfinite(values)
     n, excluded = int(ok.sum()), int((~ok).sum())
+    stat: Callable[[np.ndarray], float]
     if rule == "corpus":
         num, den = frame[numerator].to_numpy(float), frame[denominator].to_numpy(float)
         stat = lambda idx: _corpus(num[idx], den[idx])  # noqa: E731

@@ -28,7 +28,8 @@ def detect_language(text: str) -> str:
     return "zh" if _CJK.search(text) else "en"
 
 
-def _field(raw: Mapping, name: str, kind, source, item_id, required=True, default=None):
+def _field(raw: Mapping[str, Any], name: str, kind: type | tuple[type, ...], source: str | Path, item_id: str,
+           required: bool = True, default: Any = None) -> Any:
     if name not in raw:
         if required:
             raise SuiteError(source, "is missing", item=item_id, field=name)
@@ -79,7 +80,7 @@ def _loose(s: str) -> str:
     return re.sub(r"[\W_]+", "", s.lower().replace("’", "'"))
 
 
-def _find(folder: Path, item_id: str, exts) -> str | None:
+def _find(folder: Path, item_id: str, exts: tuple[str, ...]) -> str | None:
     for ext in exts:
         p = folder / f"{item_id}{ext}"
         if p.is_file():
@@ -137,7 +138,7 @@ def _folder_to_data(folder: Path) -> tuple[Any, Path | None]:
     for candidate in [folder / "verse_bench_prompts.json", *sorted(folder.glob("*.json"))]:
         if candidate.is_file():
             return _read_json(candidate), folder
-    data: dict[str, dict] = {}
+    data: dict[str, dict[str, Any]] = {}
     for set_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         for f in sorted(set_dir.glob("*.json")):
             data.setdefault(set_dir.name, {})[f.stem] = _read_json(f)
@@ -217,7 +218,7 @@ def load_mybench(path: str | None, *, name: str = "mybench", version: int = 1) -
                             f"line") from e
     except PermissionError as e:
         raise SuiteError(p, "cannot be read (permission denied)") from e
-    items: list = []
+    lines: list[tuple[int, str, str]] = []
     for lineno, line in enumerate(raw, start=1):
         text = line.strip()
         if not text:
@@ -227,16 +228,16 @@ def load_mybench(path: str | None, *, name: str = "mybench", version: int = 1) -
             raise SuiteError(p, f"line {lineno} is not a speaker-tagged transcript (each line must start with a "
                                 f"tag such as [S01] and tag every turn): {text[:60]!r}")
         plain = " ".join(_TAG.sub(" ", text).split())
-        items.append((lineno, text, plain))
-    if not items:
+        lines.append((lineno, text, plain))
+    if not lines:
         raise SuiteError(p, "contains no reference lines")
     # mova_index / mova_count: the item's 0-based position among the references and their number, so the
     # directory generator pairs the k-th numbered clip with the k-th line even under suite.limit or suite.shard
     items = [SuiteItem(
         id=f"{k:02d}", category=MYBENCH_CATEGORY, prompt=plain, language=detect_language(plain), speech_text=text,
         extra={"prompt_source": "reference transcript (MyBench prompts are not in the toolkit)",
-               "reference_line": lineno, "mova_index": k - 1, "mova_count": len(items)})
-        for k, (lineno, text, plain) in enumerate(items, start=1)]
+               "reference_line": lineno, "mova_index": k - 1, "mova_count": len(lines)})
+        for k, (lineno, text, plain) in enumerate(lines, start=1)]
     return Suite(name=name, version=version, items=tuple(items), source=str(p), file_match="mova_numbered",
                  description="MOVA MyBench multi-speaker subset (cpCER references of the OpenMOSS/MOVA toolkit)")
 
@@ -317,9 +318,9 @@ def shard_items(items: tuple[SuiteItem, ...], index: int, count: int) -> tuple[S
     return tuple(it for it in items if assign[it.id] == index)
 
 
-def summarize(suite: Suite) -> dict:
+def summarize(suite: Suite) -> dict[str, Any]:
     """Counts per category and language, for `validate` and the run log."""
-    out: dict = {"items": len(suite), "with_speech": sum(it.has_speech for it in suite.items), "categories": {}}
+    out: dict[str, Any] = {"items": len(suite), "with_speech": sum(it.has_speech for it in suite.items), "categories": {}}
     for it in suite.items:
         c = out["categories"].setdefault(it.category, {"items": 0, "en": 0, "zh": 0, "none": 0})
         c["items"] += 1

@@ -21,12 +21,15 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from mova_eval.errors import MovaEvalError
+
+if TYPE_CHECKING:
+    from mova_eval.results import RunLog, SummaryRow
 
 ALL = "all"
 SUMMARY_FILE = "summary.parquet"
@@ -228,7 +231,7 @@ def _output_meta(family: str, metric: str, fallback: Mapping[str, OutputMeta]) -
     return fallback.get(metric)
 
 
-def _nan(x) -> float:
+def _nan(x: float | None) -> float:
     return math.nan if x is None else float(x)
 
 
@@ -266,13 +269,13 @@ def summarize_items(items: pd.DataFrame, *, run_id: str, suite: str, model: str,
     return out
 
 
-def set_level_records(summary_rows, features: pd.DataFrame, *, run_id: str, suite: str, model: str,
+def set_level_records(summary_rows: Iterable[SummaryRow], features: pd.DataFrame, *, run_id: str, suite: str, model: str,
                       generator: str, config_hash: str = "") -> list[SummaryRecord]:
     """Records for set-level metrics, from the run's own summary rows (``run.json``) and the exclusions recorded in
     features.parquet for the metric's extractor."""
     from mova_eval.metrics.base import SET_LEVEL
 
-    out = []
+    out: list[SummaryRecord] = []
     for r in summary_rows:
         if r.aggregation != SET_LEVEL:
             continue
@@ -306,7 +309,7 @@ def summarize_run(run_dir: str | Path) -> list[SummaryRecord]:
     return records_for_run(log, items, feats, n_boot=n_boot)
 
 
-def records_for_run(log, items: pd.DataFrame, features: pd.DataFrame, *, n_boot: int) -> list[SummaryRecord]:
+def records_for_run(log: RunLog, items: pd.DataFrame, features: pd.DataFrame, *, n_boot: int) -> list[SummaryRecord]:
     """Summary records of one run from its log and tables (what the runner writes as summary.parquet)."""
     model = log.model or str(log.generator.get("label") or log.generator.get("name", ""))
     gen = str(log.generator.get("name", ""))
