@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from mova_eval.errors import ConfigError
 from mova_eval.report.data import ReportData, load_report_data
 from mova_eval.report.tables import LEADERBOARD, Table, breakdowns, layout_names, layout_table, leaderboard
+
+if TYPE_CHECKING:
+    from mova_eval.report.plots import Figure
 
 FORMATS = ("md", "html", "latex", "csv", "json")
 EXTENSIONS = {"md": "md", "html": "html", "latex": "tex", "csv": "csv", "json": "json"}
@@ -27,7 +30,7 @@ class Report:
     data: ReportData
     main: Table
     breakdowns: list[Table] = field(default_factory=list)
-    figures: list = field(default_factory=list)          # plots.Figure, when made
+    figures: list[Figure] = field(default_factory=list)  # when made
     figure_files: list[tuple[str, str]] = field(default_factory=list)  # (title, relative path) for Markdown
     sections: list[tuple[str, str]] = field(default_factory=list)  # (title, Markdown): sanity, arena agreement
 

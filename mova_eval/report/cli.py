@@ -36,7 +36,7 @@ Writes Markdown to stdout (and --markdown FILE, and appends it to $GITHUB_STEP_S
 (--junit FILE, one test case per gated metric)."""
 
 
-def cmd_report(args) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     from mova_eval.errors import ConfigError
     from mova_eval.report import FORMATS, build_report, render_as, write_report
 
@@ -62,7 +62,7 @@ def cmd_report(args) -> int:
     return 0
 
 
-def cmd_compare(args) -> int:
+def cmd_compare(args: argparse.Namespace) -> int:
     from mova_eval.compare import run_compare
 
     outcome = run_compare(args.candidate, args.baseline, gate=args.gate, junit=args.junit,
@@ -71,7 +71,7 @@ def cmd_compare(args) -> int:
     return outcome.exit_code
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from mova_eval.report.tables import LEADERBOARD, layout_names
 
     tables = [LEADERBOARD, *layout_names()]

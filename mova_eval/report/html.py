@@ -12,9 +12,13 @@ import html
 import json
 import math
 import re
+from typing import TYPE_CHECKING
 
 from mova_eval.report.render import ARROW, count_text, header_text
 from mova_eval.report.tables import DASH, Cell, Column, Table, format_number
+
+if TYPE_CHECKING:
+    from mova_eval.report import Report
 
 CSS = """
 code{font:.9em ui-monospace,Menlo,Consolas,monospace;background:#f3f5f7;padding:0 3px;border-radius:3px}
@@ -139,7 +143,7 @@ def table_html(t: Table, *, level: int = 2) -> str:
     return "\n".join(out)
 
 
-def _provenance_html(report) -> str:
+def _provenance_html(report: Report) -> str:
     out = ['<h2 id="provenance">Provenance</h2>']
     for mr in report.data.models:
         for run in mr.runs:
@@ -163,7 +167,7 @@ def _provenance_html(report) -> str:
     return "\n".join(out)
 
 
-def report_html(report) -> str:
+def report_html(report: Report) -> str:
     body = [f"<h1>{e(report.title)}</h1>",
             f'<p class="meta">mova-eval {e(report.version)} · {len(report.sources)} source(s) · '
             f'{len(report.data.models)} model × suite</p>',

@@ -11,9 +11,14 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from mova_eval.errors import MissingDependencyError
 from mova_eval.report.tables import Table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure as MplFigure
 
 ARROW = {"higher": "↑", "lower": "↓"}
 
@@ -26,7 +31,7 @@ class Figure:
     svg: bytes
 
 
-def _plt():
+def _plt() -> ModuleType:
     try:
         import matplotlib
 
@@ -38,7 +43,7 @@ def _plt():
     return plt
 
 
-def _save(fig, name: str, title: str) -> Figure:
+def _save(fig: MplFigure, name: str, title: str) -> Figure:
     png, svg = io.BytesIO(), io.BytesIO()
     fig.savefig(png, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})

@@ -20,7 +20,7 @@ import yaml
 
 from mova_eval.errors import ConfigError
 from mova_eval.report.data import ModelRuns, ReportData
-from mova_eval.summary import ALL, SummaryRecord, describe_exclusions
+from mova_eval.summary import ALL, ExclusionReason, SummaryRecord, describe_exclusions
 
 DASH = "–"
 LEADERBOARD = "leaderboard"
@@ -167,6 +167,7 @@ def leaderboard(data: ReportData) -> Table:
             if metric in keys:
                 continue
             rec = mr.get(metric)
+            assert rec is not None, metric  # mr.metrics() lists the metrics of its `all` records
             keys[metric] = Column(key=metric, header=metric, metric=metric, direction=rec.direction, unit=rec.unit,
                                   protocol=rec.aggregation.replace("_", " "))
     order = sorted(keys, key=lambda m: (known.get(m, (m,))[0], m))
@@ -216,12 +217,12 @@ def layout_names() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_layout(name: str) -> dict:
+def load_layout(name: str) -> dict[str, Any]:
     names = layout_names()
     if name not in names:
         raise ConfigError(f"unknown table layout {name!r}; known: {', '.join([LEADERBOARD, *names])}")
     text = resources.files("mova_eval.report").joinpath("layouts", f"{name}.yaml").read_text(encoding="utf-8")
-    spec = yaml.safe_load(text)
+    spec: dict[str, Any] = yaml.safe_load(text)
     for i, col in enumerate(spec.get("columns") or []):
         if "metric" not in col or "id" not in col:
             raise ConfigError(f"layout {name}: column {i} needs `id` and `metric`")
@@ -253,7 +254,7 @@ def published_dir() -> Path:
 def _no_value_reason(*recs: SummaryRecord) -> str:
     """Why summary rows have no value: their exclusions by reason summed ("every item excluded (4 media error)"),
     with any other note; "no items" when there were none."""
-    excl: dict = {}
+    excl: dict[ExclusionReason, int] = {}
     for r in recs:
         for k, v in r.excluded.items():
             excl[k] = excl.get(k, 0) + v
@@ -268,22 +269,23 @@ def _no_value_reason(*recs: SummaryRecord) -> str:
     return "; ".join(parts) or "no items"
 
 
-def _over_cell(mr: ModelRuns, col: dict) -> tuple[Cell | None, str | None]:
+def _over_cell(mr: ModelRuns, col: dict[str, Any]) -> tuple[Cell | None, str | None]:
     """The mean of the per-set values; the CI of the run's ``all`` row only when that row is the same statistic."""
     sets = list(col["over"])
-    recs = [mr.get(col["metric"], s) for s in sets]
-    missing = [s for s, r in zip(sets, recs) if r is None]
+    found = [mr.get(col["metric"], s) for s in sets]
+    missing = [s for s, r in zip(sets, found) if r is None]
     if missing:
         have = mr.categories(col["metric"])
         return None, (f"`{col['metric']}`: the paper's value is the mean over {', '.join(sets)}, but the run of "
                       f"{mr.suite} has {', '.join(have) or 'no sets'} ({', '.join(missing)} missing)")
+    recs = [r for r in found if r is not None]  # every set has its record (none missing)
     empty = [(s, r) for s, r in zip(sets, recs) if not r.has_value]
     if empty:
         why = _no_value_reason(*(r for _, r in empty))
         return None, f"`{col['metric']}` has no value on {', '.join(s for s, _ in empty)} ({mr.model}): {why}"
     mean = sum(r.mean for r in recs) / len(recs)
     cell = Cell(mean=mean, n=sum(r.n for r in recs), excluded=sum(r.n_excluded for r in recs))
-    excl: dict = {}
+    excl: dict[ExclusionReason, int] = {}
     for r in recs:
         for k, v in r.excluded.items():
             excl[k] = excl.get(k, 0) + v
@@ -294,7 +296,7 @@ def _over_cell(mr: ModelRuns, col: dict) -> tuple[Cell | None, str | None]:
     return cell, None
 
 
-def _options_mismatch(mr: ModelRuns, col: dict) -> str | None:
+def _options_mismatch(mr: ModelRuns, col: dict[str, Any]) -> str | None:
     want = col.get("options") or {}
     if not want:
         return None
@@ -350,7 +352,10 @@ def layout_table(data: ReportData, name: str, *, published: bool = False) -> Tab
                 # the paper prints another unit than the metric's (cpCER: MOVA writes percent, Table 4 a fraction)
                 k = float(c["scale"])
                 cell.mean, cell.ci_low, cell.ci_high = cell.mean * k, cell.ci_low * k, cell.ci_high * k
-            cells[col.key] = cell if cell is not None else Cell(footnotes=[t.footnote(why)])
+            if cell is None:
+                assert why is not None, c["id"]  # every branch that leaves no cell says why
+                cell = Cell(footnotes=[t.footnote(why)])
+            cells[col.key] = cell
         t.rows.append(Row(model, "ours", cells, model=model))
     if published:
         add_published(t, spec)
@@ -363,7 +368,7 @@ def layout_table(data: ReportData, name: str, *, published: bool = False) -> Tab
     return t
 
 
-def add_published(t: Table, spec: dict) -> None:
+def add_published(t: Table, spec: dict[str, Any]) -> None:
     pub = spec.get("published")
     if not pub:
         raise ConfigError(f"layout {t.name} has no published rows")
