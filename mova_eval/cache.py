@@ -13,7 +13,7 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mova_eval.context import RunContext, default_cache_root
 
@@ -93,7 +93,8 @@ class Cache:
         if self.enabled:
             atomic_write_bytes(self.path(key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
-    def get_or_compute(self, key: str, compute, *, expect: type | tuple[type, ...] | None = None):
+    def get_or_compute(self, key: str, compute: Callable[[], Any], *,
+                       expect: type | tuple[type, ...] | None = None) -> Any:
         sentinel = object()
         hit = self.get(key, sentinel, expect=expect)
         if hit is not sentinel:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from mova_eval.errors import ConfigError
 
@@ -28,11 +28,14 @@ def compose(overrides: list[str] | tuple[str, ...] = (), *, require_all: bool = 
     try:
         with initialize_config_module("mova_eval.conf", version_base=None):
             cfg = hydra_compose("config", overrides=list(overrides))
-        data = OmegaConf.to_container(cfg, resolve=True)
+        container = OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(f"bad configuration: {e}") from e
     finally:
         GlobalHydra.instance().clear()
+    if not isinstance(container, dict):  # a composed config is always a mapping of str keys
+        raise ConfigError(f"bad configuration: composed to a {type(container).__name__}, not a mapping")
+    data = cast(dict[str, Any], container)
     if require_all:
         _check_required(data)
     from mova_eval.registry import use_plugins
@@ -41,7 +44,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), *, require_all: bool = 
     return data
 
 
-def _check_required(cfg: dict, prefix: str = "") -> None:
+def _check_required(cfg: dict[str, Any], prefix: str = "") -> None:
     for k, v in cfg.items():
         if v == "???":
             raise ConfigError(f"{prefix}{k} is required (e.g. mova-eval run {prefix}{k}=...)")

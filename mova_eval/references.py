@@ -13,13 +13,17 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mova_eval.cache import atomic_write_bytes, atomic_write_text, cache_root
 from mova_eval.context import RunContext
 from mova_eval.errors import MetricUnavailable, MovaEvalError
+
+if TYPE_CHECKING:
+    from mova_eval.metrics.frechet import GaussianStats
+    from mova_eval.spec import Suite
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -36,7 +40,7 @@ class ReferenceError(MovaEvalError):
 class Reference:
     name: str
     meta: dict[str, Any]
-    stats: Any  # frechet.GaussianStats
+    stats: GaussianStats
     features: np.ndarray  # float32 [rows, D]
     clip_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # row → clip number
 
@@ -56,12 +60,12 @@ def check_name(name: str) -> str:
     return name
 
 
-def reference_source(metric: str, options: dict) -> str:
+def reference_source(metric: str, options: dict[str, Any]) -> str:
     """Where a metric's ``reference`` option came from, for the summary note."""
     return str(options.get("reference_from") or f"metrics.options.{metric}.reference")
 
 
-def with_suite_references(metrics_cfg: dict, suite) -> dict:
+def with_suite_references(metrics_cfg: dict[str, Any], suite: Suite) -> dict[str, Any]:
     """The metrics config with each ``metrics.options.<metric>.reference`` the user left unset (missing or null)
     taken from the suite's declared ``references`` ({metric: NAME}); an explicit option wins. Filled entries get
     ``reference_from: suite <name>`` so the note and the run log say which source was used. A suite naming a
@@ -99,7 +103,7 @@ def exists(name: str, context: RunContext | None = None) -> bool:
     return (references_dir(context) / check_name(name) / "meta.json").is_file()
 
 
-def list_references(context: RunContext | None = None) -> list[dict]:
+def list_references(context: RunContext | None = None) -> list[dict[str, Any]]:
     root = references_dir(context)
     out = []
     if root.is_dir():
@@ -110,7 +114,7 @@ def list_references(context: RunContext | None = None) -> list[dict]:
     return out
 
 
-def save(name: str, meta: dict, stats, features: np.ndarray, clip_index: np.ndarray, *, force: bool = False,
+def save(name: str, meta: dict[str, Any], stats: GaussianStats, features: np.ndarray, clip_index: np.ndarray, *, force: bool = False,
          context: RunContext | None = None) -> Path:
     """Write a reference atomically (stats first, meta last: a reference without meta.json does not exist)."""
     import io
@@ -121,7 +125,9 @@ def save(name: str, meta: dict, stats, features: np.ndarray, clip_index: np.ndar
     if (d / "meta.json").is_file() and not force:
         raise ReferenceError(f"reference {name!r} already exists in {d}; pass --force to replace it")
     buf = io.BytesIO()
-    np.savez(buf, **stats.to_arrays(), features=np.asarray(features, np.float32), clip_index=np.asarray(clip_index))
+    # numpy's stub matches ** arrays against savez's allow_pickle: bool too; these keys are array names only
+    np.savez(buf, **stats.to_arrays(), features=np.asarray(features, np.float32),  # type: ignore[arg-type]
+             clip_index=np.asarray(clip_index))
     atomic_write_bytes(d / "stats.npz", buf.getvalue())
     full = {"name": name, **meta, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "created_by": f"mova-eval {mova_eval.__version__}", "format": 1}
@@ -145,7 +151,7 @@ def load(name: str, *, metric: str, protocol: str | None = None, context: RunCon
     return Reference(name, meta, stats, feats, idx)
 
 
-def check(ref: Reference, metric: str, protocol: str, extractor: dict) -> Reference:
+def check(ref: Reference, metric: str, protocol: str, extractor: dict[str, Any]) -> Reference:
     """Refuse a reference built for another metric, protocol or set of weights (numbers would not be comparable)."""
     meta = ref.meta
     cmd = build_command(ref.name, metric, protocol) + " --force"

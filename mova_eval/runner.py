@@ -20,6 +20,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence
 
@@ -406,11 +407,10 @@ def score_request(ctx: ScoreContext, req: GenRequest, res: GenResult) -> ScoredR
         try:
             key = _cache_key(ctx, m, clip.content_hash, decode_token, item)
             if isinstance(m, SetLevelMetric):
-                ctx.feature_cache.get_or_compute(key, lambda m=m: np.asarray(m.features(clip, item)), expect=np.ndarray)
+                ctx.feature_cache.get_or_compute(key, partial(_features_of, m, clip, item), expect=np.ndarray)
                 rows.features.append(_feature_row(ctx, req, info.name, key, None, clip.path, clip.content_hash))
             else:
-                s: ItemScore = ctx.score_cache.get_or_compute(key, lambda m=m: _checked(m, clip, item),
-                                                              expect=ItemScore)
+                s: ItemScore = ctx.score_cache.get_or_compute(key, partial(_checked, m, clip, item), expect=ItemScore)
                 rows.items.extend(_score_rows(ctx, req, m, s, clip.path, clip.content_hash))
         except KeyboardInterrupt:
             raise
@@ -486,6 +486,10 @@ def _rows_from_cache(ctx: ScoreContext, req: GenRequest, res: GenResult, active:
             rows.items.extend(_score_rows(ctx, req, m, s, path, content_hash))
     ctx.decodes[req.request_id] = decode  # the run log records the same decode as a decoding run would
     return rows
+
+
+def _features_of(metric: SetLevelMetric, clip: Clip, item: SuiteItem) -> np.ndarray:
+    return np.asarray(metric.features(clip, item))
 
 
 def _checked(metric: Metric, clip: Clip, item: SuiteItem) -> ItemScore:

@@ -48,7 +48,7 @@ class WeightSpec:
     sha256_prefix: str | None = None  # leading hex digits of the sha256 a publisher gives (torch hub file names)
     sha256_prefix_source: str | None = ""  # where that prefix is published, required with sha256_prefix
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check_hex(self.name, "sha256", self.sha256, (64,), self.sha256_source)
         _check_hex(self.name, "sha256_prefix", self.sha256_prefix, range(8, 64), self.sha256_prefix_source)
         _check_hex(self.name, "md5", self.md5, (32,), self.md5_source)
