@@ -505,8 +505,8 @@ class ClapMova(ClapScore):
     input_rate = 32000
     silence = "nan"
 
-    def __init__(self, options=None, device="cpu"):
-        super().__init__(options, device)
+    def __init__(self, options=None, device="cpu", context=None):
+        super().__init__(options, device, context)
         self.decode = self.opts.decode
         if self.decode == "corrected":  # its own output name: two decodes never share one
             self.info = dataclasses.replace(type(self).info, outputs=(_CLAP_MOVA_CORRECTED,))

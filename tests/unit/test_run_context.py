@@ -166,3 +166,15 @@ def test_the_in_process_mova_process_group_leaves_the_environment_alone():
     assert p.returncode == 0, p.stderr[-2000:]
     got = json.loads(p.stdout.strip().splitlines()[-1])
     assert got == {"rank": [0, 1], "added": [], "changed": []}
+
+
+def test_every_registered_metric_is_built_with_the_runs_context(tmp_path):
+    """select_metrics builds every metric as ``cls(options, device, context=...)``: a subclass whose ``__init__``
+    drops the keyword crashes the whole run with a TypeError (clap_mova did), and one that swallows it finds its
+    weights in the environment's folders instead of the run's."""
+    from mova_eval.registry import metric_classes
+
+    ctx = RunContext(cache_root=tmp_path / "cache", weights_dirs=(tmp_path / "w",))
+    for name, cls in sorted(metric_classes().items()):
+        m = cls(None, "cpu", context=ctx)
+        assert m.context is ctx, f"{name} does not keep the run's context"
