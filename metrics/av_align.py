@@ -15,7 +15,8 @@ Decode (option ``decode``): ``mova`` (default) reads the 44.1 kHz track as the t
 -ac 1 -ar 44100`` writes it (:func:`mova_eval.media.ffmpeg_audio`: FFmpeg's resampler and downmix, AAC end
 padding kept, no alignment to the video) — onset times then equal the toolkit's exactly
 (tests/metrics/test_mova_decode_parity.py); ``corrected`` uses our aligned Clip track through soxr, which moved
-one onset by one hop on 4 of 36 clips. Flow: the per-frame value is ``cv2.mean`` of ``cv2.magnitude`` (a
+one onset by one hop on 4 of 36 clips, and writes ``av_align_corrected`` (two decodes never share an output name;
+runs before metric version 3 wrote ``av_align`` for both). Flow: the per-frame value is ``cv2.mean`` of ``cv2.magnitude`` (a
 double-precision mean, as the toolkit); a float32 mean can merge two neighbouring frames' values and lose a peak.
 Frames come from our PyAV decoder (MOVA: ``cv2.VideoCapture``, the same FFmpeg decode; RGB→grey here, BGR→grey
 there, the same luma formula).
@@ -28,6 +29,7 @@ docs/metrics/av_align.md).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -35,7 +37,7 @@ from typing import Literal
 import numpy as np
 
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import CATEGORY_MEAN, Card, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.base import CATEGORY_MEAN, Card, ItemScore, Metric, MetricInfo, Output, variant_of
 from mova_eval.metrics.options import option
 from mova_eval.spec import Clip, SuiteItem
 
@@ -95,24 +97,31 @@ def iou(a_peaks: np.ndarray, v_peaks: np.ndarray, fps: float) -> tuple[float, in
 class AvAlignOptions:
     """``metrics.options.av_align.*``."""
 
-    decode: Literal["mova", "corrected"] = option("mova", help="mova: the toolkit's s16 decode; corrected: float")
+    decode: Literal["mova", "corrected"] = option("mova", protocol=True, help="mova: the toolkit's s16 decode; "
+                                                             "corrected: float (output av_align_corrected)")
+
+
+_OUTPUTS = (Output("av_align", "higher", "IoU", "IoU of audio onsets and optical-flow peaks"),)
+_CORRECTED = variant_of(_OUTPUTS, "_corrected", "decode: corrected, our soxr track, not the toolkit's ffmpeg decode")
 
 
 class AvAlignMetric(Metric):
     Options = AvAlignOptions
     info = MetricInfo(
         name="av_align",
-        outputs=(Output("av_align", "higher", "IoU", "IoU of audio onsets and optical-flow peaks"),),
+        outputs=_OUTPUTS,
+        variant_outputs=_CORRECTED,
         description="Training-free audio-visual alignment (audio onsets vs optical-flow peaks)",
         needs=frozenset({"audio", "video"}),
         extra="speech",
         packages=("cv2", "librosa"),
         aggregation=CATEGORY_MEAN,
-        version="2",
+        version="3",  # 3: decode corrected writes av_align_corrected
         reference="OpenMOSS/MOVA evaluation/metrics/av_quality/av_align_score.py (from guyyariv/TempoTokens)",
         card=Card(
             ranges=(
                 ('av_align', '[0, 1]'),
+                ('av_align_corrected', '[0, 1]'),
             ),
             scale='×1 (IoU as a fraction)',
             tables=(
@@ -130,10 +139,12 @@ class AvAlignMetric(Metric):
     def __init__(self, options=None, device="cpu", context=None):
         super().__init__(options, device, context)
         self.decode = self.opts.decode
+        if self.decode == "corrected":  # its own output name: two decodes never share one
+            self.info = dataclasses.replace(type(self).info, outputs=_CORRECTED)
 
-    @staticmethod
-    def _fail(reason: str, details: dict) -> ItemScore:
-        return ItemScore({"av_align": math.nan}, details, {"av_align": reason})
+    def _fail(self, reason: str, details: dict) -> ItemScore:
+        name = self.info.outputs[0].name
+        return ItemScore({name: math.nan}, details, {name: reason})
 
     def score(self, clip: Clip, item: SuiteItem) -> ItemScore:
         frames, fps = clip.video, clip.fps
@@ -148,4 +159,4 @@ class AvAlignMetric(Metric):
         score, matches = iou(a, v, fps)
         details.update(audio_peaks=len(a), video_peaks=len(v), matches=matches,
                        audio_peak_times=[round(float(x), 4) for x in a], video_peak_times=[round(float(x), 4) for x in v])
-        return ItemScore({"av_align": float(score)}, details)
+        return ItemScore({self.info.outputs[0].name: float(score)}, details)

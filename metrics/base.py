@@ -95,6 +95,20 @@ class MetricInfo:
         raise KeyError(name)
 
 
+def variant_of(outputs: Sequence[Output], suffix: str, note: str) -> tuple[Output, ...]:
+    """The outputs of a protocol variant: each name ends with ``suffix`` (``av_align`` → ``av_align_corrected``) and
+    its description says which variant it is, so two variants never share an output name."""
+    return tuple(dataclasses.replace(o, name=o.name + suffix,
+                                     description=f"{o.description} [{note}]" if o.description else note)
+                 for o in outputs)
+
+
+def variant_ranges(ranges: Sequence[tuple[str, str]], suffix: str,
+                   names: Sequence[str] | None = None) -> tuple[tuple[str, str], ...]:
+    """Card ranges of a variant's outputs: the same range as the output it renames (``names``: only those)."""
+    return tuple((n + suffix, r) for n, r in ranges if names is None or n in names)
+
+
 @dataclass(frozen=True)
 class Ratio:
     """The corpus counts behind one item's rate: errors (``numerator``) over reference length (``denominator``).

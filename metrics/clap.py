@@ -367,7 +367,7 @@ class ClapOptions:
 class ClapMovaOptions(ClapOptions):
     """``metrics.options.clap_mova.*``."""
 
-    decode: Literal["mova", "corrected"] = option("mova", help="mova: the toolkit's ffmpeg 32 kHz stereo s16 decode; "
+    decode: Literal["mova", "corrected"] = option("mova", protocol=True, help="mova: the toolkit's ffmpeg 32 kHz stereo s16 decode; "
                                                               "corrected: our soxr decode (output clap_mova_corrected)")
 
 

@@ -129,7 +129,7 @@ def score_frames(net, tok, x, prompt: str, device: str = "cpu", batch: int = 16)
 class ClipVideoOptions:
     """``metrics.options.clip_video.*``."""
 
-    channel_order: Literal["bgr", "rgb"] = option("bgr", help="bgr: JavisBench's quirk; rgb: the corrected variant "
+    channel_order: Literal["bgr", "rgb"] = option("bgr", protocol=True, help="bgr: JavisBench's quirk; rgb: the corrected variant "
                                                               "(outputs named *_rgb)")
     frame_batch: int = option(16, role=RUNTIME, help="frames per ViT-B/32 forward pass (speed/memory only)")
 

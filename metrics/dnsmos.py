@@ -23,11 +23,18 @@ clip (set means 3.722 vs 3.774 on 36 clips), far above int16 quantisation. The M
 ``eval_dnsmos.py`` run on the same clips (measured within 3.1e-6, asserted ≤ 1e-3 in
 tests/metrics/test_mova_decode_parity.py).
 
+Output names carry the variant: ``decode: corrected`` writes ``dnsmos_p808_corrected`` (and ``dnsmos_sig_corrected``…),
+``personalized: true`` writes ``dnsmos_sig_personalized``/``dnsmos_bak_personalized``/``dnsmos_ovrl_personalized``
+(P.808 has no personalized model), both together ``dnsmos_sig_personalized_corrected``…; so two variants never share
+an output name (before metric version 3 every variant wrote ``dnsmos_p808``…). ``outputs:`` takes the plain names
+(``[dnsmos_p808, dnsmos_sig]``) or this variant's.
+
 Difference from MOVA, on purpose, in both decodes: digital silence is recorded as NaN with the reason (MOVA
 scores it, e.g. 2.147, and keeps it in the mean).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass
@@ -38,7 +45,7 @@ import numpy as np
 
 from mova_eval.errors import ConfigError, MissingDependencyError
 from mova_eval.media import AudioPreset
-from mova_eval.metrics.base import CATEGORY_MEAN, Card, ItemScore, Metric, MetricInfo, Output
+from mova_eval.metrics.base import CATEGORY_MEAN, Card, ItemScore, Metric, MetricInfo, Output, variant_of
 from mova_eval.metrics.options import option
 from mova_eval.spec import Clip, SuiteItem
 
@@ -50,6 +57,30 @@ MOVA_PRESET = AudioPreset(SR, mono=True, name="dnsmos16k_ffmpeg_s16", decoder="f
                           sample_format="s16")
 DECODES = {"mova": MOVA_PRESET, "corrected": PRESET}
 P835 = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
+_BASE = (
+    Output("dnsmos_p808", "higher", "MOS", "DNSMOS P.808 MOS (MOVA's 'DNSMOS')"),
+    Output("dnsmos_sig", "higher", "MOS", "DNSMOS P.835 speech signal quality"),
+    Output("dnsmos_bak", "higher", "MOS", "DNSMOS P.835 background noise quality"),
+    Output("dnsmos_ovrl", "higher", "MOS", "DNSMOS P.835 overall quality"),
+)
+_PERSONALIZED_NOTE = "personalized: the pDNSMOS P.835 model"
+_CORRECTED_NOTE = "decode: corrected, our soxr track, not the toolkit's ffmpeg s16 decode"
+
+
+def variant_outputs(personalized: bool, decode: str) -> tuple[Output, ...]:
+    """The four outputs of one variant, in the order of the plain ones (P.808 has no personalized model)."""
+    outs = list(_BASE)
+    if personalized:
+        outs = [o if o.name not in P835 else variant_of((o,), "_personalized", _PERSONALIZED_NOTE)[0] for o in outs]
+    if decode == "corrected":
+        outs = list(variant_of(outs, "_corrected", _CORRECTED_NOTE))
+    return tuple(outs)
+
+
+#: the outputs of every other variant (a plain name, such as P.808 under personalized, only once: in outputs)
+_VARIANTS = tuple({o.name: o for p in (False, True) for d in DECODES for o in variant_outputs(p, d)
+                   if o not in _BASE}.values())
+_RANGE = "[1, 5]"
 # DNS-Challenge dnsmos_local.py calibration polynomials (highest power first)
 POLY = {
     False: {"sig": (-0.08397278, 1.22083953, 0.0052439), "bak": (-0.13166888, 1.60915514, -0.39604546),
@@ -152,28 +183,27 @@ class DnsmosModels:
 class DnsmosOptions:
     """``metrics.options.dnsmos.*``."""
 
-    personalized: bool = option(False, help="the personalized (pDNSMOS) SIG/BAK/OVRL model")
-    decode: Literal["mova", "corrected"] = option("mova", help="mova: MOVA's s16 decode; corrected: float")
+    personalized: bool = option(False, protocol=P835, help="the personalized (pDNSMOS) SIG/BAK/OVRL model "
+                                                                 "(outputs named *_personalized)")
+    decode: Literal["mova", "corrected"] = option("mova", protocol=True, help="mova: MOVA's s16 decode; "
+                                                   "corrected: float (outputs named *_corrected)")
     outputs: str | tuple[str, ...] = option(("dnsmos_p808",), help="which outputs to report (P.808 and/or P.835)")
-    all_items: bool = option(False, help="score every item with audio, not only items with speech")
+    all_items: bool = option(False, protocol=False, help="score every item with audio, not only items with "
+                                                           "speech (which items, not how: each value is the same)")
 
 
 class DnsmosMetric(Metric):
     Options = DnsmosOptions
     info = MetricInfo(
         name="dnsmos",
-        outputs=(
-            Output("dnsmos_p808", "higher", "MOS", "DNSMOS P.808 MOS (MOVA's 'DNSMOS')"),
-            Output("dnsmos_sig", "higher", "MOS", "DNSMOS P.835 speech signal quality"),
-            Output("dnsmos_bak", "higher", "MOS", "DNSMOS P.835 background noise quality"),
-            Output("dnsmos_ovrl", "higher", "MOS", "DNSMOS P.835 overall quality"),
-        ),
+        outputs=_BASE,
+        variant_outputs=_VARIANTS,  # decode corrected, personalized P.835, both
         description="Non-intrusive speech quality (Microsoft DNSMOS, ONNX models from the speechmos package)",
         needs=frozenset({"audio", "speech"}),
         extra="speech",
         packages=("onnxruntime", "librosa", "speechmos"),
         aggregation=CATEGORY_MEAN,
-        version="2",
+        version="3",  # 3: each variant writes its own output names
         reference="OpenMOSS/MOVA evaluation/metrics/dnsmos/eval_dnsmos.py; speechmos.dnsmos (microsoft/DNS-Challenge)",
         card=Card(
             ranges=(
@@ -181,6 +211,7 @@ class DnsmosMetric(Metric):
                 ('dnsmos_sig', '[1, 5]'),
                 ('dnsmos_bak', '[1, 5]'),
                 ('dnsmos_ovrl', '[1, 5]'),
+                *((o.name, _RANGE) for o in _VARIANTS),
             ),
             scale='×1 (MOS)',
             tables=(
@@ -204,13 +235,21 @@ class DnsmosMetric(Metric):
         self.personalized = self.opts.personalized
         self.all_items = self.opts.all_items
         self.decode = self.opts.decode
-        names = [o.name for o in self.info.outputs]
+        mine = variant_outputs(self.personalized, self.decode)
+        if mine != _BASE:  # this variant's own names: two variants never share one
+            self.info = dataclasses.replace(type(self).info, outputs=mine)
+        plain = {b.name: o for b, o in zip(_BASE, mine)}  # the plain name → this variant's output
+        own = {o.name: o for o in mine}
         wanted = [self.opts.outputs] if isinstance(self.opts.outputs, str) else list(self.opts.outputs)
-        bad = [w for w in wanted if w not in names]
+        bad = [w for w in wanted if w not in plain and w not in own]
         if bad or not wanted:
-            raise ConfigError(f"metrics.options.dnsmos.outputs: {bad or 'empty'} not among {names}")
-        self.outputs = tuple(o for o in self.info.outputs if o.name in wanted)
-        self.p835 = any(o.name in P835 for o in self.outputs)
+            raise ConfigError(f"metrics.options.dnsmos.outputs: {bad or 'empty'} not among {list(plain)}"
+                              + (f" or {list(own)}" if mine != _BASE else ""))
+        chosen = {(plain.get(w) or own[w]).name for w in wanted}
+        self.outputs = tuple(o for o in mine if o.name in chosen)
+        #: this variant's name → the plain name the models' scores are keyed by
+        self._plain = {o.name: b.name for b, o in zip(_BASE, mine)}
+        self.p835 = any(self._plain[o.name] in P835 for o in self.outputs)
 
     def requested_outputs(self):
         return self.outputs
@@ -232,5 +271,5 @@ class DnsmosMetric(Metric):
             return ItemScore({n: math.nan for n in names}, {}, {n: reason for n in names})
         x = np.clip(x, -1.0, 1.0)
         r = DnsmosModels.get(self.personalized, self.device).score(x, p835=self.p835)
-        return ItemScore({n: r[n] for n in names},
+        return ItemScore({n: r[self._plain[n]] for n in names},
                          {"windows": r["windows"], "personalized": self.personalized, "decode": self.decode})

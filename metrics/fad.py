@@ -57,7 +57,7 @@ class FADOptions:
     reference: str | None = option(None, role=SET, help="NAME of reference statistics (mova-eval reference build), or per_item")
     reference_from: str | None = option(None, role=SET, help="set by the runner: who chose the reference")
     bootstrap: int | None = option(None, role=SET, help="bootstrap replicates for the CI (null: automatic)")
-    kid: bool = option(True, role=SET, help="also report KID")
+    kid: bool = option(True, role=SET, protocol=False, help="also report KID (adds an output)")
     seed: int = option(0, role=SET, help="seed of the bootstrap and KID subsets")
     inf_steps: int = option(25, role=SET, help="FAD-∞: number of subset sizes in the fit")
     inf_min_n: int = option(500, role=SET, help="FAD-∞: smallest subset size")

@@ -19,9 +19,14 @@ for generated clips (offset 0). A clip with fewer than ``16·stride`` frames is 
 ``discard_short_videos``); clips are never looped or repeated to reach a count (cd-fvd's default repeats videos to
 reach 2048; we do not). Options: ``reference`` (a name built by ``mova-eval reference build``; required),
 ``protocol``, ``fps``, ``stride``, ``bootstrap`` (replicates for the CI, default 200), ``kid`` (default true).
+
+Output names carry the protocol: ``fvd``/``fvd_kid`` for the default ``fvd_styleganv``, ``fvd_tf``/``fvd_tf_kid``
+and ``fvd_cdfvd``/``fvd_cdfvd_kid`` for the others, so numbers of two protocols never share a name (earlier runs
+wrote ``fvd`` for all three; their run.json names the protocol).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import Counter
@@ -62,6 +67,15 @@ PROTOCOLS = {
 DEFAULT_PROTOCOL = "fvd_styleganv"
 
 
+def _outputs(protocol: str) -> tuple[Output, Output]:
+    """The outputs of one protocol: ``fvd``/``fvd_kid`` for the default, ``<protocol>``/``<protocol>_kid`` else."""
+    name = "fvd" if protocol == DEFAULT_PROTOCOL else protocol
+    tag = f" ({protocol})"
+    return (Output(name, "lower", "", "Fréchet Video Distance to the reference statistics (I3D logits)" + tag),
+            Output(f"{name}_kid", "lower", "", "KID (unbiased MMD², cubic polynomial kernel) on the same features"
+                   + tag))
+
+
 class ShortClipError(MediaError):
     """The clip has fewer frames than the protocol's window; it is excluded, never looped."""
 
@@ -70,14 +84,15 @@ class ShortClipError(MediaError):
 class FVDOptions:
     """``metrics.options.fvd.*``. Only ``protocol``, ``fps`` and ``stride`` change the cached features."""
 
-    protocol: Literal["fvd_styleganv", "fvd_tf", "fvd_cdfvd"] = option(DEFAULT_PROTOCOL, help="feature protocol")
+    protocol: Literal["fvd_styleganv", "fvd_tf", "fvd_cdfvd"] = option(DEFAULT_PROTOCOL, protocol=True, help="feature protocol "
+                                                                                 "(fvd_tf, fvd_cdfvd: outputs named after it)")
     fps: float | None = option(None, help="resample the video to this frame rate first (null: as decoded)")
     stride: int = option(1, help="take every stride-th frame of the 16")
 
     reference: str | None = option(None, role=SET, help="NAME of reference statistics (mova-eval reference build)")
     reference_from: str | None = option(None, role=SET, help="set by the runner: who chose the reference")
     bootstrap: int | None = option(None, role=SET, help="bootstrap replicates for the CI (null: automatic)")
-    kid: bool = option(True, role=SET, help="also report KID")
+    kid: bool = option(True, role=SET, protocol=False, help="also report KID (adds an output)")
     seed: int = option(0, role=SET, help="seed of the bootstrap and KID subsets")
 
 
@@ -85,8 +100,8 @@ class FVD(ReferenceMetric):
     Options = FVDOptions
     info = MetricInfo(
         name="fvd",
-        outputs=(Output("fvd", "lower", "", "Fréchet Video Distance to the reference statistics (I3D logits)"),
-                 Output("fvd_kid", "lower", "", "KID (unbiased MMD², cubic polynomial kernel) on the same features")),
+        outputs=_outputs(DEFAULT_PROTOCOL),
+        variant_outputs=tuple(o for p in PROTOCOLS if p != DEFAULT_PROTOCOL for o in _outputs(p)),
         description="Fréchet Video Distance under a named protocol (fvd_styleganv, fvd_tf, fvd_cdfvd)",
         needs=frozenset({"video"}),
         extra="video",
@@ -99,6 +114,8 @@ class FVD(ReferenceMetric):
             ranges=(
                 ('fvd', '[0, ∞)'),
                 ('fvd_kid', '(−∞, ∞) (unbiased MMD², ≈ 0 for matching sets)'),
+                *((n, r) for p in PROTOCOLS if p != DEFAULT_PROTOCOL
+                  for n, r in ((p, '[0, ∞)'), (f"{p}_kid", '(−∞, ∞) (unbiased MMD²)'))),
             ),
             scale='×1 (published FVDs differ mostly by protocol and n; the protocol is in every summary note)',
             tables=(
@@ -118,6 +135,8 @@ class FVD(ReferenceMetric):
             raise ConfigError(f"metrics.options.fvd.protocol: unknown protocol {name!r}; choose one of "
                               f"{sorted(PROTOCOLS)}")
         self.protocol = PROTOCOLS[name]
+        if name != DEFAULT_PROTOCOL:  # its own output names: two protocols never share one
+            self.info = dataclasses.replace(type(self).info, outputs=_outputs(name))
         self.fps = self.opts.fps
         self.stride = self.opts.stride
         if self.stride < 1:
@@ -227,8 +246,9 @@ class FVD(ReferenceMetric):
         ref_fps = self.reference.meta.get("fps_counts")
         if ref_fps and not self.fps and set(map(float, ref_fps)) != set(rates):
             notes.append(f"WARNING: reference frame rates {ref_fps} differ from the generated clips'")
-        return SetResult({"fvd": rep["distance"], **({"fvd_kid": rep["kid"]} if "kid" in rep else {})},
-                         ci={"fvd": rep.ci["distance"]} if "distance" in rep.ci else {}, note="; ".join(notes),
+        fvd, kid = (o.name for o in self.info.outputs)
+        return SetResult({fvd: rep["distance"], **({kid: rep["kid"]} if "kid" in rep else {})},
+                         ci={fvd: rep.ci["distance"]} if "distance" in rep.ci else {}, note="; ".join(notes),
                          details=rep.details)
 
     def reference_meta(self, features: Sequence[np.ndarray]) -> dict:

@@ -192,8 +192,8 @@ def audio_clips(clip: Clip):
 class IBScoreOptions:
     """``metrics.options.ib_score.*``."""
 
-    scale: Literal[1, 100] = option(1, help="1: cosine as MOVA reports it; 100: ×100 (outputs named *_x100)")
-    text_truncate: Literal["cut", "eot"] = option("cut", help="JavisBench text truncation rule (its own outputs)")
+    scale: Literal[1, 100] = option(1, protocol=("ib_score",), help="1: cosine as MOVA reports it; 100: ×100 (outputs named *_x100)")
+    text_truncate: Literal["cut", "eot"] = option("cut", protocol=("ib_tv", "ib_ta"), help="JavisBench text truncation rule (its own outputs)")
     video_batch: int = option(3, role=RUNTIME, help="clips per forward pass (speed/memory only)")
 
 

@@ -21,8 +21,10 @@ tests/metrics/test_mova_decode_parity.py. The toolkit computes its logit→softm
 
 ``mode: av_bench`` — as av-benchmark / torch-fidelity ``isc``: mono 16 kHz audio (mean removed; the whole clip, or cut
 to ``duration`` seconds), ``Cnn14_16k_mAP=0.438.pth`` logits, float64 softmax, rows shuffled with
-``RandomState(2020)``, 10 splits; ``is`` is the mean and ``is_std`` the (N−1) standard deviation over splits, per
-category and over all clips pooled.
+``RandomState(2020)``, 10 splits; ``is_av_bench`` is the mean and ``is_std_av_bench`` the (N−1) standard deviation over splits, per
+category and over all clips pooled. Its outputs are named ``is_av_bench`` / ``is_std_av_bench``: the two modes are
+different protocols (another checkpoint, sample rate and split rule) and never share an output name (before
+metric version 3 both wrote ``is``).
 
 Weights: the class-level availability check names the 32 kHz checkpoint (the default mode); ``av_bench`` mode checks
 the 16 kHz one when it loads, and an absent file is reported with its fetch command the same way.
@@ -59,10 +61,13 @@ MOVA_PRESET = AudioPreset(32000, mono=True, name="mova32k_ffmpeg_s16_ac2", decod
 CORRECTED_PRESET = AudioPreset(32000, mono=True, duration=10.0, fit="pad", name="panns32k_10s")
 DECODES = ("mova", "corrected")
 _IS = Output("is", "higher", "", "Inception Score over PANNs Cnn14 AudioSet classes")
-_IS_STD = Output("is_std", "none", "", "std of IS over splits (av_bench mode only)")
+_IS_STD = Output("is_std", "none", "", "std of IS over splits (no value: mode mova uses one split)")
 _IS_CORRECTED = Output("is_corrected", "higher", "",
                        "IS in MOVA's mode on our corrected decode (soxr, channel mean), not the toolkit's ffmpeg decode")
 _IS_STD_CORRECTED = Output("is_std_corrected", "none", "", "companion of is_corrected (no value: one split)")
+_IS_AV_BENCH = Output("is_av_bench", "higher", "",
+                      "IS as av-benchmark / torch-fidelity isc: 16 kHz Cnn14 logits, mean over 10 splits")
+_IS_STD_AV_BENCH = Output("is_std_av_bench", "none", "", "std (N−1) of is_av_bench over the splits")
 
 
 def mova_is(probs: np.ndarray, temperature: float = 1.0) -> float:
@@ -100,13 +105,13 @@ def split_is(logits: np.ndarray, splits: int = 10, seed: int = 2020, shuffle: bo
 class ISOptions:
     """``metrics.options.is.*``."""
 
-    mode: Literal["mova", "av_bench"] = option("mova", help="mova: 32 kHz sigmoid probabilities, one split; "
-                                                          "av_bench: 16 kHz logits, several splits")
+    mode: Literal["mova", "av_bench"] = option("mova", protocol=True, help="mova: 32 kHz sigmoid probabilities, "
+        "one split; av_bench: 16 kHz logits, several splits (outputs named *_av_bench)")
     splits: int | None = option(None, role=SET, help="number of splits (null: 1 in mode mova, 10 in av_bench)")
     seed: int = option(2020, role=SET, help="seed of the split shuffle")
     duration: float | None = option(None, help="av_bench: cut to this many seconds (null: whole clip)")
     decode: Literal["mova", "corrected"] | None = option(
-        None, help="mode mova only: mova (null, the default) = the toolkit's ffmpeg 32 kHz stereo s16 decode; "
+        None, protocol=True, help="mode mova only: mova (null, the default) = the toolkit's ffmpeg 32 kHz stereo s16 decode; "
                    "corrected = our soxr decode, outputs named is_corrected")
 
 
@@ -115,21 +120,23 @@ class InceptionScore(SetLevelMetric):
     info = MetricInfo(
         name="is",
         outputs=(_IS, _IS_STD),
-        variant_outputs=(_IS_CORRECTED, _IS_STD_CORRECTED),
+        variant_outputs=(_IS_CORRECTED, _IS_STD_CORRECTED, _IS_AV_BENCH, _IS_STD_AV_BENCH),
         description="Audio Inception Score with PANNs Cnn14 (MOVA: 32 kHz, 10 s, one split per category)",
         needs=frozenset({"audio"}),
         extra="audio",
         packages=("torch",),
         weights=("panns_cnn14_32k",),
         aggregation=SET_LEVEL,
-        version="2",
+        version="3",  # 3: mode av_bench writes is_av_bench / is_std_av_bench
         reference="OpenMOSS/MOVA evaluation/metrics/audio_is_clap/IS.py + eval_audio_is_clap.py; av-benchmark av_bench/metrics/isc.py",
         card=Card(
             ranges=(
                 ('is', '[1, 527] (the number of AudioSet classes)'),
-                ('is_std', '[0, ∞)'),
+                ('is_std', 'none (one split in mode mova)'),
                 ('is_corrected', '[1, 527]'),
                 ('is_std_corrected', 'none (one split)'),
+                ('is_av_bench', '[1, 527]'),
+                ('is_std_av_bench', '[0, ∞)'),
             ),
             scale='×1',
             tables=(
@@ -158,6 +165,8 @@ class InceptionScore(SetLevelMetric):
         self.decode = (self.opts.decode or "mova") if self.mode == "mova" else None
         if self.decode == "corrected":  # its own output names: two decodes never share one
             self.info = dataclasses.replace(type(self).info, outputs=(_IS_CORRECTED, _IS_STD_CORRECTED))
+        elif self.mode == "av_bench":  # another protocol: its own names
+            self.info = dataclasses.replace(type(self).info, outputs=(_IS_AV_BENCH, _IS_STD_AV_BENCH))
         # MOVA: `all` = mean of category IS; av-benchmark: a statistic over every clip
         self.all_is_category_mean = self.mode == "mova"
         self._model = None
@@ -211,4 +220,4 @@ class InceptionScore(SetLevelMetric):
         if len(f) < self.splits:
             raise ValueError(f"is: {len(f)} clips cannot fill {self.splits} splits")
         mean, std = split_is(f, self.splits, self.seed)
-        return SetResult({"is": mean, "is_std": std}, note=f"n={len(f)}, {self.splits} splits, seed {self.seed}")
+        return SetResult({is_name: mean, std_name: std}, note=f"n={len(f)}, {self.splits} splits, seed {self.seed}")

@@ -18,13 +18,16 @@ The whole pipeline, as the MOVA toolkit runs it (``evaluation/models/wav2lip/eva
 
 Videos with no usable face track are excluded (NaN with the reason), never scored. ``all`` is pooled over clips
 (MOVA's LSE rule). Modes (``metrics.options.lse.mode``): ``mova`` (min_track 20, the MOVA toolkit) and ``syncnet``
-(min_track 100, joonson/syncnet_python's defaults). The metric ``lse_mediapipe`` swaps S3FD for the weight-free
+(min_track 100, joonson/syncnet_python's defaults), whose outputs are named ``lse_c_syncnet``/``lse_d_syncnet``
+(``lse_c_mediapipe_syncnet``… for ``lse_mediapipe``) so the two protocols never share a name (before metric
+version 2 both wrote ``lse_c``/``lse_d``). The metric ``lse_mediapipe`` swaps S3FD for the weight-free
 MediaPipe face detector; its outputs carry their own names so they are never mistaken for S3FD-based LSE.
 Deviations from the reference (no lossy JPEG/XVID/MPEG-4 intermediates, soxr resampling, silent audio excluded)
 are listed in docs/metrics/lse.md.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass, field
@@ -45,6 +48,7 @@ from mova_eval.metrics.base import (
     MetricInfo,
     Output,
     require_package,
+    variant_of,
 )
 from mova_eval.metrics.options import RUNTIME, option
 from mova_eval.spec import Clip, SuiteItem
@@ -432,7 +436,8 @@ class _FrameView:
 class LSEOptions:
     """``metrics.options.lse.*``."""
 
-    mode: Literal["mova", "syncnet"] = option("mova", help="protocol: mova (min track 20) or syncnet (100)")
+    mode: Literal["mova", "syncnet"] = option("mova", protocol=True, help="protocol: mova (min track 20) or syncnet "
+                                                                     "(100; outputs named *_syncnet)")
     detector: Literal["s3fd"] | None = option(None, role=RUNTIME, help="accepted only as the metric's own detector (s3fd), so it "
                                                           "changes nothing; MediaPipe is the metric lse_mediapipe")
 
@@ -447,6 +452,14 @@ class LSEMediapipeOptions(LSEOptions):
     model_selection: int = option(1, help="MediaPipe model: 0 short range, 1 full range")
 
 
+_LSE = (Output("lse_c", "higher", "", "SyncNet confidence of the chosen face track (median − min distance)"),
+        Output("lse_d", "lower", "", "SyncNet distance of the chosen face track (min over offsets)"))
+_LSE_MEDIAPIPE = (
+    Output("lse_c_mediapipe", "higher", "", "SyncNet confidence over MediaPipe face tracks (not S3FD LSE-C)"),
+    Output("lse_d_mediapipe", "lower", "", "SyncNet distance over MediaPipe face tracks (not S3FD LSE-D)"))
+_SYNCNET_NOTE = "mode syncnet: syncnet_python's min track 100, not MOVA's 20"
+
+
 class LSEMetric(Metric):
     Options = LSEOptions
     """Per-clip LSE-C and LSE-D with S3FD faces (the MOVA toolkit's pipeline)."""
@@ -454,22 +467,22 @@ class LSEMetric(Metric):
     detector = "s3fd"
     info = MetricInfo(
         name="lse",
-        outputs=(
-            Output("lse_c", "higher", "", "SyncNet confidence of the chosen face track (median − min distance)"),
-            Output("lse_d", "lower", "", "SyncNet distance of the chosen face track (min over offsets)"),
-        ),
+        outputs=_LSE,
+        variant_outputs=variant_of(_LSE, "_syncnet", _SYNCNET_NOTE),
         description="Lip-sync error (SyncNet v2 over S3FD face tracks), MOVA toolkit protocol",
         needs=frozenset({"video", "audio"}),
         extra="lipsync",
         packages=("torch", "cv2", "python_speech_features", "scipy"),
         weights=("syncnet_v2", "sfd_face"),
         aggregation=POOLED_MEAN,
-        version="1",
+        version="2",  # 2: mode syncnet writes lse_c_syncnet / lse_d_syncnet
         reference="OpenMOSS/MOVA evaluation/models/wav2lip/evaluation/syncnet_python (joonson/syncnet_python)",
         card=Card(
             ranges=(
                 ('lse_c', '[0, ∞), typically 0–12'),
                 ('lse_d', '[0, ∞), typically 5–12'),
+                ('lse_c_syncnet', '[0, ∞), typically 0–12'),
+                ('lse_d_syncnet', '[0, ∞), typically 5–12'),
             ),
             scale='×1',
             tables=(
@@ -490,6 +503,8 @@ class LSEMetric(Metric):
     def __init__(self, options=None, device="cpu", context=None):
         super().__init__(options, device, context)
         self.mode, self.params = self._protocol()
+        if self.info.variant_outputs and self.mode == "syncnet":  # its own output names: never shared with mova's
+            self.info = dataclasses.replace(type(self).info, outputs=type(self).info.variant_outputs)
         if self.opts.detector is not None and self.opts.detector != self.detector:
             raise ConfigError(f"{self.info.name} always uses the {self.detector} detector; "
                               f"use the metric 'lse_mediapipe' (outputs lse_c_mediapipe/lse_d_mediapipe) for MediaPipe")
@@ -568,22 +583,22 @@ class LSEMediapipeMetric(LSEMetric):
     detector = "mediapipe"
     info = MetricInfo(
         name="lse_mediapipe",
-        outputs=(
-            Output("lse_c_mediapipe", "higher", "", "SyncNet confidence over MediaPipe face tracks (not S3FD LSE-C)"),
-            Output("lse_d_mediapipe", "lower", "", "SyncNet distance over MediaPipe face tracks (not S3FD LSE-D)"),
-        ),
+        outputs=_LSE_MEDIAPIPE,
+        variant_outputs=variant_of(_LSE_MEDIAPIPE, "_syncnet", _SYNCNET_NOTE),
         description="Lip-sync error with MediaPipe faces (no S3FD weights needed); not comparable with papers",
         needs=frozenset({"video", "audio"}),
         extra="lipsync",
         packages=("torch", "cv2", "python_speech_features", "scipy", "mediapipe"),
         weights=("syncnet_v2",),
         aggregation=POOLED_MEAN,
-        version="1",
+        version="2",  # 2: mode syncnet writes *_syncnet
         reference="MOVA toolkit LSE pipeline with mediapipe 0.10.21 solutions.face_detection instead of S3FD",
         card=Card(
             ranges=(
                 ('lse_c_mediapipe', '[0, ∞)'),
                 ('lse_d_mediapipe', '[0, ∞)'),
+                ('lse_c_mediapipe_syncnet', '[0, ∞)'),
+                ('lse_d_mediapipe_syncnet', '[0, ∞)'),
             ),
             scale='×1',
             tables=(

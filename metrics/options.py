@@ -12,6 +12,14 @@ Each field says what it changes (``role``):
 * ``SET`` — only a set-level metric's ``compute`` (reference, bootstrap, KID…): computed afresh every run, never
   cached, so not part of the token;
 * ``RUNTIME`` — speed or memory only (a batch size, thread count): not part of the token.
+
+An option that chooses between named protocols (a decode, a mode, a published variant) says so with ``protocol``:
+``True`` when every output depends on the choice, a tuple of output names (the default ones) when only those do,
+``False`` when its values are not protocols (an implementation of the same model, a parameter the run log
+records). Each value of a protocol option must give the outputs it affects names of their own (``av_align`` →
+``av_align_corrected``), so two variants never share an output name; tests/contracts/test_metric_contracts.py
+checks that for every registered metric, and that every enumerable (``Literal`` or bool) option that changes
+values declares ``protocol``.
 """
 from __future__ import annotations
 
@@ -26,11 +34,21 @@ OUTPUT, SET, RUNTIME = "output", "set", "runtime"
 ROLES = (OUTPUT, SET, RUNTIME)
 
 
-def option(default: Any = None, *, role: str = OUTPUT, help: str = "") -> Any:  # noqa: A002 - mirrors argparse
-    """A declared option: its default, what it changes (``role``) and one line of help."""
+def option(default: Any = None, *, role: str = OUTPUT, help: str = "",  # noqa: A002 - mirrors argparse
+           protocol: bool | tuple[str, ...] | None = None) -> Any:
+    """A declared option: its default, what it changes (``role``), one line of help, and whether its values are
+    named protocols whose outputs carry their own names (``protocol``, see the module docstring)."""
     if role not in ROLES:
         raise ValueError(f"option role must be one of {ROLES}, got {role!r}")
-    return dataclasses.field(default=default, metadata={"role": role, "help": help})
+    return dataclasses.field(default=default, metadata={"role": role, "help": help, "protocol": protocol})
+
+
+def protocol_of(options_cls: type, key: str) -> bool | tuple[str, ...] | None:
+    """What an option declared as ``protocol`` (None: not declared)."""
+    for f in dataclasses.fields(options_cls):
+        if f.name == key:
+            return f.metadata.get("protocol")
+    raise KeyError(key)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,9 @@ locally, from models that ship in PyPI packages:
 4. average-linkage agglomerative clustering on cosine distance cuts the tree at the reference speaker count
    (option ``num_speakers: estimate`` cuts at ``distance_threshold`` instead); the count the threshold cut finds is
    always reported (details ``speakers_estimated``) and scored as ``*_speaker_count_error`` = |estimated − reference|;
+   with ``num_speakers: estimate`` the rate is written as ``cpwer_estimated_speakers`` (``cpcer_…``,
+   ``cpcer_mova_…``): a rate without the oracle speaker count never shares a name with one that used it (metric
+   versions before 4/5 wrote both under one name);
 5. each segment is transcribed with the shared Whisper (:mod:`mova_eval.metrics.features.asr`), language forced
    (default model: tiny.en for ``cpwer``; the multilingual Whisper base, sha256-checked, for ``cpcer`` and
    ``cpcer_mova``, as ``cer``); each cluster's segments are joined in time order into one hypothesis speaker.
@@ -33,6 +36,7 @@ every reference unit as deleted (1.0; ``cpcer_mova`` 100) and 0 speakers found; 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass
@@ -41,7 +45,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from mova_eval.errors import ConfigError, MissingDependencyError
-from mova_eval.metrics.base import CORPUS, Card, ItemScore, Metric, MetricInfo, Output, Ratio
+from mova_eval.metrics.base import CORPUS, Card, ItemScore, Metric, MetricInfo, Output, Ratio, variant_of
 from mova_eval.metrics.features.asr import DEFAULT_MODEL, MULTILINGUAL_MODEL, AsrOptions
 from mova_eval.metrics.options import option
 from mova_eval.metrics.wer import MultilingualAsrDefault
@@ -255,20 +259,28 @@ def cluster(embs: np.ndarray, n_speakers: int | None, distance_threshold: float)
 # ----------------------------------------------------------------------------------------------- metric
 
 
+#: the outputs num_speakers changes (the speaker-count error is the threshold cut's in both modes)
+_RATES = ("cpwer", "cpcer", "cpcer_mova")
+_ESTIMATED = "_estimated_speakers"
+_ESTIMATED_NOTE = "num_speakers: estimate, clustered into the threshold cut's count, not the reference's"
+
+
 @dataclass(frozen=True)
 class CpErrorRateOptions(AsrOptions):
     """``metrics.options.cpwer.*`` / ``cpcer.*``: the ASR options plus the diarisation settings."""
 
-    num_speakers: Literal["reference", "estimate"] = option("reference", help="cluster into the reference's speaker "
-                                                                               "count, or estimate it")
+    num_speakers: Literal["reference", "estimate"] = option("reference", protocol=_RATES, help="cluster into the "
+        "reference's speaker count, or estimate it (outputs named *_estimated_speakers)")
     distance_threshold: float = option(0.25, help="cosine distance cut when estimating the speaker count")
     min_silence_ms: int = option(250, help="silero-vad minimum silence between segments")
     vad_threshold: float = option(0.5, help="silero-vad speech probability threshold")
-    t2s: bool = option(False, help="convert traditional to simplified Chinese before scoring")
-    split_turns: bool = option(True, help="split VAD segments at speaker changes")
+    t2s: bool = option(False, protocol=False, help="convert traditional to simplified Chinese before scoring "
+                                                    "(a text normalisation parameter, recorded in the run log)")
+    split_turns: bool = option(True, protocol=False, help="split VAD segments at speaker changes (a segmentation "
+                                                           "parameter like min_turn_s)")
     min_turn_s: float = option(0.5, help="shortest speaker turn kept when splitting")
-    empty_hypothesis: Literal["score", "nan"] = option("score", help="a silent clip or no recognised speech: score "
-                                                                      "it as all deletions, or nan (excluded)")
+    empty_hypothesis: Literal["score", "nan"] = option("score", protocol=False, help="a silent clip or no "
+        "recognised speech: score it as all deletions, or nan (excluded; every value both give is the same)")
 
 
 class _CpErrorRate(Metric):
@@ -294,6 +306,10 @@ class _CpErrorRate(Metric):
         self.empty = o.empty_hypothesis
         if self.min_turn_s < 0:
             raise ConfigError(f"{self.info.name}: min_turn_s must be ≥ 0, got {self.min_turn_s}")
+        if self.mode == "estimate":  # its own rate name: never shared with the oracle-count protocol
+            rate, count = type(self).info.outputs
+            self.info = dataclasses.replace(type(self).info, outputs=(*variant_of((rate,), _ESTIMATED, _ESTIMATED_NOTE),
+                                                                      count))
 
     def applies(self, item: SuiteItem) -> bool:
         return (item.has_speech and (self.language == "any" or item.language == self.language)
@@ -387,10 +403,14 @@ class _CpErrorRate(Metric):
 
 _COMMON = dict(needs=frozenset({"audio", "speech"}), extra="speech",
                packages=("faster_whisper", "jiwer", "silero_vad", "resemblyzer", "scipy"), aggregation=CORPUS,
-               version="3")
+               version="4")  # 4: num_speakers estimate writes *_estimated_speakers
 #: cpcer / cpcer_mova: version 4 since their default ASR became the multilingual base (cached tiny.en scores of
-#: their English items must not be reused)
-_COMMON_MULTILINGUAL = {**_COMMON, "version": "4"}
+#: their English items must not be reused); 5: num_speakers estimate writes *_estimated_speakers
+_COMMON_MULTILINGUAL = {**_COMMON, "version": "5"}
+
+
+def _estimated(rate: Output) -> tuple[Output, ...]:
+    return variant_of((rate,), _ESTIMATED, _ESTIMATED_NOTE)
 
 
 class CpWerMetric(_CpErrorRate):
@@ -400,12 +420,14 @@ class CpWerMetric(_CpErrorRate):
         outputs=(Output("cpwer", "lower", "fraction", "concatenated minimum-permutation WER (English, multi-speaker)"),
                  Output("cpwer_speaker_count_error", "lower", "speakers",
                         "|speakers found by clustering − speakers in the reference| (English multi-speaker items)")),
+        variant_outputs=_estimated(Output("cpwer", "lower", "fraction", "concatenated minimum-permutation WER")),
         description="Speaker-attributed WER: silero-vad + resemblyzer clustering + Whisper, Hungarian-matched cpWER",
         reference="fgnt/meeteval cp_word_error_rate; OpenMOSS/MOVA evaluation/metrics/cpcer (cp_cer)",
         **_COMMON,
         card=Card(
             ranges=(
                 ('cpwer', '[0, ∞)'),
+                ('cpwer_estimated_speakers', '[0, ∞)'),
                 ('cpwer_speaker_count_error', '[0, ∞) speakers (|estimated − reference|)'),
             ),
             scale='×1 (fraction)',
@@ -425,12 +447,14 @@ class CpCerMetric(MultilingualAsrDefault, _CpErrorRate):
         outputs=(Output("cpcer", "lower", "fraction", "concatenated minimum-permutation CER (Chinese, multi-speaker)"),
                  Output("cpcer_speaker_count_error", "lower", "speakers",
                         "|speakers found by clustering − speakers in the reference| (Chinese multi-speaker items)")),
+        variant_outputs=_estimated(Output("cpcer", "lower", "fraction", "concatenated minimum-permutation CER")),
         description="Speaker-attributed CER as MOVA's cpCER, with a local diarizing pipeline",
         reference="OpenMOSS/MOVA evaluation/metrics/cpcer/speaker_metrics.py cp_cer",
         **_COMMON_MULTILINGUAL,
         card=Card(
             ranges=(
                 ('cpcer', '[0, ∞)'),
+                ('cpcer_estimated_speakers', '[0, ∞)'),
                 ('cpcer_speaker_count_error', '[0, ∞) speakers (|estimated − reference|)'),
             ),
             scale='×1 (fraction; wizwand prints MOVA-720p as 14.9, i.e. %)',
@@ -467,6 +491,7 @@ class CpCerMovaMetric(MultilingualAsrDefault, _CpErrorRate):
                         "characters after MOVA's remove_punct, in percent"),
                  Output("cpcer_mova_speaker_count_error", "lower", "speakers",
                         "|speakers found by clustering − speakers in the reference| (cpcer_mova's items)")),
+        variant_outputs=_estimated(Output("cpcer_mova", "lower", "percent", "cpCER as MOVA's eval_cpcer.py")),
         description="MOVA's cpCER (MyBench): all languages per character, MOVA normalisation, corpus percent; local "
                     "diarizing ASR instead of the closed MOSS-Transcribe-Diarize API",
         reference="OpenMOSS/MOVA evaluation/metrics/cpcer/eval_cpcer.py, speaker_metrics.py cp_cer, "
@@ -475,6 +500,7 @@ class CpCerMovaMetric(MultilingualAsrDefault, _CpErrorRate):
         card=Card(
             ranges=(
                 ("cpcer_mova", "[0, ∞) percent (insertions can push it above 100)"),
+                ("cpcer_mova_estimated_speakers", "[0, ∞) percent"),
                 ("cpcer_mova_speaker_count_error", "[0, ∞) speakers (|estimated − reference|)"),
             ),
             scale="×100 (percent, as eval_cpcer.py prints and writes it); the paper and the mova_table4 layout "

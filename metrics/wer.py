@@ -73,9 +73,10 @@ def silence_reason(audio: np.ndarray) -> str | None:
 class ErrorRateOptions(AsrOptions):
     """``metrics.options.wer.*`` / ``cer.*``: the ASR options plus these."""
 
-    empty_hypothesis: Literal["score", "nan"] = option("score", help="a silent clip or empty transcript: score it "
-                                                                      "as all deletions, or nan (excluded)")
-    t2s: bool = option(False, help="convert traditional to simplified Chinese before scoring")
+    empty_hypothesis: Literal["score", "nan"] = option("score", protocol=False, help="a silent clip or "
+        "empty transcript: score it as all deletions, or nan (excluded; every value both give is the same)")
+    t2s: bool = option(False, protocol=False, help="convert traditional to simplified Chinese before scoring "
+                                                    "(a text normalisation parameter, recorded in the run log)")
 
 
 class _ErrorRate(Metric):

@@ -145,7 +145,7 @@ class AsrOptions:
     default (faster-whisper tiny.en, or base for cer, cpcer and cpcer_mova; the run's device, int8 on CPU /
     float16 on CUDA, beam 5, temperature 0)."""
 
-    backend: Literal["faster-whisper", "openai-whisper"] | None = option(None, help="ASR backend")
+    backend: Literal["faster-whisper", "openai-whisper"] | None = option(None, protocol=False, help="ASR backend (two implementations of the same Whisper model; the run log records which)")
     model: str | None = option(None, help=f"Whisper model name or local folder (default {DEFAULT_MODEL}; "
                                           f"{MULTILINGUAL_MODEL} for cer, cpcer, cpcer_mova)")
     device: str | None = option(None, help="device for the ASR model (default: runtime.device)")
@@ -153,7 +153,7 @@ class AsrOptions:
     cpu_threads: int | None = option(None, role=RUNTIME, help="CPU threads of the ASR model (default 2)")
     beam_size: int | None = option(None, help="beam size (default 5)")
     temperature: float | None = option(None, help="decoding temperature (default 0)")
-    vad_filter: bool | None = option(None, help="faster-whisper's VAD filter (default off)")
+    vad_filter: bool | None = option(None, protocol=False, help="faster-whisper's VAD filter (default off; a decoding parameter like beam_size, recorded in the run log)")
 
 
 def bundled_model_path() -> Path:

@@ -4,6 +4,10 @@
   ``metrics.options.<metric>.<key>`` (and, for an unknown key, listing the known ones);
 * the cache token changes when any output-affecting option changes, and not when a set-stage or runtime one does
   (a per-item metric has no set-stage options: its values are cached whole);
+* two variants never share an output name: every enumerable option (``Literal`` or bool) that changes the
+  numbers declares whether its values are protocols, and each value of a protocol option that changes the cache
+  key gives the outputs it affects names no other value uses; every name an instance reports is declared by its
+  class (``outputs`` or ``variant_outputs``), so summaries, cards and gates know it;
 * on real clips (for the metrics that can run here): two worker threads with the cache off give the same values as
   one thread, ``score``/``features`` really ran for every clip in both passes, and every NaN has a reason.
 """
@@ -23,7 +27,7 @@ from mova_eval import media
 from mova_eval.config import compose
 from mova_eval.errors import ConfigError
 from mova_eval.metrics.base import ItemScore, SetLevelMetric
-from mova_eval.metrics.options import OUTPUT, RUNTIME, SET, known_keys
+from mova_eval.metrics.options import OUTPUT, RUNTIME, SET, known_keys, protocol_of
 from mova_eval.registry import metric_classes
 
 NAMES = sorted(metric_classes())
@@ -92,6 +96,81 @@ def test_cache_token_follows_the_option_roles(name, key):
         assert changed == base, f"{name}.{key} ({role}) should not invalidate cached values"
     if not issubclass(cls, SetLevelMetric):
         assert role != SET, f"per-item metric {name} declares a set-stage option {key}"
+
+
+def _values(tp: Any) -> list[Any] | None:
+    """Every value of an enumerable option type (Literal, bool, or either with None), or None if not enumerable."""
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        return [False, True]
+    if origin is Literal:
+        return list(typing.get_args(tp))
+    if origin is not None and type(None) in typing.get_args(tp):
+        arms = [a for a in typing.get_args(tp) if a is not type(None)]
+        inner = [_values(a) for a in arms]
+        if all(v is not None for v in inner):
+            return [None, *(x for v in inner for x in v)]
+    return None
+
+
+ENUMERABLE = [(n, f.name) for n in NAMES for f in dataclasses.fields(metric_classes()[n].Options)
+              if f.metadata.get("role") != RUNTIME
+              and _values(typing.get_type_hints(metric_classes()[n].Options)[f.name]) is not None]
+PROTOCOL_OPTIONS = [(n, k) for n, k in ENUMERABLE if protocol_of(metric_classes()[n].Options, k)]
+#: options every instance of the protocol check gets, so that all outputs are reported (DNSMOS reports P.808 only
+#: unless asked; its P.835 outputs depend on ``personalized``)
+BASE_OPTIONS = {"dnsmos": {"outputs": ["dnsmos_p808", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"]}}
+
+
+def test_the_protocol_check_is_not_vacuous():
+    # the options issue 13/14 named (a decode, a mode, a scale) are among those checked
+    for pair in [("dnsmos", "decode"), ("av_align", "decode"), ("is", "mode"), ("is", "decode"),
+                 ("ib_score", "scale"), ("clap_mova", "decode")]:
+        assert pair in PROTOCOL_OPTIONS, pair
+
+
+@pytest.mark.parametrize("name,key", ENUMERABLE)
+def test_every_enumerable_option_says_whether_it_is_a_protocol(name, key):
+    declared = protocol_of(metric_classes()[name].Options, key)
+    assert declared is not None, (
+        f"{name}.{key}: declare option(..., protocol=True | (output names) | False): do its values name different "
+        f"protocols (then each needs output names of its own) or not?")
+    if isinstance(declared, tuple):  # an options class shared by several metrics names each one's outputs
+        names = {o.name for o in metric_classes()[name].info.outputs}
+        assert set(declared) & names, f"{name}.{key}: protocol names none of its outputs {sorted(names)}"
+
+
+def _instance(name: str, key: str, value: Any):
+    try:
+        return metric_classes()[name]({**BASE_OPTIONS.get(name, {}), key: value})
+    except ConfigError:  # a value that needs another option's value (is: decode with mode av_bench)
+        return None
+
+
+@pytest.mark.parametrize("name,key", PROTOCOL_OPTIONS)
+def test_two_variants_never_share_an_output_name(name, key):
+    cls = metric_classes()[name]
+    declared = protocol_of(cls.Options, key)
+    tp = typing.get_type_hints(cls.Options)[key]
+    default = cls(BASE_OPTIONS.get(name))
+    every = {o.name for o in default.requested_outputs()}
+    unaffected = set() if declared is True else every - set(declared)
+    assert unaffected != every, f"{name}.{key}: the protocol affects none of {sorted(every)}"
+    variants = [(v, m) for v in _values(tp) if (m := _instance(name, key, v)) is not None]
+    assert len(variants) >= 2, f"{name}.{key}: fewer than two values construct"
+    declared_names = {o.name for o in (*cls.info.outputs, *cls.info.variant_outputs)}
+    for v, m in variants:
+        got = {o.name for o in m.requested_outputs()}
+        assert got <= declared_names, f"{name}.{key}={v!r} reports {sorted(got - declared_names)}, which " \
+                                      f"{cls.__name__}.info declares neither in outputs nor in variant_outputs"
+    for i, (v1, m1) in enumerate(variants):
+        for v2, m2 in variants[i + 1:]:
+            if m1.cache_token() == m2.cache_token():
+                continue  # the same protocol spelt two ways (is: decode null = mova in mode mova)
+            n1 = {o.name for o in m1.requested_outputs()} - unaffected
+            n2 = {o.name for o in m2.requested_outputs()} - unaffected
+            assert n1 and n2, f"{name}.{key}: no affected output at {v1!r} or {v2!r}"
+            assert not n1 & n2, f"{name}.{key}={v1!r} and ={v2!r} both write {sorted(n1 & n2)}"
 
 
 def test_metrics_only_accepts_a_bare_name(tmp_path):

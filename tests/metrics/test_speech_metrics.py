@@ -221,7 +221,8 @@ def test_cpwer_rises_when_the_voices_swap_lines(clips, cpwer_metric):
 
     est = CpWerMetric({"num_speakers": "estimate"}).score(clips["dialogue"], it)
     assert len(est.details["hypothesis_speakers"]) == est.details["speakers_estimated"]
-    assert est.details["clustering"] == "estimate" and math.isfinite(est.values["cpwer"])
+    assert est.details["clustering"] == "estimate" and math.isfinite(est.values["cpwer_estimated_speakers"])
+    assert set(est.values) == {"cpwer_estimated_speakers", "cpwer_speaker_count_error"}  # its own rate name
 
 
 def test_cpwer_silence_is_the_models_error(clips, cpwer_metric):
@@ -312,6 +313,11 @@ def test_dnsmos_runs_p835_only_when_asked(clips):
     s = m.score(clips["en1"], item(EN1))
     assert set(s.values) == {"dnsmos_p808"} and s.details["decode"] == "mova"
     assert DnsmosMetric({"outputs": ["dnsmos_bak"]}).p835
+    # each variant writes its own names; outputs: takes the plain names or the variant's
+    both = DnsmosMetric({"decode": "corrected", "personalized": True, "outputs": ["dnsmos_p808", "dnsmos_sig"]})
+    assert [o.name for o in both.requested_outputs()] == ["dnsmos_p808_corrected", "dnsmos_sig_personalized_corrected"]
+    assert [o.name for o in DnsmosMetric({"personalized": True, "outputs": ["dnsmos_bak_personalized"]})
+            .requested_outputs()] == ["dnsmos_bak_personalized"]
     with pytest.raises(ConfigError, match="mova_s16"):
         DnsmosMetric({"mova_s16": True})
     with pytest.raises(ConfigError):
@@ -331,18 +337,19 @@ def test_dnsmos_matches_speechmos_within_1e4(clips, dnsmos_scores):
             tiled *= 2
         assert tiled > 2 * x.size  # these tracks really go through the tiling
         assert ours.details["windows"] == len(windows(x)) == int(np.floor(tiled / 16000) - 9.01) + 1
-        for a, b in (("dnsmos_p808", "p808_mos"), ("dnsmos_sig", "sig_mos"), ("dnsmos_bak", "bak_mos"),
-                     ("dnsmos_ovrl", "ovrl_mos")):
+        # the corrected decode writes its own names (dnsmos_p808_corrected…)
+        for a, b in (("dnsmos_p808_corrected", "p808_mos"), ("dnsmos_sig_corrected", "sig_mos"),
+                     ("dnsmos_bak_corrected", "bak_mos"), ("dnsmos_ovrl_corrected", "ovrl_mos")):
             assert abs(ours.values[a] - float(ref[b])) <= 1e-4, (key, a, ours.values[a], ref[b])
 
 
 def test_dnsmos_noise_lowers_scores_and_silence_is_nan(dnsmos_scores):
     clean, noisy, quiet = dnsmos_scores["en1"], dnsmos_scores["noisy"], dnsmos_scores["silent"]
     assert not clean.errors and not noisy.errors
-    assert noisy.values["dnsmos_bak"] < clean.values["dnsmos_bak"] - 0.5
-    assert noisy.values["dnsmos_ovrl"] < clean.values["dnsmos_ovrl"]
-    assert noisy.values["dnsmos_p808"] < clean.values["dnsmos_p808"]
-    assert all(math.isnan(v) for v in quiet.values.values()) and "silence" in quiet.errors["dnsmos_p808"]
+    assert noisy.values["dnsmos_bak_corrected"] < clean.values["dnsmos_bak_corrected"] - 0.5
+    assert noisy.values["dnsmos_ovrl_corrected"] < clean.values["dnsmos_ovrl_corrected"]
+    assert noisy.values["dnsmos_p808_corrected"] < clean.values["dnsmos_p808_corrected"]
+    assert all(math.isnan(v) for v in quiet.values.values()) and "silence" in quiet.errors["dnsmos_p808_corrected"]
 
 
 # ----------------------------------------------------------------------------------------------- AV-Align
@@ -368,6 +375,8 @@ def test_av_align_failures_are_nan_with_reason(clips):
     it = SuiteItem(id="s", category="sfx", prompt="p")
     s = AvAlignMetric().score(clips["silent"], it)
     assert math.isnan(s.values["av_align"]) and "silence" in s.errors["av_align"]
+    corrected = AvAlignMetric({"decode": "corrected"}).score(clips["silent"], it)  # the other decode: its own name
+    assert set(corrected.values) == {"av_align_corrected"} and "silence" in corrected.errors["av_align_corrected"]
     with pytest.raises(ConfigError, match="unknown option"):
         AvAlignMetric({"failures": "zero"})
     with pytest.raises(ConfigError, match="decode"):
