@@ -180,8 +180,15 @@ class Metric:
                 return Availability(False, f"weights {w!r} are missing", e.command)
         return Availability(True)
 
+    def available(self) -> Availability:
+        """Whether this configured instance can run here (its options and context), without loading models: what
+        the runner asks before loading it. Default: the class-level :meth:`availability` in this instance's
+        context; a metric whose options change what it needs (cer with ``model: tiny.en`` does not need the
+        multilingual packages) overrides it."""
+        return self.availability(self.context)
+
     def require_available(self) -> None:
-        av = self.availability(self.context)
+        av = self.available()
         if not av.ok:
             raise MetricUnavailable(self.info.name, av.reason, av.command)
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from mova_eval.context import RunContext
-from mova_eval.errors import MetricUnavailable, NotApplicable
+from mova_eval.errors import NotApplicable
 from mova_eval.media import AudioPreset
 from mova_eval.metrics.base import CORPUS, Availability, Card, ItemScore, Metric, MetricInfo, Output, Ratio
 from mova_eval.metrics.features.asr import DEFAULT_MODEL, MULTILINGUAL_MODEL, AsrOptions
@@ -200,12 +200,12 @@ class MultilingualAsrDefault:
                                        "folder)", "pip install 'mova-eval[speech]'")
         return av
 
-    def require_available(self) -> None:
+    def available(self) -> Availability:
+        """With the default multilingual model, the class-level check (its packages too); with a model the options
+        name (tiny.en, a local folder), the metric base's check alone: that model needs only the packages."""
         if self.asr.model == MULTILINGUAL_MODEL:
-            return super().require_available()
-        av = super(MultilingualAsrDefault, type(self)).availability(self.context)  # packages suffice
-        if not av.ok:
-            raise MetricUnavailable(self.info.name, av.reason, av.command)
+            return self.availability(self.context)
+        return super(MultilingualAsrDefault, type(self)).availability(self.context)
 
 
 class CerMetric(MultilingualAsrDefault, _ErrorRate):

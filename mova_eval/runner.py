@@ -134,7 +134,7 @@ def select_metrics(mcfg: dict[str, Any], context: RunContext) -> MetricPlan:
     for name in names:
         cls = get_metric_class(name)
         metric = cls(options.get(name, {}), device=context.device, context=context)
-        av = cls.availability(context)
+        av = metric.available()  # the configured instance: its options can change what it needs
         status = MetricStatus(name=name, version=cls.info.version, available=av.ok, reason=av.reason,
                               command=av.command, aggregation=cls.info.aggregation, options=dict(metric.options),
                               reference=cls.info.reference)
