@@ -18,6 +18,10 @@ A gate file (YAML) turns deltas into a verdict per metric::
       lufs: {max_regression: 5%}                  # relative to the baseline's value
       dnsmos_p808: {max_regression: 0.05, category: set3, require_significant: true}
 
+A gate may name any output a compared run wrote or configured, by the runner's rule (the configured instance's
+outputs: ``ib_score_x100`` where a run set ``scale: 100``, ``av_align_corrected`` for ``decode: corrected``), and
+the default outputs of every metric; a variant name neither run configured, or a typo, is a configuration error.
+
 A *regression* is a change in the metric's worse direction (lower for ↑ metrics, higher for ↓ ones, either way for
 metrics with no better direction) larger than the allowance. ``require_significant`` also asks for the change to
 be beyond noise. Exit status: 0 pass, 1 regression (or a failed ``min_n`` / unavailable rule), 2 usage or
@@ -31,7 +35,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -322,11 +326,52 @@ def _amount(value: Any, where: str) -> tuple[float | None, float | None]:
                           f"got {value!r}") from None
 
 
-def load_gate(path: str | Path) -> Gate:
-    """Parse and validate a gate file; every problem is a ConfigError naming the file and the key."""
-    import yaml
-
+def known_outputs(sides: Sequence[Side] = ()) -> set[str]:
+    """The output names a gate may name, by the runner's rule (an instance's ``requested_outputs()``: an option can
+    rename them, ``scale: 100`` → ``ib_score_x100``, ``decode: corrected`` → ``*_corrected``): every registered
+    metric with its default options, every metric as each run directory's run.json configured it, and every name
+    the sides' summary records carry (a committed summary, or a run of an older mova-eval)."""
+    from mova_eval.context import RunContext
     from mova_eval.registry import metric_classes
+
+    context = RunContext.from_env()
+    out: set[str] = set()
+    for cls in metric_classes().values():
+        try:
+            out.update(o.name for o in cls(None, context=context).requested_outputs())
+        except Exception:  # a metric that cannot be built here names its declared outputs
+            out.update(o.name for o in cls.info.outputs)
+    for side in sides:
+        out.update(r.metric for r in side.records)
+        if not (side.path / "run.json").is_file():
+            continue
+        from mova_eval.results import read_run_json
+
+        for status in read_run_json(side.path).metrics:
+            cls = metric_classes().get(status.name)
+            if cls is None:
+                continue
+            try:
+                out.update(o.name for o in cls(status.options, context=context).requested_outputs())
+            except Exception:  # options of another mova-eval version: the names its records carry stand
+                pass
+    return out
+
+
+def _variant_of(name: str) -> str | None:
+    """The metric whose option-selected outputs include ``name`` (for the error message), or None."""
+    from mova_eval.registry import metric_classes
+
+    for metric, cls in metric_classes().items():
+        if any(o.name == name for o in cls.info.variant_outputs):
+            return metric
+    return None
+
+
+def load_gate(path: str | Path, outputs: set[str] | None = None) -> Gate:
+    """Parse and validate a gate file; every problem is a ConfigError naming the file and the key. ``outputs``:
+    the output names it may name (:func:`known_outputs` of the compared runs; default: of no run)."""
+    import yaml
 
     path = Path(path)
     try:
@@ -344,7 +389,8 @@ def load_gate(path: str | Path) -> Gate:
     defaults = spec.get("defaults") or {}
     if not isinstance(defaults, dict) or set(defaults) - _RULE_KEYS:
         raise ConfigError(f"gate file {path}: `defaults` must be a mapping with keys from {sorted(_RULE_KEYS)}")
-    outputs = {o.name for cls in metric_classes().values() for o in cls.info.outputs}
+    if outputs is None:
+        outputs = known_outputs()
     rules = []
     for metric, raw in spec["metrics"].items():
         where = f"gate file {path}, metric {metric}"
@@ -357,6 +403,10 @@ def load_gate(path: str | Path) -> Gate:
         if metric not in outputs:
             import difflib
 
+            family = _variant_of(str(metric))
+            if family is not None:
+                raise ConfigError(f"{where}: {metric!r} is what {family} writes with other options "
+                                  f"(see mova-eval ls --metric {family}); neither compared run configured them")
             close = difflib.get_close_matches(str(metric), sorted(outputs), n=3)
             raise ConfigError(f"{where}: no metric of this mova-eval has an output named {metric!r}"
                               + (f" (did you mean {', '.join(close)}?)" if close else ""))
@@ -501,7 +551,7 @@ def run_compare(candidate: str | Path, baseline: str | Path, *, gate: str | Path
     if not suites_b & suites_c:
         raise ConfigError(f"the candidate ({', '.join(sorted(suites_c))}) and the baseline "
                           f"({', '.join(sorted(suites_b))}) are runs of different suites")
-    g = load_gate(gate) if gate else None
+    g = load_gate(gate, known_outputs([base, cand])) if gate else None
     comps = compare(base, cand, n_boot=n_boot)
     results = apply_gate(g, base, cand, n_boot=n_boot) if g else None
     md = markdown(base, cand, comps, results, g)
