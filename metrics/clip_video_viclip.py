@@ -183,7 +183,7 @@ class ClipVideoViclipOptions:
     """``metrics.options.clip_video_viclip.*``."""
 
     protocol: Literal["vabench", "vbench"] = option(
-        "vabench", help="vabench: VABench second_viclip (BGR quirk, Pillow resize, video_prompt) → clip_video_viclip; "
+        "vabench", protocol=True, help="vabench: VABench second_viclip (BGR quirk, Pillow resize, video_prompt) → clip_video_viclip; "
                         "vbench: VBench overall_consistency (RGB, tensor resize) → clip_video_viclip_vbench")
 
 
