@@ -44,15 +44,17 @@ import math
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence, TypeAlias
 
 import numpy as np
 
-from mova_eval.errors import ConfigError, MissingStreamError, NotApplicable
+from mova_eval.errors import ConfigError, MediaError, MissingStreamError, NotApplicable
 from mova_eval.spec import Clip, SuiteItem
 
 VERSION = "1"
 AMBIENCE_WINDOW_S = 0.25
+#: A defect strength: a number in the kind's unit, or None for kinds without one (ints are accepted where a float is).
+Strength: TypeAlias = float | None
 FOREIGN_SENTENCES = {"zh": "请把蓝色的文件夹带到楼上的会议室。", "en": "Please bring the blue folder to the meeting room upstairs."}
 
 
@@ -96,12 +98,13 @@ def format_strength(kind: str, strength: float | None, unit: str) -> str:
     return f"{kind} {strength:g}{(' ' + unit) if unit else ''}"
 
 
-def _rng(clip: Clip, kind: str, strength, seed: int) -> np.random.Generator:
+def _rng(clip: Clip, kind: str, strength: Strength, seed: int) -> np.random.Generator:
     digest = hashlib.sha256(f"{clip.content_hash}|{kind}|{strength}|{seed}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def _derived_clip(clip: Clip, record: AppliedDefect, *, video=None, audio=None, fps=None) -> Clip:
+def _derived_clip(clip: Clip, record: AppliedDefect, *, video: np.ndarray | None = None,
+                  audio: np.ndarray | None = None, fps: float | None = None) -> Clip:
     video = clip.video if video is None else video
     audio = clip.audio if audio is None else audio
     for a in (video, audio):
@@ -110,7 +113,7 @@ def _derived_clip(clip: Clip, record: AppliedDefect, *, video=None, audio=None, 
     blob = json.dumps(record.as_dict(), sort_keys=True, default=str)
     h = hashlib.sha256(f"{clip.content_hash}|defect|{blob}".encode()).hexdigest()
     fps = clip.fps if fps is None else fps
-    durations = []
+    durations: list[float] = []
     if video is not None and fps:
         durations.append(video.shape[0] / fps)
     if audio is not None and clip.sample_rate:
@@ -125,24 +128,24 @@ def _derived_clip(clip: Clip, record: AppliedDefect, *, video=None, audio=None, 
                 _memo=_SharedMemo(clip._memo, kept) if kept else {})
 
 
-class _SharedMemo(dict):
+class _SharedMemo(dict[tuple[Any, ...], Any]):
     """A defected clip's memo: entries of the stream the defect kept (presets, derived features) live in the clean
     clip's memo, so they are computed once for the clean clip and all of its variants; the rest is private."""
 
-    def __init__(self, parent: dict, stream: str):
+    def __init__(self, parent: dict[tuple[Any, ...], Any], stream: str):
         super().__init__()
         self.parent, self.stream = parent, stream
 
-    def _shared(self, key) -> bool:
+    def _shared(self, key: object) -> bool:
         return isinstance(key, tuple) and bool(key) and key[0] == self.stream
 
-    def __contains__(self, key) -> bool:
+    def __contains__(self, key: object) -> bool:
         return key in self.parent if self._shared(key) else super().__contains__(key)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: tuple[Any, ...]) -> Any:
         return self.parent[key] if self._shared(key) else super().__getitem__(key)
 
-    def __setitem__(self, key, value) -> None:
+    def __setitem__(self, key: tuple[Any, ...], value: Any) -> None:
         if self._shared(key):
             self.parent[key] = value
         else:
@@ -167,7 +170,8 @@ def quietest_window(audio: np.ndarray, sr: int, seconds: float = AMBIENCE_WINDOW
     return s, win
 
 
-def ambience(audio: np.ndarray, sr: int, n_out: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def ambience(audio: np.ndarray, sr: int, n_out: int, rng: np.random.Generator
+             ) -> tuple[np.ndarray, dict[str, Any]]:
     """``n_out`` samples [C, n_out] of the clip's own background: pieces of its quietest window at random
     positions, overlap-added with sine windows at 50 % overlap (their squares sum to one, so the power of
     uncorrelated pieces is kept). Digital silence stays digital silence (that *is* the clip's ambience)."""
@@ -188,7 +192,7 @@ def ambience(audio: np.ndarray, sr: int, n_out: int, rng: np.random.Generator) -
     return out[:, piece : piece + n_out].astype(np.float32), {"ambience_window": [int(start), int(win)]}
 
 
-def fit_audio(x: np.ndarray, n: int, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def fit_audio(x: np.ndarray, n: int, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
     """Crop to n samples, or append the track's own ambience up to n."""
     if x.shape[1] >= n:
         return x[:, :n], {"fit": "crop", "samples_dropped": int(x.shape[1] - n)}
@@ -196,11 +200,20 @@ def fit_audio(x: np.ndarray, n: int, sr: int, rng: np.random.Generator) -> tuple
     return np.concatenate([x, pad], axis=1), {"fit": "ambience_pad", "samples_padded": int(n - x.shape[1]), **info}
 
 
-def _need(clip: Clip, stream: str) -> None:
-    if stream == "audio" and not clip.has_audio:
+def _audio(clip: Clip) -> tuple[np.ndarray, int]:
+    """The clip's audio [C, N] and sample rate, or MissingStreamError when it has none."""
+    if clip.audio is None or not clip.has_audio:
         raise MissingStreamError(clip.path, "audio")
-    if stream == "video" and not clip.has_video:
+    if not clip.sample_rate:
+        raise MediaError(clip.path, "audio without a sample rate")
+    return clip.audio, clip.sample_rate
+
+
+def _video(clip: Clip) -> np.ndarray:
+    """The clip's frames [T, H, W, 3], or MissingStreamError when it has none."""
+    if clip.video is None or not clip.has_video:
         raise MissingStreamError(clip.path, "video")
+    return clip.video
 
 
 # ----------------------------------------------------------------------------------------------- defect kinds
@@ -212,21 +225,29 @@ class DefectKind:
     name: ClassVar[str]
     stream: ClassVar[str]
     unit: ClassVar[str] = ""
-    strengths: ClassVar[tuple] = (None,)       # the default battery
-    quick: ClassVar[tuple] = (None,)           # a short battery for tests and --quick
+    strengths: ClassVar[tuple[Strength, ...]] = (None,)       # the default battery
+    quick: ClassVar[tuple[Strength, ...]] = (None,)         # a short battery for tests and --quick
     description: ClassVar[str] = ""
 
-    def magnitude(self, strength) -> float:
+    def magnitude(self, strength: Strength) -> float:
         return 1.0 if strength is None else abs(float(strength))
 
-    def check(self, strength) -> None:
+    def check(self, strength: object) -> None:
         if strength is not None and not isinstance(strength, (int, float)):
             raise ConfigError(f"defect {self.name}: strength must be a number, got {strength!r}")
+        if strength is None and self.unit:
+            raise ConfigError(f"defect {self.name}: needs a strength ({self.unit})")
 
-    def apply(self, clip: Clip, strength, seed: int, ctx: DefectContext) -> Clip:
+    def _number(self, strength: object) -> float:
+        """The strength as a float; a ConfigError when it is None or not a number."""
+        if not isinstance(strength, (int, float)):
+            raise ConfigError(f"defect {self.name}: needs a strength ({self.unit or 'a number'})")
+        return float(strength)
+
+    def apply(self, clip: Clip, strength: Strength, seed: int, ctx: DefectContext) -> tuple[Clip, AppliedDefect]:
         raise NotImplementedError
 
-    def _record(self, clip, strength, seed, **details) -> AppliedDefect:
+    def _record(self, clip: Clip, strength: Strength, seed: int, **details: Any) -> AppliedDefect:
         return AppliedDefect(self.name, None if strength is None else float(strength), self.unit, int(seed),
                              self.stream, clip.content_hash, details)
 
@@ -237,13 +258,13 @@ class AudioOffset(DefectKind):
     quick = (80, 200)
     description = "audio shifted against the picture (positive: late), gap filled with the clip's ambience"
 
-    def apply(self, clip, strength, seed, ctx):
-        _need(clip, "audio")
-        a = np.asarray(clip.audio, np.float32)
+    def apply(self, clip: Clip, strength: Strength, seed: int, ctx: DefectContext) -> tuple[Clip, AppliedDefect]:
+        audio, sr = _audio(clip)
+        a = np.asarray(audio, np.float32)
         n = a.shape[1]
-        shift = int(round(float(strength) * clip.sample_rate / 1000.0))
+        shift = int(round(self._number(strength) * sr / 1000.0))
         s = min(abs(shift), n)
-        fill, info = ambience(a, clip.sample_rate, s, _rng(clip, self.name, strength, seed))
+        fill, info = ambience(a, sr, s, _rng(clip, self.name, strength, seed))
         if shift >= 0:
             out = np.concatenate([fill, a[:, : n - s]], axis=1)
             region = [0, s]
@@ -258,8 +279,8 @@ class SwapAudio(DefectKind):
     name, stream = "swap_audio", "audio"
     description = "audio taken from another item of the run"
 
-    def apply(self, clip, strength, seed, ctx):
-        _need(clip, "audio")
+    def apply(self, clip: Clip, strength: Strength, seed: int, ctx: DefectContext) -> tuple[Clip, AppliedDefect]:
+        audio, sr = _audio(clip)
         own = ctx.item.id if ctx.item else None
         donors = sorted(k for k, c in ctx.others.items() if k != own and c.has_audio)
         if not donors:
@@ -269,10 +290,11 @@ class SwapAudio(DefectKind):
         donor = ctx.others[donor_id]
         from mova_eval import media
 
-        x = media.resample_audio(np.asarray(donor.audio, np.float32), donor.sample_rate, clip.sample_rate)
-        c = clip.audio.shape[0]
+        donor_audio, donor_sr = _audio(donor)
+        x = media.resample_audio(np.asarray(donor_audio, np.float32), donor_sr, sr)
+        c = audio.shape[0]
         x = np.repeat(x.mean(axis=0, keepdims=True), c, axis=0) if x.shape[0] != c else x
-        out, info = fit_audio(x, clip.audio.shape[1], clip.sample_rate, rng)
+        out, info = fit_audio(x, audio.shape[1], sr, rng)
         rec = self._record(clip, strength, seed, donor_item=donor_id, donor_hash=donor.content_hash, **info)
         return _derived_clip(clip, rec, audio=np.ascontiguousarray(out, dtype=np.float32)), rec
 
@@ -281,10 +303,10 @@ class Mute(DefectKind):
     name, stream = "mute", "audio"
     description = "all-zero audio (the stream is kept)"
 
-    def apply(self, clip, strength, seed, ctx):
-        _need(clip, "audio")
+    def apply(self, clip: Clip, strength: Strength, seed: int, ctx: DefectContext) -> tuple[Clip, AppliedDefect]:
+        audio, sr = _audio(clip)
         rec = self._record(clip, strength, seed)
-        return _derived_clip(clip, rec, audio=np.zeros_like(clip.audio, dtype=np.float32)), rec
+        return _derived_clip(clip, rec, audio=np.zeros_like(audio, dtype=np.float32)), rec
 
 
 class Noise(DefectKind):
@@ -293,17 +315,17 @@ class Noise(DefectKind):
     quick = (0,)
     description = "white Gaussian noise at an exact SNR against the whole track"
 
-    def magnitude(self, strength) -> float:
-        return -float(strength)  # lower SNR is the stronger defect
+    def magnitude(self, strength: Strength) -> float:
+        return -self._number(strength)  # lower SNR is the stronger defect
 
-    def apply(self, clip, strength, seed, ctx):
-        _need(clip, "audio")
-        a = np.asarray(clip.audio, np.float64)
+    def apply(self, clip: Clip, strength: Strength, seed: int, ctx: DefectContext) -> tuple[Clip, AppliedDefect]:
+        audio, sr = _audio(clip)
+        a = np.asarray(audio, np.float64)
         p_signal = float(np.mean(a**2))
         if p_signal <= 0:
             raise NotApplicable(f"{clip.path}: digital silence has no SNR")
         noise = _rng(clip, self.name, strength, seed).standard_normal(a.shape)
-        noise *= math.sqrt(p_signal / 10 ** (float(strength) / 10) / float(np.mean(noise**2)))
+        noise *= math.sqrt(p_signal / 10 ** (self._number(strength) / 10) / float(np.mean(noise**2)))
         out = a + noise
         rec = self._record(clip, strength, seed, signal_power=p_signal, noise_power=float(np.mean(noise**2)),
                            peak=float(np.abs(out).max()))
@@ -316,25 +338,25 @@ class TimeStretch(DefectKind):
     quick = (1.1,)
     description = "pitch-preserving stretch (phase vocoder) by a factor, cropped/padded to the original length"
 
-    def magnitude(self, strength) -> float:
-        return abs(math.log(float(strength)))
+    def magnitude(self, strength: Strength) -> float:
+        return abs(math.log(self._number(strength)))
 
-    def check(self, strength) -> None:
+    def check(self, strength: object) -> None:
         super().check(strength)
-        if not 0.2 <= float(strength) <= 5:
+        if not 0.2 <= self._number(strength) <= 5:
             raise ConfigError(f"defect time_stretch: factor must be in [0.2, 5], got {strength}")
 
-    def apply(self, clip, strength, seed, ctx):
-        _need(clip, "audio")
+    def apply(self, clip: Clip, strength: Strength, seed: int, ctx: DefectContext) -> tuple[Clip, AppliedDefect]:
+        audio, sr = _audio(clip)
         import librosa
 
-        r = float(strength)
-        a = np.asarray(clip.audio, np.float32)
+        r = self._number(strength)
+        a = np.asarray(audio, np.float32)
         y = np.stack([librosa.effects.time_stretch(ch, rate=1.0 / r) for ch in a]).astype(np.float64)
         p_in, p_out = float(np.mean(a.astype(np.float64) ** 2)), float(np.mean(y**2))
         gain = math.sqrt(p_in / p_out) if p_out > 0 else 1.0
         y = (y * gain).astype(np.float32)
-        out, info = fit_audio(y, a.shape[1], clip.sample_rate, _rng(clip, self.name, strength, seed))
+        out, info = fit_audio(y, a.shape[1], sr, _rng(clip, self.name, strength, seed))
         rec = self._record(clip, strength, seed, method="librosa.effects.time_stretch (phase vocoder), RMS-matched",
                            gain=gain, stretched_samples=int(y.shape[1]), **info)
         return _derived_clip(clip, rec, audio=np.ascontiguousarray(out, dtype=np.float32)), rec
@@ -346,17 +368,17 @@ class Freeze(DefectKind):
     quick = (1.0,)
     description = "a centred run of frames holds its first frame"
 
-    def check(self, strength) -> None:
+    def check(self, strength: object) -> None:
         super().check(strength)
-        if not 0 < float(strength) <= 1:
+        if not 0 < self._number(strength) <= 1:
             raise ConfigError(f"defect freeze: fraction must be in (0, 1], got {strength}")
 
-    def apply(self, clip, strength, seed, ctx):
-        _need(clip, "video")
-        t = clip.video.shape[0]
-        length = max(1, int(round(float(strength) * t)))
+    def apply(self, clip: Clip, strength: Strength, seed: int, ctx: DefectContext) -> tuple[Clip, AppliedDefect]:
+        video = _video(clip)
+        t = video.shape[0]
+        length = max(1, int(round(self._number(strength) * t)))
         start = (t - length) // 2
-        v = np.array(clip.video)
+        v = np.array(video)
         v[start : start + length] = v[start]
         rec = self._record(clip, strength, seed, frozen_frames=[int(start), int(start + length)])
         return _derived_clip(clip, rec, video=v), rec
@@ -368,12 +390,12 @@ class Shuffle(DefectKind):
     quick = (12,)
     description = "frames permuted inside consecutive windows"
 
-    def apply(self, clip, strength, seed, ctx):
-        _need(clip, "video")
-        w = int(strength)
+    def apply(self, clip: Clip, strength: Strength, seed: int, ctx: DefectContext) -> tuple[Clip, AppliedDefect]:
+        video = _video(clip)
+        w = int(self._number(strength))
         if w < 2:
             raise ConfigError(f"defect shuffle: window must be at least 2 frames, got {strength}")
-        t = clip.video.shape[0]
+        t = video.shape[0]
         rng = _rng(clip, self.name, strength, seed)
         perm = np.arange(t)
         for lo in range(0, t, w):
@@ -385,7 +407,7 @@ class Shuffle(DefectKind):
                 p = lo + rng.permutation(hi - lo)
             perm[lo:hi] = p
         rec = self._record(clip, strength, seed, permutation=perm.tolist())
-        return _derived_clip(clip, rec, video=np.ascontiguousarray(clip.video[perm])), rec
+        return _derived_clip(clip, rec, video=np.ascontiguousarray(video[perm])), rec
 
 
 class Resolution(DefectKind):
@@ -394,16 +416,16 @@ class Resolution(DefectKind):
     quick = (4,)
     description = "downscaled by a factor (area) and upscaled back (bilinear)"
 
-    def apply(self, clip, strength, seed, ctx):
-        _need(clip, "video")
+    def apply(self, clip: Clip, strength: Strength, seed: int, ctx: DefectContext) -> tuple[Clip, AppliedDefect]:
+        video = _video(clip)
         from mova_eval import media
 
-        f = float(strength)
+        f = self._number(strength)
         if f < 1:
             raise ConfigError(f"defect resolution: factor must be ≥ 1, got {strength}")
-        h, w = clip.video.shape[1:3]
+        h, w = video.shape[1:3]
         small = (max(1, int(round(h / f))), max(1, int(round(w / f))))
-        v = media.resize_frames(media.resize_frames(np.asarray(clip.video), small, "area"), (h, w), "bilinear")
+        v = media.resize_frames(media.resize_frames(np.asarray(video), small, "area"), (h, w), "bilinear")
         rec = self._record(clip, strength, seed, low_size=list(small), size=[h, w])
         return _derived_clip(clip, rec, video=np.ascontiguousarray(v)), rec
 
@@ -414,28 +436,33 @@ class Recompress(DefectKind):
     quick = (25,)
     description = "video re-encoded as H.264 at an average bitrate (audio untouched)"
 
-    def magnitude(self, strength) -> float:
-        return 1.0 / float(strength)
+    def magnitude(self, strength: Strength) -> float:
+        return 1.0 / self._number(strength)
 
-    def apply(self, clip, strength, seed, ctx):
-        _need(clip, "video")
+    def apply(self, clip: Clip, strength: Strength, seed: int, ctx: DefectContext) -> tuple[Clip, AppliedDefect]:
+        video = _video(clip)
         from mova_eval import media
 
-        kbps = float(strength)
-        v = np.asarray(clip.video)
+        kbps = self._number(strength)
+        if not clip.fps:
+            raise MediaError(clip.path, "video without a frame rate")
+        fps = clip.fps
+        v = np.asarray(video)
         h, w = v.shape[1:3]
         if h % 2 or w % 2:  # H.264 yuv420p needs even sizes: re-encode the even crop, keep the odd edge as is
             v = v[:, : h - h % 2, : w - w % 2]
         with tempfile.TemporaryDirectory(prefix="mova-defect-") as tmp:
             path = Path(tmp) / "recompressed.mp4"
-            media.encode(path, np.ascontiguousarray(v), clip.fps, None, None, bitrate=int(kbps * 1000))
+            media.encode(path, np.ascontiguousarray(v), fps, None, None, bitrate=int(kbps * 1000))
             size = path.stat().st_size
             frames = media.decode(path, audio=False).video
-        out = np.array(clip.video)
+        if frames is None:
+            raise MediaError(path, "the re-encoded video decoded without frames")
+        out = np.array(video)
         n = min(frames.shape[0], out.shape[0])
         out[:n, : frames.shape[1], : frames.shape[2]] = frames[:n]
         rec = self._record(clip, strength, seed, file_bytes=int(size),
-                           measured_kbps=round(size * 8 / 1000 / max(clip.video.shape[0] / clip.fps, 1e-9), 1),
+                           measured_kbps=round(size * 8 / 1000 / max(video.shape[0] / fps, 1e-9), 1),
                            frames_decoded=int(frames.shape[0]))
         return _derived_clip(clip, rec, video=out), rec
 
@@ -444,8 +471,8 @@ class WrongLanguage(DefectKind):
     name, stream = "wrong_language", "audio"
     description = "speech replaced by espeak-ng speech of a fixed sentence in another language (en <-> zh)"
 
-    def apply(self, clip, strength, seed, ctx):
-        _need(clip, "audio")
+    def apply(self, clip: Clip, strength: Strength, seed: int, ctx: DefectContext) -> tuple[Clip, AppliedDefect]:
+        audio, sr = _audio(clip)
         item = ctx.item
         if item is None or not item.has_speech or item.language not in ("en", "zh"):
             raise NotApplicable("wrong_language applies to English or Chinese speech items only")
@@ -455,13 +482,13 @@ class WrongLanguage(DefectKind):
 
         other = "zh" if item.language == "en" else "en"
         foreign = replace(item, language=other, speech_text=FOREIGN_SENTENCES[other], speaker="", prompt="")
-        spec = synthetic.RenderSpec(duration=clip.audio.shape[1] / clip.sample_rate, fps=clip.fps or 24.0,
-                                    sample_rate=int(clip.sample_rate))
+        spec = synthetic.RenderSpec(duration=audio.shape[1] / sr, fps=clip.fps or 24.0,
+                                    sample_rate=int(sr))
         x, plan = synthetic.clean_audio(foreign, int(seed), spec)
         x = np.asarray(x, np.float32)[None]
-        c = clip.audio.shape[0]
+        c = audio.shape[0]
         x = np.repeat(x, c, axis=0)
-        out, info = fit_audio(x, clip.audio.shape[1], clip.sample_rate, _rng(clip, self.name, strength, seed))
+        out, info = fit_audio(x, audio.shape[1], sr, _rng(clip, self.name, strength, seed))
         rec = self._record(clip, strength, seed, language=other, text=FOREIGN_SENTENCES[other],
                            tts=getattr(plan, "engine", ""), **info)
         return _derived_clip(clip, rec, audio=np.ascontiguousarray(out, dtype=np.float32)), rec
@@ -492,7 +519,7 @@ def get(kind: str) -> DefectKind:
         raise ConfigError(f"unknown defect {kind!r}; known: {sorted(KINDS)}") from None
 
 
-def apply(clip: Clip, kind: str, strength=None, *, seed: int = 0, context: DefectContext | None = None
+def apply(clip: Clip, kind: str, strength: Strength = None, *, seed: int = 0, context: DefectContext | None = None
           ) -> tuple[Clip, AppliedDefect]:
     """Apply one defect: (new clip, record). Raises NotApplicable / MissingStreamError when it cannot apply."""
     k = get(kind)
@@ -501,9 +528,9 @@ def apply(clip: Clip, kind: str, strength=None, *, seed: int = 0, context: Defec
 
 
 def battery(kinds: Sequence[str] | None = None, *, quick: bool = False,
-            strengths: Mapping[str, Sequence] | None = None) -> list[tuple[str, Any]]:
+            strengths: Mapping[str, Sequence[Strength]] | None = None) -> list[tuple[str, Strength]]:
     """(kind, strength) pairs: every kind's default (or quick) strengths, overridden per kind by ``strengths``."""
-    out = []
+    out: list[tuple[str, Strength]] = []
     for name in kinds or list(KINDS):
         k = get(name)
         values = (strengths or {}).get(name) or (k.quick if quick else k.strengths)

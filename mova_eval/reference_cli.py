@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from mova_eval.context import RunContext
 
@@ -23,10 +25,10 @@ def _media_files(folder: Path, audio_ok: bool) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
 
 
-def _parse_options(pairs: list[str]) -> dict:
+def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
     import yaml
 
-    out = {}
+    out: dict[str, Any] = {}
     for p in pairs or []:
         if "=" not in p:
             raise SystemExit(f"mova-eval reference build: option {p!r} is not KEY=VALUE")
@@ -35,8 +37,9 @@ def _parse_options(pairs: list[str]) -> dict:
     return out
 
 
-def build(name: str, metric: str, source: str | Path, *, protocol: str | None = None, options: dict | None = None,
-          force: bool = False, device: str = "cpu", progress: bool = True, context: RunContext | None = None) -> dict:
+def build(name: str, metric: str, source: str | Path, *, protocol: str | None = None, options: dict[str, Any] | None = None,
+          force: bool = False, device: str = "cpu", progress: bool = True, context: RunContext | None = None
+          ) -> dict[str, Any]:
     """Build and store a reference; returns its meta. Raises ReferenceError/MovaEvalError with what to do.
     ``context`` (default: the environment's) says where the cache, the references and the weights are."""
     import numpy as np
@@ -75,13 +78,15 @@ def build(name: str, metric: str, source: str | Path, *, protocol: str | None = 
     m.load_extractor()
     token = m.cache_token()
     cache = Cache("features", context=context)
-    feats, used, excluded = [], [], []
+    feats: list[np.ndarray] = []
+    used: list[str] = []
+    excluded: list[dict[str, str]] = []
     for f in tqdm(files, desc=f"reference {name}", unit="file", disable=not progress):
         try:
             clip = media.decode(f, video="video" in cls.info.needs, audio="audio" in cls.info.needs)
             item = SuiteItem(id=f.stem, category="reference", prompt="")
             key = make_key("features", clip.content_hash, cls.info.name, token)
-            feats.append(np.asarray(cache.get_or_compute(key, lambda c=clip, it=item: m.features(c, it))))
+            feats.append(np.asarray(cache.get_or_compute(key, partial(m.features, clip, item))))
             used.append(str(f.relative_to(folder)))
         except Exception as e:  # one unusable file is reported and left out, never fatal
             excluded.append({"file": str(f.relative_to(folder)), "reason": f"{type(e).__name__}: {e}"})
@@ -92,7 +97,7 @@ def build(name: str, metric: str, source: str | Path, *, protocol: str | None = 
     x = np.concatenate(rows)
     stats = frechet.GaussianStats.of(x)
     clip_index = np.concatenate([np.full(r.shape[0], i) for i, r in enumerate(rows)])
-    meta = {"metric": cls.info.name, "protocol": actual_protocol, "extractor": m.extractor_id(),
+    meta: dict[str, Any] = {"metric": cls.info.name, "protocol": actual_protocol, "extractor": m.extractor_id(),
             "n_clips": len(rows), "n_vectors": stats.n, "dim": stats.dim, "source": str(folder.resolve()),
             "files": used, "excluded": excluded, "options": opts,
             "sample_size_warning": frechet.sample_size_warning(stats.n, stats.dim) or None}
@@ -101,7 +106,7 @@ def build(name: str, metric: str, source: str | Path, *, protocol: str | None = 
     return meta
 
 
-def cmd_reference(args) -> int:
+def cmd_reference(args: argparse.Namespace) -> int:
     import json
 
     from mova_eval import references
@@ -133,7 +138,7 @@ def cmd_reference(args) -> int:
     return 2
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = subparsers.add_parser("reference", help="build and list named reference statistics for FVD / FAD")
     rs = r.add_subparsers(dest="action", metavar="ACTION")
     rs.required = True

@@ -49,7 +49,7 @@ from mova_eval.cache import Cache, atomic_write_text, make_key
 from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError, MediaError, MovaEvalError
 from mova_eval.metrics.base import ItemScore, Metric, SetLevelMetric
-from mova_eval.spec import Clip, SuiteItem
+from mova_eval.spec import Clip, GenRequest, SuiteItem
 
 CLEAN = "clean"
 DIRECTIONS = ("rises", "falls", "unchanged")
@@ -67,7 +67,7 @@ class Expectation:
     source: str = "packaged"      # packaged | metric
 
 
-def _parse(output: str, defect: str, spec, source: str) -> Expectation:
+def _parse(output: str, defect: str, spec: str | Mapping[str, Any], source: str) -> Expectation:
     if isinstance(spec, str):
         spec = {"expect": spec}
     expect = spec.get("expect")
@@ -81,7 +81,7 @@ def _parse(output: str, defect: str, spec, source: str) -> Expectation:
     return Expectation(output, defect, expect, None if tol is None else float(tol), source)
 
 
-def packaged_expectations() -> dict[str, dict]:
+def packaged_expectations() -> dict[str, dict[str, Any]]:
     text = resources.files("mova_eval.data").joinpath("sanity_expectations.json").read_text(encoding="utf-8")
     return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
 
@@ -143,7 +143,7 @@ class SanityResult:
     cells: list[Cell]
     verdicts: list[Verdict]
     rows: pd.DataFrame
-    statuses: list[dict]
+    statuses: list[dict[str, Any]]
     counts: dict[str, int]
     timings: dict[str, float]
     meta: dict[str, Any]
@@ -152,12 +152,13 @@ class SanityResult:
 # ----------------------------------------------------------------------------------------------- scoring
 
 
-def _score(metric: Metric, token: str, clip: Clip, item: SuiteItem, cache: Cache, counter: dict) -> ItemScore:
+def _score(metric: Metric, token: str, clip: Clip, item: SuiteItem, cache: Cache, counter: dict[str, int]
+           ) -> ItemScore:
     from mova_eval.runner import SCORE_CACHE_LAYOUT
 
     # The runner's key, so a clean clip that `mova-eval run` already scored is a cache read here.
     key = make_key("score", SCORE_CACHE_LAYOUT, clip.content_hash, metric.info.name, token, item.fingerprint())
-    hit = cache.get(key) if cache.enabled else None
+    hit: ItemScore | None = cache.get(key, expect=ItemScore) if cache.enabled else None
     if hit is not None:
         counter["cached"] += 1
         return hit
@@ -172,7 +173,8 @@ def _score(metric: Metric, token: str, clip: Clip, item: SuiteItem, cache: Cache
     return s
 
 
-def _rows_for(metric: Metric, token, clip, item, seed, defect, strength, record, cache, counter) -> list[dict]:
+def _rows_for(metric: Metric, token: str, clip: Clip, item: SuiteItem, seed: int, defect: str, strength: D.Strength,
+             record: Mapping[str, Any] | None, cache: Cache, counter: dict[str, int]) -> list[dict[str, Any]]:
     base = {"item_id": item.id, "category": item.category, "seed": seed, "family": metric.info.name,
             "defect": defect, "strength": strength, "clip_hash": clip.content_hash,
             "record": json.dumps(record, default=str) if record else None}
@@ -197,8 +199,8 @@ def _reads(metric: Metric, stream: str) -> bool:
     return stream in metric.info.needs
 
 
-def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = None, quick: bool = False,
-               strengths: Mapping[str, Sequence] | None = None, extra_metrics: Sequence[Metric] = (),
+def run_sanity(cfg: Mapping[str, Any], out_dir: str | Path, *, kinds: Sequence[str] | None = None,
+               quick: bool = False, strengths: Mapping[str, Sequence[D.Strength]] | None = None, extra_metrics: Sequence[Metric] = (),
                seed: int = 0) -> SanityResult:
     """Score the battery on the configured suite/generator and write the cards to ``out_dir``.
 
@@ -255,7 +257,7 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
     clip_errors: dict[str, str] = {}
     for r in requests:
         res = gen[r.request_id]
-        if not res.ok:
+        if not res.ok or res.path is None:
             clip_errors[r.request_id] = f"GenerationError: {res.error}"
             continue
         if r.seed == requests[0].seed and r.item.id not in donors:
@@ -266,12 +268,12 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
 
     cache = Cache("scores", enabled=use_cache, context=context)
     counter = {"scored": 0, "cached": 0, "clean_scored": 0, "defected_scored": 0, "skipped_variants": 0}
-    records: list[dict] = []
-    skipped: list[dict] = []
+    records: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
 
-    def work(req) -> list[dict]:
+    def work(req: GenRequest) -> list[dict[str, Any]]:
         res = gen[req.request_id]
-        if not res.ok:
+        if not res.ok or res.path is None:
             return []
         item = req.item
         try:
@@ -280,7 +282,7 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
             clip_errors[req.request_id] = f"{type(e).__name__}: {e}"
             return []
         local = {"scored": 0, "cached": 0}
-        rows: list[dict] = []
+        rows: list[dict[str, Any]] = []
         active = [m for m in metrics if m.applies(item)]
         for m in active:
             rows += _rows_for(m, tokens[m.info.name], clip, item, req.seed, CLEAN, None, None, cache, local)
@@ -310,7 +312,7 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
         counter["defected_scored"] += local["scored"] - clean_scored
         return rows
 
-    all_rows: list[dict] = []
+    all_rows: list[dict[str, Any]] = []
     workers = max(1, int(rt.get("workers", 1)))
     import tempfile
 
@@ -348,7 +350,7 @@ def run_sanity(cfg: dict, out_dir: str | Path, *, kinds: Sequence[str] | None = 
 # ----------------------------------------------------------------------------------------------- statistics
 
 
-def analyse(frame: pd.DataFrame, metrics: Sequence[Metric], battery: Sequence[tuple[str, Any]], *,
+def analyse(frame: pd.DataFrame, metrics: Sequence[Metric], battery: Sequence[tuple[str, D.Strength]], *,
             n_boot: int = 1000) -> list[Cell]:
     cells: list[Cell] = []
     if frame.empty:
@@ -543,9 +545,10 @@ def markdown_fragment_html(md: str) -> str:
     ``mova-eval report`` to embed them)."""
     import html
 
-    body, table = [], []
+    body: list[str] = []
+    table: list[str] = []
 
-    def flush():
+    def flush() -> None:
         if table:
             rows = [r.strip().strip("|").split("|") for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
             out = ["<table>"]
@@ -620,12 +623,13 @@ def plot_output(cells: Sequence[Cell], verdicts: Sequence[Verdict], path: Path) 
 def to_jsonable(result: SanityResult) -> dict[str, Any]:
     from mova_eval.results import nan_to_null
 
-    return nan_to_null({"meta": result.meta, "counts": result.counts, "timings": result.timings,
-                  "metrics": result.statuses, "cells": [asdict(c) for c in result.cells],
-                  "verdicts": [asdict(v) for v in result.verdicts]})
+    out: dict[str, Any] = nan_to_null({"meta": result.meta, "counts": result.counts, "timings": result.timings,
+                                       "metrics": result.statuses, "cells": [asdict(c) for c in result.cells],
+                                       "verdicts": [asdict(v) for v in result.verdicts]})
+    return out
 
 
-def write_outputs(result: SanityResult, records: Iterable[dict], metrics: Sequence[Metric]) -> None:
+def write_outputs(result: SanityResult, records: Iterable[dict[str, Any]], metrics: Sequence[Metric]) -> None:
     out = result.out_dir
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "sanity.json", json.dumps(to_jsonable(result), indent=2, default=str) + "\n")
@@ -652,4 +656,5 @@ def load_result(out_dir: str | Path) -> dict[str, Any]:
     path = Path(out_dir) / "sanity.json"
     if not path.is_file():
         raise MovaEvalError(f"{out_dir}: no sanity.json (not a `mova-eval sanity` output folder)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data

@@ -26,7 +26,7 @@ def _strength(text: str) -> tuple[str, list[float]]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected KIND=V1,V2,…") from None
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("sanity", help="defect battery: does each metric detect what it claims?",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. metrics.only=[av_align] suite=… generator=…")
@@ -39,7 +39,7 @@ def register(sub) -> None:
     s.set_defaults(func=cmd_sanity)
 
 
-def cmd_sanity(args) -> int:
+def cmd_sanity(args: argparse.Namespace) -> int:
     from mova_eval.config import compose
     from mova_eval.sanity import run_sanity
 

@@ -212,6 +212,15 @@ def test_bad_kinds_and_strengths_are_config_errors(speech):
     assert ("noise", 0) in defects.battery(["noise"], quick=True)
 
 
+@pytest.mark.parametrize("kind", [k for k, d in defects.KINDS.items() if d.unit])
+def test_a_kind_with_a_unit_refuses_a_missing_strength(speech, kind):
+    # Found by mypy: the strength of audio_offset, noise, freeze… went through float(None), a bare TypeError.
+    with pytest.raises(ConfigError, match=f"defect {kind}: needs a strength"):
+        defects.apply(speech, kind)
+    with pytest.raises(ConfigError, match=f"defect {kind}: needs a strength"):
+        defects.battery([kind], strengths={kind: [None]})
+
+
 def test_the_unchanged_stream_features_are_computed_once(speech):
     """Audio defects share the clean clip's video features (optical flow is computed once for all of them);
     a video defect never sees them."""
