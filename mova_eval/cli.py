@@ -4,9 +4,17 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeAlias
 
 from mova_eval.errors import MovaEvalError
+
+if TYPE_CHECKING:
+    from mova_eval.generators.base import Problem
+    from mova_eval.runner import RunOutcome
+    from mova_eval.summary import SummaryRecord
+
+#: what a subcommand group contributed by another module registers itself with
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 RUN_HELP = """\
 Run a suite through a generator, score the clips, and write
@@ -35,7 +43,7 @@ Default configuration:
 {default}"""
 
 
-def _print_summary(outcome) -> None:
+def _print_summary(outcome: RunOutcome) -> None:
     """The console summary: every metric's `all` value and, beside it, the value in the protocol of the paper that
     uses the metric (MOVA Table 4: DNSMOS and LSE on Verse-Bench set3); the note names the exclusions by reason."""
     from mova_eval.report.tables import paper_protocols
@@ -49,7 +57,7 @@ def _print_summary(outcome) -> None:
                   key=lambda r: (r.family, r.metric, r.model))
     protocols = paper_protocols(str(log.suite.get("name", "")))
 
-    def fmt(r) -> tuple[str, str]:
+    def fmt(r: SummaryRecord) -> tuple[str, str]:
         mean = "nan" if not r.has_value else f"{r.mean:.4g}"
         ci = "" if math.isnan(r.ci_low) else f"[{r.ci_low:.4g}, {r.ci_high:.4g}]"
         return mean, ci
@@ -83,8 +91,8 @@ def _print_summary(outcome) -> None:
     unavailable = [m for m in log.metrics if not m.available]
     if unavailable:
         print("\nnot run here:")
-        for m in unavailable:
-            print(f"  {m.name}: {m.reason}" + (f"  → {m.command}" if m.command else ""))
+        for st in unavailable:
+            print(f"  {st.name}: {st.reason}" + (f"  → {st.command}" if st.command else ""))
     c = log.counts
     print(f"\n{c.get('rows', 0)} rows, {c.get('errors', 0)} with errors; {log.timings.get('total', 0):.1f} s")
     if log.failures:
@@ -93,7 +101,7 @@ def _print_summary(outcome) -> None:
             print(f"  [{f.rule}] {f.detail}")
 
 
-def _announce_label(cfg: dict) -> None:
+def _announce_label(cfg: dict[str, Any]) -> None:
     """Say which label the results will carry when the generator chose it (a directory run: the folder's name)."""
     from mova_eval.runner import model_label
 
@@ -111,7 +119,7 @@ def _announce_label(cfg: dict) -> None:
               file=sys.stderr)
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     from mova_eval.config import compose
     from mova_eval.runner import run
 
@@ -122,7 +130,7 @@ def cmd_run(args) -> int:
     return 0 if outcome.log.status == "complete" else 1
 
 
-def cmd_merge(args) -> int:
+def cmd_merge(args: argparse.Namespace) -> int:
     from mova_eval.merge import merge_runs
 
     outcome = merge_runs(args.run_dirs, args.out)
@@ -147,7 +155,7 @@ Example:
 Exit status: 0 complete; 1 a run rule fired (as for `mova-eval run`); 2 the shards cannot be merged."""
 
 
-def cmd_ls(args) -> int:
+def cmd_ls(args: argparse.Namespace) -> int:
     from mova_eval.config import compose, group_options
     from mova_eval.registry import generator_classes, get_metric_class, metric_classes
 
@@ -169,34 +177,34 @@ def cmd_ls(args) -> int:
         print(f"  {ok} {name:<14} {note}")
     print("generators:")
     confs = set(group_options("generator"))
-    for name, cls in generator_classes().items():
+    for name, gcls in generator_classes().items():
         cfg = compose([f"generator={name}"], require_all=False)["generator"] if name in confs else {"name": name}
-        av = cls.availability(cfg)
+        av = gcls.availability(cfg)
         line = f"  {ok if av.ok else bad} {name:<14}"
         if not av.ok:
             line += f" {av.reason}" + (f"  → {av.command}" if av.command else "")
         print(line)
     print("metrics:")
-    for name, cls in metric_classes().items():
-        av = cls.availability()
-        outs = ", ".join(o.name for o in cls.info.outputs)
+    for name, mcls in metric_classes().items():
+        av = mcls.availability()
+        outs = ", ".join(o.name for o in mcls.info.outputs)
         line = f"  {ok if av.ok else bad} {name:<14} [{outs}]"
         if not av.ok:
             line += f"  {av.reason}" + (f"  → {av.command}" if av.command else "")
-        nc = [w for w in cls.info.weights if weights.get(w).non_commercial]
+        nc = [w for w in mcls.info.weights if weights.get(w).non_commercial]
         if nc:
             line += "  [non-commercial weights: " + "; ".join(f"{w}: {weights.get(w).license}" for w in nc) + "]"
         print(line)
     return 0
 
 
-def cmd_validate(args) -> int:
+def cmd_validate(args: argparse.Namespace) -> int:
     from mova_eval.config import compose
     from mova_eval.registry import get_generator_class
     from mova_eval.suites import load_suite, summarize
 
     cfg = compose(args.overrides)
-    problems: list = []  # generators.base.Problem
+    problems: list[Problem] = []
     suite = load_suite(cfg["suite"])
     s = summarize(suite)
     print(f"suite {suite.name} (v{suite.version}) from {suite.source}: {s['items']} items, {s['with_speech']} with speech")
@@ -234,7 +242,7 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def cmd_weights(args) -> int:
+def cmd_weights(args: argparse.Namespace) -> int:
     from mova_eval import weights
 
     if args.action == "list":
@@ -348,9 +356,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def _extensions():
+def _extensions() -> list[Callable[[Subparsers], None]]:
     """Subcommand groups contributed by other parts of the package (arena, reference statistics…)."""
-    out = []
+    out: list[Callable[[Subparsers], None]] = []
     for mod_name in ("mova_eval.arena.cli", "mova_eval.reference_cli", "mova_eval.sanity_cli", "mova_eval.report.cli"):
         try:
             mod = __import__(mod_name, fromlist=["register"])

@@ -34,6 +34,7 @@ import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -86,6 +87,8 @@ def _stat(values: np.ndarray, cats: np.ndarray, rule: str, num: np.ndarray | Non
     from mova_eval.metrics.base import CATEGORY_MEAN, CORPUS
 
     if rule == CORPUS:
+        if num is None or den is None:
+            raise ValueError("the corpus rule needs the items' numerators and denominators")
         d = float(np.sum(den))
         return float(np.sum(num) / d) if d > 0 else math.nan
     if rule == CATEGORY_MEAN:
@@ -112,8 +115,11 @@ def paired_delta(base: pd.DataFrame, cand: pd.DataFrame, rule: str, *, n_boot: i
     cols = ["item_id", "seed", "category", "value"] + (["numerator", "denominator"] if rule == CORPUS else [])
     b = base[cols].copy()
     c = cand[cols].copy()
-    ok = lambda f: np.isfinite(f["value"].to_numpy(float)) if rule != CORPUS else (  # noqa: E731
-        np.isfinite(f["numerator"].to_numpy(float)) & np.isfinite(f["denominator"].to_numpy(float)))
+    def ok(f: pd.DataFrame) -> np.ndarray:
+        finite: np.ndarray = (np.isfinite(f["value"].to_numpy(float)) if rule != CORPUS else
+                              np.isfinite(f["numerator"].to_numpy(float)) & np.isfinite(f["denominator"].to_numpy(float)))
+        return finite
+
     b, c = b[ok(b)], c[ok(c)]
     b = b.drop_duplicates(["item_id", "seed"], keep="last")  # one row per item and seed (a rerun's row wins)
     c = c.drop_duplicates(["item_id", "seed"], keep="last")
@@ -128,7 +134,7 @@ def paired_delta(base: pd.DataFrame, cand: pd.DataFrame, rule: str, *, n_boot: i
         nb, db = m["numerator_b"].to_numpy(float), m["denominator_b"].to_numpy(float)
         nc, dc = m["numerator_c"].to_numpy(float), m["denominator_c"].to_numpy(float)
 
-    def stat(idx):
+    def stat(idx: np.ndarray) -> tuple[float, float, float]:
         sb = _stat(vb[idx], cats[idx], rule, None if nb is None else nb[idx], None if db is None else db[idx])
         sc = _stat(vc[idx], cats[idx], rule, None if nc is None else nc[idx], None if dc is None else dc[idx])
         return sc - sb, sb, sc
@@ -211,14 +217,14 @@ def compare_metric(base: Side, cand: Side, metric: str, category: str = ALL, lan
     ref = rc or rb
     if ref is None:
         return None
-    common = dict(metric=metric, family=ref.family, category=category, language=language, direction=ref.direction,
-                  unit=ref.unit, aggregation=ref.aggregation, n_baseline=rb.n if rb else 0,
-                  n_candidate=rc.n if rc else 0)
+    comparison = partial(MetricComparison, metric=metric, family=ref.family, category=category, language=language,
+                         direction=ref.direction, unit=ref.unit, aggregation=ref.aggregation,
+                         n_baseline=rb.n if rb else 0, n_candidate=rc.n if rc else 0)
     if rb is None or rc is None:
         missing = "baseline" if rb is None else "candidate"
-        return MetricComparison(**common, baseline=rb.mean if rb else math.nan,
-                                candidate=rc.mean if rc else math.nan, delta=math.nan, ci_low=math.nan,
-                                ci_high=math.nan, paired=False, n_shared=0, note=f"not in the {missing}")
+        return comparison(baseline=rb.mean if rb else math.nan, candidate=rc.mean if rc else math.nan,
+                          delta=math.nan, ci_low=math.nan, ci_high=math.nan, paired=False, n_shared=0,
+                          note=f"not in the {missing}")
     can_pair = (base.items is not None and cand.items is not None and ref.aggregation != SET_LEVEL
                 and (base.items["metric"] == metric).any() and (cand.items["metric"] == metric).any())
     if can_pair:
@@ -230,8 +236,8 @@ def compare_metric(base: Side, cand: Side, metric: str, category: str = ALL, lan
         note = "" if p.n else "no item has a value in both runs"
         if p.n and (p.n < rb.n or p.n < rc.n):
             note = f"paired on {p.n} shared items (baseline has {rb.n}, candidate {rc.n})"
-        return MetricComparison(**common, baseline=p.baseline, candidate=p.candidate, delta=p.delta,
-                                ci_low=p.ci_low, ci_high=p.ci_high, paired=True, n_shared=p.n, note=note)
+        return comparison(baseline=p.baseline, candidate=p.candidate, delta=p.delta, ci_low=p.ci_low,
+                          ci_high=p.ci_high, paired=True, n_shared=p.n, note=note)
     delta = rc.mean - rb.mean
     hw = [(r.ci_high - r.ci_low) / 2 for r in (rb, rc)]
     lo = hi = math.nan
@@ -239,8 +245,8 @@ def compare_metric(base: Side, cand: Side, metric: str, category: str = ALL, lan
         spread = math.hypot(*hw)
         lo, hi = delta - spread, delta + spread
     why = ("set-level metric" if ref.aggregation == SET_LEVEL else "no item values on one side")
-    return MetricComparison(**common, baseline=rb.mean, candidate=rc.mean, delta=delta, ci_low=lo, ci_high=hi,
-                            paired=False, n_shared=0, note=f"unpaired ({why}): CI from both CIs in quadrature")
+    return comparison(baseline=rb.mean, candidate=rc.mean, delta=delta, ci_low=lo, ci_high=hi, paired=False,
+                      n_shared=0, note=f"unpaired ({why}): CI from both CIs in quadrature")
 
 
 def compare(base: Side, cand: Side, *, targets: list[tuple[str, str, str]] | None = None,
@@ -348,11 +354,11 @@ def known_outputs(sides: Sequence[Side] = ()) -> set[str]:
         from mova_eval.results import read_run_json
 
         for status in read_run_json(side.path).metrics:
-            cls = metric_classes().get(status.name)
-            if cls is None:
+            status_cls = metric_classes().get(status.name)
+            if status_cls is None:
                 continue
             try:
-                out.update(o.name for o in cls(status.options, context=context).requested_outputs())
+                out.update(o.name for o in status_cls(status.options, context=context).requested_outputs())
             except Exception:  # options of another mova-eval version: the names its records carry stand
                 pass
     return out

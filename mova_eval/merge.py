@@ -17,17 +17,20 @@ import copy
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from mova_eval.context import RunContext
 from mova_eval.errors import ConfigError, ResultsError
 from mova_eval.results import ItemLog, RunLock, RunLog, ScoredRows, now, read_run_json
 
+if TYPE_CHECKING:
+    from mova_eval.runner import RunOutcome
+
 #: config keys that may differ between the shards of one experiment (runtime knobs do not change results)
 _FREE_KEYS = ("run_id", "output_dir", "runtime")
 
 
-def _comparable(cfg: dict) -> dict:
+def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
     out = {k: copy.deepcopy(v) for k, v in cfg.items() if k not in _FREE_KEYS}
     if isinstance(out.get("suite"), dict):
         out["suite"].pop("shard", None)
@@ -36,7 +39,7 @@ def _comparable(cfg: dict) -> dict:
 
 def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
-        out = []
+        out: list[str] = []
         for k in sorted(set(a) | set(b), key=str):
             out += _differences(a.get(k), b.get(k), f"{prefix}{k}.")
         return out
@@ -51,13 +54,14 @@ def _request_key(request_id: str) -> tuple[str, int] | None:
         return None
 
 
-def merge_runs(run_dirs: Sequence[str | Path], out: str | Path):
+def merge_runs(run_dirs: Sequence[str | Path], out: str | Path) -> RunOutcome:
     """Merge shard run directories into ``out`` (a new run directory; its name is the merged ``run_id``).
     Returns the :class:`~mova_eval.runner.RunOutcome`. Refuses (ConfigError / ResultsError naming the directories)
     shards that are not one experiment, a shard missing or given twice, an unfinished shard, or an ``out`` that
     already holds a run."""
     from mova_eval import references, runner
-    from mova_eval.metrics.base import SetLevelMetric
+    from mova_eval.metrics.base import Metric, SetLevelMetric
+    from mova_eval.registry import get_metric_class, use_plugins
     from mova_eval.suites import load_suite, parse_shard, shard_of
 
     started = time.perf_counter()
@@ -94,7 +98,7 @@ def merge_runs(run_dirs: Sequence[str | Path], out: str | Path):
 
     # every shard index once
     shards: dict[int, Path] = {}
-    count = None
+    count: int | None = None
     for d, log in zip(dirs, logs):
         spec = parse_shard((log.config.get("suite") or {}).get("shard"))
         if spec is None:
@@ -106,6 +110,7 @@ def merge_runs(run_dirs: Sequence[str | Path], out: str | Path):
         if index in shards:
             raise ConfigError(f"merge: shard {index}/{n} is given twice: {shards[index]} and {d}")
         shards[index] = d
+    assert count is not None  # dirs is not empty (checked above), and every shard set it
     missing_shards = sorted(set(range(count)) - set(shards))
     if missing_shards:
         raise ConfigError(f"merge: shard(s) {', '.join(f'{i}/{count}' for i in missing_shards)} missing "
@@ -118,7 +123,7 @@ def merge_runs(run_dirs: Sequence[str | Path], out: str | Path):
     rt = cfg.get("runtime") or {}
     context = RunContext.from_config(rt, device="cpu")  # compute() needs features, not the models
     suite = load_suite(cfg["suite"])
-    runner.use_plugins(cfg.get("plugins"))  # the shards' package.module:ClassName metrics, for their set-level stage
+    use_plugins(cfg.get("plugins"))  # the shards' package.module:ClassName metrics, for their set-level stage
     seeds = runner.parse_seeds(cfg.get("seeds"))
     owner = shard_of(suite.items, count)
     samples: dict[str, list[int]] = {}  # seeds=all: each item's seeds, as its own shard listed them
@@ -181,9 +186,9 @@ def merge_runs(run_dirs: Sequence[str | Path], out: str | Path):
     settings = runner.RunSettings.from_config(rt)
     mcfg = references.with_suite_references(cfg.get("metrics", {}), suite)
     options = mcfg.get("options") or {}
-    set_metrics = []
+    set_metrics: list[Metric] = []
     for name in [m.name for m in logs[0].metrics if m.available]:  # the order a single run loads them in
-        cls = runner.get_metric_class(name)
+        cls = get_metric_class(name)
         if issubclass(cls, SetLevelMetric):
             set_metrics.append(cls(options.get(name, {}), device=context.device, context=context))
     summary = runner.aggregate_rows(rows, suite, set_metrics, cfg["generator"]["name"], settings.bootstrap, context)

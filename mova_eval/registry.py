@@ -24,9 +24,15 @@ import re
 from functools import lru_cache
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeGuard, TypeVar
 
 from mova_eval.errors import PluginError, RegistryKeyError
+
+if TYPE_CHECKING:  # at run time _bases() imports them when first asked (importing the registry loads no base class)
+    from mova_eval.generators.base import Generator
+    from mova_eval.metrics.base import Metric
+
+_C = TypeVar("_C")
 
 _SKIP_MODULES = {"base", "frechet", "options", "stats"}
 #: the two entry-point groups third-party distributions register in
@@ -38,7 +44,7 @@ _PATH = re.compile(rf"^({_DOTTED})(?::({_DOTTED}))?$")
 _CONFIG_PLUGINS: dict[str, tuple[type, ...]] = {}
 
 
-def _iter_modules(package: str):
+def _iter_modules(package: str) -> Iterator[ModuleType]:
     pkg = importlib.import_module(package)
     for m in pkgutil.iter_modules(pkg.__path__):
         if m.name.startswith("_") or m.name in _SKIP_MODULES:
@@ -46,11 +52,11 @@ def _iter_modules(package: str):
         yield importlib.import_module(f"{package}.{m.name}")
 
 
-def _is_concrete(obj, base) -> bool:
+def _is_concrete(obj: object, base: type[_C]) -> TypeGuard[type[_C]]:
     return isinstance(obj, type) and issubclass(obj, base) and obj is not base and not getattr(obj, "__abstract__", False)
 
 
-def _bases() -> tuple[type, type]:
+def _bases() -> tuple[type[Metric], type[Generator]]:
     from mova_eval.generators.base import Generator
     from mova_eval.metrics.base import Metric
 
@@ -115,7 +121,7 @@ def load_plugin(path: Any, origin: str) -> tuple[type, ...]:
 
 
 def _entry_point_classes(group: str) -> list[tuple[type, str]]:
-    out = []
+    out: list[tuple[type, str]] = []
     for ep in entry_points(group=group):
         dist = getattr(ep.dist, "name", None) or "?"
         origin = f"entry point {ep.name!r} of distribution {dist!r} (group {group})"
@@ -123,8 +129,8 @@ def _entry_point_classes(group: str) -> list[tuple[type, str]]:
     return out
 
 
-def _collect(base: type, package: str, group: str, key) -> dict:
-    found: dict[str, type] = {}
+def _collect(base: type[_C], package: str, group: str, key: Callable[[type[_C]], str]) -> dict[str, type[_C]]:
+    found: dict[str, type[_C]] = {}
     origins: dict[str, str] = {}
     sources: list[tuple[type, str]] = [(cls, f"module {mod.__name__}") for mod in _iter_modules(package)
                                        for cls in _defined_in(mod)]
@@ -143,13 +149,13 @@ def _collect(base: type, package: str, group: str, key) -> dict:
 
 
 @lru_cache(maxsize=None)
-def metric_classes() -> dict:
+def metric_classes() -> dict[str, type[Metric]]:
     metric_base, _ = _bases()
     return _collect(metric_base, "mova_eval.metrics", METRIC_GROUP, lambda c: c.info.name)
 
 
 @lru_cache(maxsize=None)
-def generator_classes() -> dict:
+def generator_classes() -> dict[str, type[Generator]]:
     _, gen_base = _bases()
     return _collect(gen_base, "mova_eval.generators", GENERATOR_GROUP, lambda c: c.name)
 
@@ -199,14 +205,14 @@ def import_feature_modules() -> tuple[str, ...]:
     return tuple(m.__name__ for m in _iter_modules("mova_eval.metrics.features"))
 
 
-def get_metric_class(name: str):
+def get_metric_class(name: str) -> type[Metric]:
     classes = metric_classes()
     if name not in classes:
         raise RegistryKeyError("metric", name, list(classes))
     return classes[name]
 
 
-def get_generator_class(name: str):
+def get_generator_class(name: str) -> type[Generator]:
     classes = generator_classes()
     if name not in classes:
         raise RegistryKeyError("generator", name, list(classes))

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mova_eval import registry as registry_mod
 from mova_eval import runner as runner_mod
 from mova_eval.cli import main
 from mova_eval.config import compose
@@ -51,6 +52,7 @@ def runs():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runner_mod, "metric_classes", lambda: classes)
         mp.setattr(runner_mod, "get_metric_class", lambda name: classes[name])
+        mp.setattr(registry_mod, "get_metric_class", lambda name: classes[name])  # merge looks the class up there
         single = run(compose([f"output_dir={tmp}", "run_id=single", *BASE]))
         for i in range(2):
             run(compose([f"output_dir={tmp}", f"run_id=s{i}", f"suite.shard={i}/2", *BASE]))
